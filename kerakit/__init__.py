@@ -1,0 +1,42 @@
+"""kerakit: problem spec → compiled Keras model, trained fast, tuned, evaluated honestly.
+
+Names are imported on first use (PEP 562), so `import kerakit` and the
+`kerakit` command's help stay instant: TensorFlow loads only when a name that
+needs it is touched.
+"""
+
+__version__ = "0.1.0"
+
+# public name → module that defines it
+_EXPORTS = {
+    "ProblemSpec": "kerakit.spec",
+    "infer_spec": "kerakit.spec",
+    "validate_labels": "kerakit.spec",
+    "build_model": "kerakit.builders",
+    "register_body": "kerakit.builders",
+    "get_optimizer": "kerakit.optimizers",
+    "default_callbacks": "kerakit.callbacks",
+    "TerminateOnNaN": "kerakit.callbacks",
+    "fit": "kerakit.training",
+    "evaluate": "kerakit.training",
+    "predict": "kerakit.training",
+    "set_seed": "kerakit.training",
+    "KerakitError": "kerakit.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kerakit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

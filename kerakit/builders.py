@@ -1,0 +1,321 @@
+"""Body registry and `build_model`: problem spec → compiled `keras.Model`.
+
+A *body* maps the inputs to features; kerakit adds the head the spec calls
+for and compiles. Bodies read every setting from Keras Tuner
+`HyperParameters`, so one builder serves both `build_model` (a fresh
+`HyperParameters` returns each default; options you pass are pinned with
+`hp.Fixed`) and `tune` (the tuner chooses).
+"""
+
+from kerakit import heads
+from kerakit.errors import ConfigError, SpecError, unknown_name
+from kerakit.optimizers import OPTIMIZERS, default_learning_rate, get_optimizer
+from kerakit.spec import ProblemSpec
+
+BODIES = {}
+
+# Optimizers in the default search space (AdamW stays available by name).
+SEARCH_OPTIMIZERS = ("adam", "rmsprop", "sgd", "adagrad")
+
+
+class Body:
+    """A registered body: `build(spec, hp)` returns a callable on the input tensor.
+
+    `options` names the keyword options `build_model` accepts for this body;
+    `pin(hp, **options)` writes them into `hp` as fixed values.
+    """
+
+    def __init__(self, name, build, options=(), pin=None):
+        self.name = name
+        self.build = build
+        self.options = tuple(options)
+        self._pin = pin
+
+    def pin(self, hp, **options):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown and self.options:
+            listed = ", ".join(self.options)
+            raise ConfigError(
+                f"Body '{self.name}' has no option(s) {unknown}. Its options are: {listed}."
+            )
+        if self._pin is not None:
+            self._pin(hp, **options)
+            return
+        for key, value in options.items():
+            hp.Fixed(key, value)
+
+
+def register_body(name, build=None, *, options=(), pin=None):
+    """Registers a body builder under `name` (usable as a decorator).
+
+    A builder is `build(spec, hp)` — a function or a class — that returns a
+    callable mapping the input tensor to a feature tensor (a `keras.Sequential`,
+    a layer, or a function). kerakit adds the output layer. Read settings from
+    `hp` (`hp.Int`, `hp.Choice`, ...) with defaults, so the same builder works
+    in `build_model` and in `tune`.
+
+    Args:
+        name: the name `build_model(body=...)` will accept.
+        build: the builder; omit to use as a decorator.
+        options: names of keyword options `build_model` may pass; each is
+            pinned into `hp` with `hp.Fixed`. Empty means any scalar option.
+        pin: optional `pin(hp, **options)` for options that are not scalars.
+
+    Example:
+
+    ```python
+    @kk.register_body("wide")
+    def wide(spec, hp):
+        return keras.layers.Dense(hp.Int("width", 64, 1024, default=512), activation="relu")
+
+    model = kk.build_model(spec, input_shape=(8,), body="wide", width=256)
+    ```
+    """
+
+    def decorator(builder):
+        if not callable(builder):
+            raise ConfigError(f"A body builder must be callable. Received: {builder!r}")
+        BODIES[name] = Body(name, builder, options, pin)
+        return builder
+
+    return decorator(build) if build is not None else decorator
+
+
+def get_body(identifier):
+    """Returns the registered `Body` for a name, or wraps a `build(spec, hp)` callable."""
+    if isinstance(identifier, Body):
+        return identifier
+    if callable(identifier):
+        return Body(getattr(identifier, "__name__", "custom"), identifier)
+    if identifier not in BODIES:
+        raise unknown_name("body", identifier, BODIES)
+    return BODIES[identifier]
+
+
+# The built-in MLP body ----------------------------------------------------
+
+_MLP_DEFAULT_UNITS = (128, 64)
+
+
+def _pin_mlp(hp, units=None, **scalars):
+    if units is not None:
+        units = (units,) if isinstance(units, int) else tuple(units)
+        if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
+            raise ConfigError(
+                "`units` must be a positive integer or a sequence of them, one per hidden "
+                f"layer. Received: units={units!r}"
+            )
+        hp.Fixed("depth", len(units))
+        for i, width in enumerate(units):
+            hp.Fixed(f"units_{i}", width)
+    for key, value in scalars.items():
+        if value is None:
+            continue
+        if key in ("dropout", "l1", "l2") and not (isinstance(value, (int, float)) and value >= 0):
+            raise ConfigError(f"`{key}` must be a number >= 0. Received: {key}={value!r}")
+        if key == "dropout" and value >= 1:
+            raise ConfigError(f"`dropout` must be below 1 (a rate). Received: dropout={value!r}")
+        hp.Fixed(key, value)
+
+
+def mlp(spec, hp):
+    """A stack of Dense layers with optional batch norm, dropout and L1/L2 penalties."""
+    import keras
+
+    depth = hp.Int("depth", 1, 4, default=len(_MLP_DEFAULT_UNITS))
+    dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
+    l1 = hp.Choice("l1", [0.0, 1e-5, 1e-4, 1e-3], default=0.0)
+    l2 = hp.Choice("l2", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], default=1e-4)
+    batchnorm = hp.Boolean("batchnorm", default=False)
+    activation = hp.Choice("activation", ["relu", "gelu", "tanh"], default="relu")
+    regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+    layers = []
+    for i in range(depth):
+        default = _MLP_DEFAULT_UNITS[i] if i < len(_MLP_DEFAULT_UNITS) else 32
+        width = hp.Int(f"units_{i}", 16, 512, step=16, default=default)
+        layers.append(keras.layers.Dense(width, kernel_regularizer=regularizer, name=f"dense_{i}"))
+        if batchnorm:
+            layers.append(keras.layers.BatchNormalization(name=f"batchnorm_{i}"))
+        layers.append(keras.layers.Activation(activation, name=f"{activation}_{i}"))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+    return keras.Sequential(layers, name="body")
+
+
+register_body(
+    "mlp", mlp, options=("units", "dropout", "l1", "l2", "batchnorm", "activation"), pin=_pin_mlp
+)
+
+
+# Losses -------------------------------------------------------------------
+
+
+def _loss_name(loss):
+    return heads.LOSS_ALIASES.get(loss, loss) if isinstance(loss, str) else None
+
+
+def resolve_loss(spec, loss="auto"):
+    """Returns the loss to compile with: the spec's, or an explicit one checked against it."""
+    if loss in ("auto", None):
+        return spec.loss
+    name = _loss_name(loss)
+    if name is None:
+        return loss  # a loss object or function: used as given
+    reason = heads.INCOMPATIBLE_LOSSES.get(spec.head, {}).get(name)
+    if reason:
+        raise SpecError(
+            f"loss={loss!r} cannot work with this spec ({spec.head}, {spec.activation} output): "
+            f"{reason}. Use loss='auto' (gives {spec.loss!r}) or change the spec."
+        )
+    import keras
+    from keras.src import losses as keras_losses
+
+    try:
+        keras.losses.get(name)
+    except ValueError:
+        valid = [k for k in keras_losses.ALL_OBJECTS_DICT if k.islower()]
+        raise unknown_name("loss", loss, valid) from None
+    return name
+
+
+# build_model --------------------------------------------------------------
+
+
+def _input_tensor(input_shape, inputs):
+    import keras
+
+    if inputs is not None:
+        return inputs
+    if input_shape is None:
+        raise ConfigError(
+            "build_model needs `input_shape` (e.g. input_shape=(x.shape[1],)) or `inputs`. "
+            "Received neither."
+        )
+    if isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    shape = tuple(input_shape)
+    if not shape or any(d is not None and (not isinstance(d, int) or d < 1) for d in shape):
+        raise ConfigError(
+            f"`input_shape` must be a tuple of positive integers, without the batch "
+            f"dimension. Received: input_shape={input_shape!r}"
+        )
+    return keras.Input(shape=shape, name="features")
+
+
+def build_model(
+    spec,
+    input_shape=None,
+    *,
+    body="mlp",
+    hp=None,
+    inputs=None,
+    preprocessor=None,
+    units=None,
+    dropout=None,
+    l1=None,
+    l2=None,
+    batchnorm=None,
+    optimizer="auto",
+    learning_rate="auto",
+    loss="auto",
+    metrics="auto",
+    seed=None,
+    jit_compile="auto",
+    name=None,
+    **body_options,
+):
+    """Builds and compiles a plain `keras.Model` for a problem spec.
+
+    The output layer, loss and metrics come from the spec (see
+    `kerakit.heads`); a loss or metrics you pass are used as given, and a loss
+    that cannot work with the spec is refused before anything is built.
+
+    Args:
+        spec: a `ProblemSpec`.
+        input_shape: shape of one example without the batch dimension, e.g.
+            `(64,)`. Not needed when `inputs` is given.
+        body: a registered body name (default "mlp"), a `Body`, or a
+            `build(spec, hp)` callable.
+        hp: Keras Tuner `HyperParameters` to read settings from. Defaults to a
+            fresh one, which yields each default.
+        inputs: Keras input tensor(s) to use instead of `input_shape` (e.g. a
+            dict of raw columns); `preprocessor` then maps them to one tensor.
+        preprocessor: callable applied to `inputs` before the body.
+        units, dropout, l1, l2, batchnorm: options of the "mlp" body.
+            Defaults to units=(128, 64), dropout=0.2, l1=0, l2=1e-4, no batch norm.
+        optimizer: "adam", "adamw", "rmsprop", "sgd" (momentum 0.9),
+            "adagrad", or an optimizer object. "auto" is "adam" (or the tuner's
+            choice).
+        learning_rate: a float, or "auto" for the optimizer's usual rate.
+        loss: "auto" for the spec's loss, or a Keras loss name/object.
+        metrics: "auto" for the spec's metrics, or a list used as given.
+        seed: seeds Keras's global generators before weights are created.
+        jit_compile: passed to `compile`. Defaults to "auto".
+        name: the model's name.
+        **body_options: options of a custom body.
+
+    Example:
+
+    >>> spec = ProblemSpec(task="multiclass", num_classes=10)
+    >>> model = build_model(spec, input_shape=(64,), units=(64,), dropout=0.1)
+    >>> model.loss
+    'sparse_categorical_crossentropy'
+    """
+    if not isinstance(spec, ProblemSpec):
+        raise ConfigError(
+            f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}"
+        )
+    body = get_body(body)
+    compiled_loss = resolve_loss(spec, loss)
+
+    import keras
+    import keras_tuner
+
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    hp = keras_tuner.HyperParameters() if hp is None else hp
+    options = dict(units=units, dropout=dropout, l1=l1, l2=l2, batchnorm=batchnorm)
+    options = {k: v for k, v in options.items() if v is not None}
+    body.pin(hp, **options, **body_options)
+    optimizer_object = _resolve_optimizer(hp, optimizer, learning_rate)
+
+    tensor_in = _input_tensor(input_shape, inputs)
+    features = preprocessor(tensor_in) if preprocessor is not None else tensor_in
+    builder = body.build
+    features = builder(spec, hp)(features)
+    outputs = keras.layers.Dense(
+        spec.num_outputs, activation=spec.activation, dtype="float32", name="output"
+    )(features)
+    model = keras.Model(tensor_in, outputs, name=name or f"kerakit_{spec.task}")
+    model.compile(
+        optimizer=optimizer_object,
+        loss=compiled_loss,
+        metrics=heads.make_metrics(spec) if metrics == "auto" else metrics,
+        jit_compile=jit_compile,
+    )
+    model._kerakit_spec = spec
+    return model
+
+
+def _resolve_optimizer(hp, optimizer, learning_rate):
+    import keras
+
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return get_optimizer(optimizer, learning_rate)
+    if optimizer in ("auto", None):
+        name = hp.Choice("optimizer", list(SEARCH_OPTIMIZERS), default="adam")
+    else:
+        if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+            get_optimizer(optimizer)  # raises the helpful error
+        name = hp.Fixed("optimizer", optimizer.lower())
+    if learning_rate in ("auto", None):
+        rate = hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=default_learning_rate(name))
+    else:
+        get_optimizer(name, learning_rate)  # validates the value
+        rate = hp.Fixed("learning_rate", float(learning_rate))
+    return get_optimizer(name, rate)
+
+
+def spec_of(model):
+    """Returns the `ProblemSpec` a model was built with, or None."""
+    return getattr(model, "_kerakit_spec", None)
