@@ -1,0 +1,70 @@
+"""The `kerakit` command.
+
+One small module per sub-command under `kerakit.commands`, imported only when
+that command runs, so `kerakit --help` never loads TensorFlow. Each command
+module defines `add_arguments(parser)` and `run(args) -> int`; neither may
+import TensorFlow/Keras at module level (import them inside `run`).
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+from kerakit.errors import closest
+
+# name → (module, one-line help). Keep the help here so listing commands
+# imports nothing.
+COMMANDS = {
+    "env": ("kerakit.commands.env", "versions and devices, for bug reports"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _unknown_command(name):
+    hint = closest(name, COMMANDS)
+    did_you_mean = f" Did you mean '{hint}'?" if hint else ""
+    listed = ", ".join(sorted(COMMANDS))
+    return f"kerakit: unknown command '{name}'.{did_you_mean} Commands: {listed}."
+
+
+def build_parser(command=None):
+    parser = _Parser(
+        prog="kerakit",
+        description="Keras training toolkit: recipes, training, tuning, evaluation and serving.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(sub_parser)
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and command not in COMMANDS:
+        print(_unknown_command(command), file=sys.stderr)
+        return 2
+    args = build_parser(command).parse_args(argv)
+    if args.version:
+        from kerakit import __version__
+
+        print(f"kerakit {__version__}")
+        return 0
+    if args.command is None:
+        build_parser().print_help()
+        return 0
+    return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

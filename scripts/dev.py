@@ -1,0 +1,60 @@
+"""Set up the project's virtual environment (once) and run the main job or the tests.
+
+    python3 scripts/dev.py main     # set up, then run the default recipe (digits)
+    python3 scripts/dev.py test     # set up, then run the test suite
+
+Needs only Python 3 and pip. The environment lives in `.venv/` inside the
+checkout; it is created on first use and re-installed only when
+`pyproject.toml` changes (a stamp file records its hash), so a second run
+starts at once. Extra arguments go to the command, e.g. `dev.py test -k spec`.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".kerakit-setup-stamp"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def _wanted_stamp():
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def setup():
+    if not PYTHON.exists():
+        print(f"[dev] creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
+    if STAMP.exists() and STAMP.read_text().strip() == _wanted_stamp():
+        return
+    print("[dev] installing kerakit and its dependencies (first run: about 2 minutes)", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["--upgrade", "pip"], check=True)
+    subprocess.run(pip + ["-e", f"{ROOT}[dev]"], check=True, cwd=ROOT)
+    STAMP.write_text(_wanted_stamp())
+
+
+def main(argv):
+    if not argv or argv[0] not in ("main", "test", "setup"):
+        print(__doc__)
+        return 2
+    setup()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    what, extra = argv[0], argv[1:]
+    if what == "setup":
+        return 0
+    if what == "main":
+        command = [str(BIN / "kerakit"), "run", "digits", *extra]
+    else:
+        command = [str(PYTHON), "-m", "pytest", "-q", *extra]
+    return subprocess.run(command, cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
