@@ -1,0 +1,150 @@
+"""Bad input is refused before training, with a message that says what to change.
+
+One test per case of the core issue. Each goes through `kerakit.fit` (or
+`build_model` for names) and checks that the error is a kerakit error, also a
+ValueError/TypeError, and that no training step ran.
+"""
+
+import numpy as np
+import pytest
+
+import kerakit as kk
+from kerakit.errors import (
+    DataError,
+    DataTypeError,
+    KerakitError,
+    LabelError,
+    SpecError,
+    UnknownNameError,
+)
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(24, 4)).astype("float32")
+
+
+def _model(spec, width=4):
+    return kk.build_model(spec, input_shape=(width,), units=(4,), dropout=0.0)
+
+
+def _refused(model, x, y, error, match, **kwargs):
+    weights = [w.copy() for w in model.get_weights()]
+    with pytest.raises(error, match=match) as info:
+        kk.fit(model, x, y, epochs=1, verbose=0, **kwargs)
+    assert isinstance(info.value, KerakitError)
+    assert isinstance(info.value, (ValueError, TypeError))
+    # Nothing trained: the weights are untouched.
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    return str(info.value)
+
+
+SPARSE = kk.ProblemSpec(task="multiclass", num_classes=3)
+ONEHOT = kk.ProblemSpec(task="multiclass", num_classes=3, label_format="onehot")
+BINARY = kk.ProblemSpec(task="binary")
+REGRESSION = kk.ProblemSpec(task="regression")
+
+
+@pytest.fixture(scope="module")
+def sparse_model():
+    return _model(SPARSE)
+
+
+def test_onehot_labels_with_sparse_spec(sparse_model):
+    y = np.eye(3)[RNG.integers(0, 3, 24)]
+    message = _refused(sparse_model, X, y, LabelError, "one-hot")
+    assert "label_format='onehot'" in message and "argmax" in message
+
+
+def test_integer_labels_with_onehot_spec():
+    message = _refused(_model(ONEHOT), X, RNG.integers(0, 3, 24), LabelError, "vector")
+    assert "to_categorical" in message and "label_format='sparse'" in message
+
+
+def test_label_outside_num_classes(sparse_model):
+    y = np.array([0, 1, 2, 5] * 6)
+    message = _refused(sparse_model, X, y, LabelError, r"\[0, 3\)")
+    assert "{5}" in message and "num_classes" in message
+
+
+def test_three_classes_for_binary():
+    message = _refused(_model(BINARY), X, np.array([0, 1, 2] * 8), LabelError, "labels 0 and 1")
+    assert "num_classes=3" in message
+
+
+def test_nan_feature_cell(sparse_model):
+    x = X.copy()
+    x[5, 2] = np.nan
+    message = _refused(sparse_model, x, RNG.integers(0, 3, 24), DataError, "NaN")
+    assert "[[5, 2]]" in message
+
+
+def test_inf_feature_cell(sparse_model):
+    x = X.copy()
+    x[1, 0] = np.inf
+    _refused(sparse_model, x, RNG.integers(0, 3, 24), DataError, "infinite")
+
+
+def test_nan_labels():
+    y = RNG.normal(size=24)
+    y[[3, 7]] = np.nan
+    message = _refused(_model(REGRESSION), X, y, LabelError, "NaN")
+    assert "2 row(s)" in message and "[3, 7]" in message
+
+
+def test_string_labels_for_regression():
+    y = np.array(["1.5", "2.0"] * 12)
+    _refused(_model(REGRESSION), X, y, DataTypeError, "Regression targets must be numbers")
+
+
+def test_object_dtype_features(sparse_model):
+    x = np.array([["a", 1, 2, 3]] * 24, dtype=object)
+    _refused(sparse_model, x, RNG.integers(0, 3, 24), DataTypeError, "must be numeric")
+
+
+def test_row_count_mismatch(sparse_model):
+    message = _refused(sparse_model, X, RNG.integers(0, 3, 20), DataError, "24 rows")
+    assert "20" in message
+
+
+def test_wrong_feature_width_names_both(sparse_model):
+    x = RNG.normal(size=(24, 6))
+    message = _refused(sparse_model, x, RNG.integers(0, 3, 24), DataError, "expects 4 feature")
+    assert "has 6" in message
+
+
+def test_empty_data(sparse_model):
+    _refused(sparse_model, np.zeros((0, 4)), np.zeros((0,)), DataError, "empty")
+
+
+def test_single_class_in_binary():
+    _refused(_model(BINARY), X, np.ones(24), LabelError, "both classes")
+
+
+def test_unknown_optimizer_suggests_closest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'adam'") as info:
+        kk.build_model(SPARSE, input_shape=(4,), optimizer="adma")
+    assert "'rmsprop'" in str(info.value)
+
+
+def test_unknown_body_suggests_closest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'mlp'"):
+        kk.build_model(SPARSE, input_shape=(4,), body="mpl")
+
+
+def test_unknown_loss_suggests_closest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'huber'"):
+        kk.build_model(REGRESSION, input_shape=(4,), loss="hubber")
+
+
+def test_incompatible_loss_is_refused_before_building():
+    with pytest.raises(SpecError, match="softmax"):
+        kk.build_model(SPARSE, input_shape=(4,), loss="binary_crossentropy")
+    with pytest.raises(SpecError, match="sparse_categorical_crossentropy"):
+        kk.build_model(SPARSE, input_shape=(4,), loss="categorical_crossentropy")
+    with pytest.raises(SpecError, match="categorical_crossentropy"):
+        kk.build_model(ONEHOT, input_shape=(4,), loss="sparse_categorical_crossentropy")
+
+
+def test_early_stopping_on_val_loss_without_validation_data(sparse_model):
+    message = _refused(sparse_model, X, RNG.integers(0, 3, 24), KerakitError, "no validation",
+                       callbacks=kk.default_callbacks(SPARSE))
+    assert "validation_split" in message

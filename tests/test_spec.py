@@ -1,0 +1,156 @@
+"""ProblemSpec, the head table and infer_spec (no TensorFlow needed)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kerakit import heads
+from kerakit.errors import DataTypeError, KerakitError, LabelError, SpecError
+from kerakit.spec import ProblemSpec, infer_spec, validate_labels
+
+
+@pytest.mark.parametrize(
+    "spec, activation, loss, metrics, outputs",
+    [
+        (ProblemSpec(task="binary"), "sigmoid", "binary_crossentropy",
+         ("accuracy", "auc", "precision", "recall"), 1),
+        (ProblemSpec(task="multilabel", num_labels=4), "sigmoid", "binary_crossentropy",
+         ("binary_accuracy", "auc"), 4),
+        (ProblemSpec(task="multiclass", num_classes=10), "softmax",
+         "sparse_categorical_crossentropy", ("accuracy", "top_k_accuracy"), 10),
+        (ProblemSpec(task="multiclass", num_classes=3, label_format="onehot"), "softmax",
+         "categorical_crossentropy", ("accuracy", "top_k_accuracy"), 3),
+        (ProblemSpec(task="multiclass", num_classes=3, label_format="soft"), "softmax",
+         "kl_divergence", ("accuracy", "cosine_similarity"), 3),
+        (ProblemSpec(task="regression"), "linear", "mean_squared_error", ("mae", "rmse"), 1),
+        (ProblemSpec(task="regression", num_targets=3, robust=True), "linear", "huber",
+         ("mae", "rmse"), 3),
+    ],
+)
+def test_spec_resolves_head_from_the_table(spec, activation, loss, metrics, outputs):
+    assert spec.activation == activation
+    assert spec.loss == loss
+    assert spec.metrics == metrics
+    assert spec.monitor == "val_loss"
+    assert spec.num_outputs == outputs
+
+
+def test_every_table_row_is_reachable_and_complete():
+    for key, row in heads.HEADS.items():
+        assert {"activation", "loss", "metrics"} <= set(row), key
+    reached = {
+        ProblemSpec(task="binary").head,
+        ProblemSpec(task="multilabel", num_labels=2).head,
+        ProblemSpec(task="regression").head,
+        *(ProblemSpec(task="multiclass", num_classes=3, label_format=f).head
+          for f in ("sparse", "onehot", "soft")),
+    }
+    assert reached == set(heads.HEADS)
+
+
+def test_spec_is_frozen():
+    spec = ProblemSpec(task="binary")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.task = "regression"
+
+
+def test_unknown_task_suggests_closest():
+    with pytest.raises(SpecError, match="Did you mean 'multiclass'"):
+        ProblemSpec(task="multiclas", num_classes=3)
+
+
+def test_label_format_aliases_and_unknown():
+    assert ProblemSpec(task="multiclass", num_classes=3, label_format="one-hot").label_format == "onehot"
+    with pytest.raises(SpecError, match="label_format"):
+        ProblemSpec(task="multiclass", num_classes=3, label_format="dense")
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(task="multiclass"), "num_classes"),
+        (dict(task="multiclass", num_classes=1), "at least 2"),
+        (dict(task="multilabel"), "num_labels"),
+        (dict(task="binary", robust=True), "robust"),
+        (dict(task="binary", num_classes=5), "multiclass"),
+        (dict(task="regression", num_classes=3), "does not apply"),
+        (dict(task="multiclass", num_classes=3, class_names=("a", "b")), "class_names"),
+    ],
+)
+def test_invalid_specs_are_refused_on_creation(kwargs, text):
+    with pytest.raises(SpecError, match=text) as info:
+        ProblemSpec(**kwargs)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, KerakitError)
+
+
+# infer_spec -------------------------------------------------------------------
+
+
+def test_infer_binary_from_ints_bools_and_float_01():
+    assert infer_spec([0, 1, 1, 0]).task == "binary"
+    assert infer_spec(np.array([True, False, True])).task == "binary"
+    assert infer_spec(np.array([0.0, 1.0, 1.0])).task == "binary"
+    assert infer_spec(np.array([[0], [1]])).task == "binary"
+
+
+def test_infer_multiclass_sparse_from_ints():
+    spec = infer_spec([0, 3, 1, 2, 3])
+    assert (spec.task, spec.num_classes, spec.label_format) == ("multiclass", 4, "sparse")
+
+
+def test_infer_onehot_rows():
+    y = np.eye(3)[[0, 2, 1, 1]]
+    spec = infer_spec(y)
+    assert (spec.task, spec.num_classes, spec.label_format) == ("multiclass", 3, "onehot")
+
+
+def test_infer_multilabel_from_several_ones():
+    y = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0]])
+    spec = infer_spec(y)
+    assert (spec.task, spec.num_labels) == ("multilabel", 3)
+
+
+def test_infer_soft_labels_from_probability_rows():
+    y = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    spec = infer_spec(y)
+    assert (spec.task, spec.label_format, spec.loss) == ("multiclass", "soft", "kl_divergence")
+
+
+def test_infer_regression_from_floats_and_matrices():
+    assert infer_spec([0.5, 1.7, -3.2]).task == "regression"
+    spec = infer_spec(np.array([[1.5, -2.0], [0.3, 4.0]]), robust=True)
+    assert (spec.task, spec.num_targets, spec.loss) == ("regression", 2, "huber")
+
+
+def test_infer_string_labels_keeps_class_names():
+    spec = infer_spec(["cat", "dog", "bird", "dog"])
+    assert spec.task == "multiclass" and spec.class_names == ("bird", "cat", "dog")
+    assert infer_spec(np.array(["yes", "no", "yes"], dtype=object)).class_names == ("no", "yes")
+    encoded = validate_labels(spec, ["dog", "bird"])
+    assert encoded.tolist() == [2, 0]
+
+
+def test_infer_refuses_ambiguous_two_column_matrix_and_names_both_specs():
+    y = np.array([[1, 0], [0, 1], [1, 0]])
+    with pytest.raises(LabelError) as info:
+        infer_spec(y)
+    message = str(info.value)
+    assert "label_format='onehot'" in message and "task='multilabel'" in message
+
+
+def test_infer_refuses_single_class_and_negative_ints():
+    with pytest.raises(LabelError, match="single class"):
+        infer_spec([1, 1, 1])
+    with pytest.raises(LabelError, match="LabelEncoder"):
+        infer_spec([-1, 0, 2])
+
+
+def test_infer_refuses_nan_labels():
+    with pytest.raises(LabelError, match="NaN"):
+        infer_spec([0.5, np.nan, 1.2])
+
+
+def test_infer_refuses_mixed_label_types():
+    with pytest.raises(DataTypeError, match="mixes"):
+        infer_spec(np.array(["a", 1, "b"], dtype=object))
