@@ -17,6 +17,8 @@ from kerakit.errors import closest
 # imports nothing.
 COMMANDS = {
     "env": ("kerakit.commands.env", "versions and devices, for bug reports"),
+    "recipes": ("kerakit.commands.recipes", "list the recipes `kerakit run` finds by name"),
+    "run": ("kerakit.commands.run", "run a recipe (by name or path) into a run directory"),
 }
 
 

@@ -56,3 +56,15 @@ def unknown_name(kind, name, choices):
     did_you_mean = f" Did you mean '{hint}'?" if hint else ""
     listed = ", ".join(f"'{c}'" for c in choices)
     return UnknownNameError(f"Unknown {kind} '{name}'.{did_you_mean} Valid names: {listed}.")
+
+
+class RecipeError(KerakitError, ValueError):
+    """A recipe that cannot be found, loaded or run as the recipe contract asks."""
+
+
+class RecipeImportError(RecipeError, ImportError):
+    """A recipe file that raised while being imported; carries its own traceback."""
+
+
+class RunError(KerakitError, ValueError):
+    """A run directory or model file that cannot be used as given."""
