@@ -21,6 +21,13 @@ _EXPORTS = {
     "evaluate": "kerakit.training",
     "predict": "kerakit.training",
     "set_seed": "kerakit.training",
+    "get_strategy": "kerakit.distribute",
+    "split_cpu": "kerakit.distribute",
+    "is_chief": "kerakit.distribute",
+    "save_on_chief": "kerakit.distribute",
+    "launch_local": "kerakit.distribute",
+    "export": "kerakit.serving",
+    "serve": "kerakit.serving",
     "KerakitError": "kerakit.errors",
 }
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "env": ("kerakit.commands.env", "versions and devices, for bug reports"),
     "recipes": ("kerakit.commands.recipes", "list the recipes `kerakit run` finds by name"),
     "run": ("kerakit.commands.run", "run a recipe (by name or path) into a run directory"),
+    "serve": ("kerakit.commands.serve", "serve a model over TensorFlow Serving's REST API"),
 }
 
 

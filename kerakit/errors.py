@@ -68,3 +68,15 @@ class RecipeImportError(RecipeError, ImportError):
 
 class RunError(KerakitError, ValueError):
     """A run directory or model file that cannot be used as given."""
+
+
+class RequestError(KerakitError, ValueError):
+    """A prediction request the HTTP service refuses; `status` is the 4xx code it answers with."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+class WorkerTimeoutError(KerakitError, TimeoutError):
+    """Workers of a local multi-worker run that did not finish in time (they were killed)."""
