@@ -222,6 +222,8 @@ def build_model(
     seed=None,
     jit_compile="auto",
     name=None,
+    strategy=None,
+    mixed_precision=None,
     **body_options,
 ):
     """Builds and compiles a plain `keras.Model` for a problem spec.
@@ -250,8 +252,16 @@ def build_model(
         loss: "auto" for the spec's loss, or a Keras loss name/object.
         metrics: "auto" for the spec's metrics, or a list used as given.
         seed: seeds Keras's global generators before weights are created.
-        jit_compile: passed to `compile`. Defaults to "auto".
+        jit_compile: passed to `compile` (True compiles each step with XLA).
+            Defaults to "auto".
         name: the model's name.
+        strategy: a `tf.distribute.Strategy` or a name ("mirrored",
+            "multiworker", "default"; see `kerakit.get_strategy`): the model is
+            created and compiled inside its scope. Train it with
+            `fit(..., strategy=<the same>)`. Defaults to None (no strategy).
+        mixed_precision: a Keras dtype policy for the body, e.g.
+            "mixed_float16" (GPUs) or "mixed_bfloat16"; the output layer stays
+            float32. Defaults to None (float32).
         **body_options: options of a custom body.
 
     Example:
@@ -277,22 +287,27 @@ def build_model(
     options = dict(units=units, dropout=dropout, l1=l1, l2=l2, batchnorm=batchnorm)
     options = {k: v for k, v in options.items() if v is not None}
     body.pin(hp, **options, **body_options)
-    optimizer_object = _resolve_optimizer(hp, optimizer, learning_rate)
+    from kerakit.distribute import model_scope
 
-    tensor_in = _input_tensor(input_shape, inputs)
-    features = preprocessor(tensor_in) if preprocessor is not None else tensor_in
-    builder = body.build
-    features = builder(spec, hp)(features)
-    outputs = keras.layers.Dense(
-        spec.num_outputs, activation=spec.activation, dtype="float32", name="output"
-    )(features)
-    model = keras.Model(tensor_in, outputs, name=name or f"kerakit_{spec.task}")
-    model.compile(
-        optimizer=optimizer_object,
-        loss=compiled_loss,
-        metrics=heads.make_metrics(spec) if metrics == "auto" else metrics,
-        jit_compile=jit_compile,
-    )
+    # Variables (weights, optimizer slots, metrics) belong to the strategy
+    # they are created under, so everything from the optimizer on is built here.
+    with model_scope(strategy, mixed_precision):
+        optimizer_object = _resolve_optimizer(hp, optimizer, learning_rate)
+
+        tensor_in = _input_tensor(input_shape, inputs)
+        features = preprocessor(tensor_in) if preprocessor is not None else tensor_in
+        builder = body.build
+        features = builder(spec, hp)(features)
+        outputs = keras.layers.Dense(
+            spec.num_outputs, activation=spec.activation, dtype="float32", name="output"
+        )(features)
+        model = keras.Model(tensor_in, outputs, name=name or f"kerakit_{spec.task}")
+        model.compile(
+            optimizer=optimizer_object,
+            loss=compiled_loss,
+            metrics=heads.make_metrics(spec) if metrics == "auto" else metrics,
+            jit_compile=jit_compile,
+        )
     model._kerakit_spec = spec
     return model
 

@@ -227,6 +227,7 @@ def fit(
     seed=None,
     steps_per_execution="auto",
     spec=None,
+    strategy=None,
 ):
     """Trains `model` like `model.fit`, on a fast validated input pipeline.
 
@@ -256,6 +257,11 @@ def fit(
         steps_per_execution: batches per call into TensorFlow, or "auto"
             (one epoch, up to 32).
         spec: the `ProblemSpec`; defaults to the one `build_model` attached.
+        strategy: a `tf.distribute.Strategy` or name ("mirrored",
+            "multiworker", "default") the model was built under
+            (`build_model(..., strategy=...)`). `batch_size` is then the
+            global batch, split evenly over the replicas. See
+            `kerakit.distribute`. Defaults to None.
 
     Example:
 
@@ -266,6 +272,16 @@ def fit(
     """
     import tensorflow as tf
 
+    if strategy is not None:
+        from kerakit import distribute
+
+        return distribute.fit(
+            model, x, y, strategy=strategy, batch_size=batch_size, epochs=epochs,
+            verbose=verbose, callbacks=callbacks, validation_split=validation_split,
+            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+            sample_weight=sample_weight, seed=seed, steps_per_execution=steps_per_execution,
+            spec=spec,
+        )
     spec = spec or spec_of(model)
     if seed is not None:
         set_seed(seed)
