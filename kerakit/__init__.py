@@ -28,6 +28,18 @@ _EXPORTS = {
     "launch_local": "kerakit.distribute",
     "export": "kerakit.serving",
     "serve": "kerakit.serving",
+    "fit_table": "kerakit.data",
+    "read_table": "kerakit.data",
+    "split_table": "kerakit.data",
+    "infer_schema": "kerakit.data",
+    "build_table_model": "kerakit.data",
+    "predict_table": "kerakit.data",
+    "table_inputs": "kerakit.data",
+    "table_metadata": "kerakit.data",
+    "save_table_model": "kerakit.data",
+    "load_table_model": "kerakit.data",
+    "TableSchema": "kerakit.data",
+    "TableResult": "kerakit.data",
     "KerakitError": "kerakit.errors",
 }
 

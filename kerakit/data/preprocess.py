@@ -1,0 +1,237 @@
+"""Preprocessing inside the model: statistics from the training rows → Keras layers.
+
+`StatsAccumulator` learns what the layers need (means and variances,
+vocabularies, quantile boundaries for crosses) from blocks of converted
+inputs, so the same code learns from a DataFrame in one call or from a CSV
+streamed block by block. `make_preprocessor` turns those statistics into
+Keras's own layers — Normalization, IntegerLookup/StringLookup (one-hot with
+an out-of-vocabulary bucket), Discretization and HashedCrossing — plus the
+`FillMissing`/`MissingIndicator` layers, all inside the model.
+"""
+
+import collections
+import re
+
+import numpy as np
+
+from kerakit.errors import ConfigError
+
+from kerakit.data.schema import KINDS
+
+# IntegerLookup maps its oov_token to the OOV bucket; keep it clear of real codes
+# (and of -1, the code for a missing integer).
+OOV_INTEGER = -(2**62)
+QUANTILE_SAMPLE = 20_000
+# Past this many distinct values a vocabulary counter keeps only its most common
+# entries, so an ID-like column cannot grow without bound while streaming.
+MAX_TRACKED = 50_000
+
+
+class StatsAccumulator:
+    """Accumulates per-column statistics over blocks of model inputs.
+
+    Args:
+        schema: the `TableSchema`.
+        max_categories: vocabulary size cap per categorical column (most
+            frequent values kept; the rest fall in the OOV bucket).
+
+    Example:
+
+    ```python
+    stats = StatsAccumulator(schema)
+    for block in blocks:
+        stats.update(to_inputs(block, schema))
+    stats.result()["price"]["mean"]
+    ```
+    """
+
+    def __init__(self, schema, max_categories=100):
+        self.schema = schema
+        self.max_categories = int(max_categories)
+        self._moments = {c.name: np.zeros(3) for c in schema.columns}  # count, sum, sum of squares
+        self._missing = collections.Counter()
+        self._counts = {c.name: collections.Counter() for c in schema.columns}
+        self._samples = {c.name: [] for c in schema.columns}
+        self._sampled = collections.Counter()
+
+    def update(self, inputs):
+        for column in self.schema.columns:
+            UPDATES[column.kind](self, column.name, np.asarray(inputs[column.name]).reshape(-1))
+        return self
+
+    def _update_numbers(self, name, values):
+        values = values.astype(np.float64)
+        present = values[~np.isnan(values)]
+        self._missing[name] += values.size - present.size
+        self._moments[name] += (present.size, present.sum(), np.square(present).sum())
+        room = QUANTILE_SAMPLE - self._sampled[name]
+        if room > 0 and present.size:
+            self._samples[name].append(present[:room])
+            self._sampled[name] += min(room, present.size)
+
+    def _update_categories(self, name, values, missing_value):
+        self._missing[name] += int(np.sum(values == missing_value))
+        uniques, counts = np.unique(values, return_counts=True)
+        counter = self._counts[name]
+        counter.update(dict(zip(uniques.tolist(), counts.tolist())))
+        if len(counter) > MAX_TRACKED:
+            self._counts[name] = collections.Counter(dict(counter.most_common(MAX_TRACKED // 2)))
+
+    def result(self):
+        """Returns `{column: stats}`: mean/variance/missing/boundaries or vocabulary/missing."""
+        out = {}
+        for column in self.schema.columns:
+            count, total, squares = self._moments[column.name]
+            mean = total / count if count else 0.0
+            stats = {"missing": int(self._missing[column.name]), "mean": float(mean),
+                     "variance": float(max(squares / count - mean**2, 0.0)) if count else 1.0}
+            if self._samples[column.name]:
+                sample = np.concatenate(self._samples[column.name])
+                stats["sample"] = sample
+            counter = self._counts[column.name]
+            if counter:
+                ranked = sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))
+                stats["vocabulary"] = [value for value, _ in ranked[: self.max_categories]]
+            out[column.name] = stats
+        return out
+
+
+UPDATES = {
+    "numeric": StatsAccumulator._update_numbers,
+    "boolean": StatsAccumulator._update_numbers,
+    "integer_categorical": lambda self, n, v: self._update_categories(n, v, -1),
+    "string_categorical": lambda self, n, v: self._update_categories(n, v.astype(str), ""),
+}
+
+
+def layer_names(schema):
+    """Maps each column to a unique name that is safe for a Keras layer."""
+    names, used = {}, set()
+    for column in schema.columns:
+        base = re.sub(r"[^0-9A-Za-z_.-]", "_", column.name) or "column"
+        name, i = base, 1
+        while name in used:
+            i += 1
+            name = f"{base}_{i}"
+        used.add(name)
+        names[column.name] = name
+    return names
+
+
+def make_inputs(schema):
+    """One `keras.Input` of shape (1,) per column, keyed by the column's name."""
+    import keras
+
+    names = layer_names(schema)
+    return {c.name: keras.Input(shape=(1,), dtype=KINDS[c.kind].dtype, name=names[c.name])
+            for c in schema.columns}
+
+
+def _encode_numeric(column, stats, tensor, name):
+    import keras
+
+    from kerakit.data.layers import FillMissing, MissingIndicator
+
+    filled = FillMissing(stats["mean"], name=f"{name}_fill")(tensor)
+    parts = [keras.layers.Normalization(mean=stats["mean"], variance=stats["variance"],
+                                        name=f"{name}_scale")(filled)]
+    if stats["missing"]:
+        parts.append(MissingIndicator(name=f"{name}_missing")(tensor))
+    return parts
+
+
+def _encode_boolean(column, stats, tensor, name):
+    from kerakit.data.layers import FillMissing, MissingIndicator
+
+    parts = [FillMissing(stats["mean"], name=f"{name}_fill")(tensor)]
+    if stats["missing"]:
+        parts.append(MissingIndicator(name=f"{name}_missing")(tensor))
+    return parts
+
+
+def _encode_integer(column, stats, tensor, name):
+    import keras
+
+    layer = keras.layers.IntegerLookup(vocabulary=[int(v) for v in stats["vocabulary"]],
+                                       oov_token=OOV_INTEGER, output_mode="one_hot",
+                                       name=f"{name}_lookup")
+    return [layer(tensor)]
+
+
+def _encode_string(column, stats, tensor, name):
+    import keras
+
+    layer = keras.layers.StringLookup(vocabulary=[str(v) for v in stats["vocabulary"]],
+                                      output_mode="one_hot", name=f"{name}_lookup")
+    return [layer(tensor)]
+
+
+ENCODERS = {
+    "numeric": _encode_numeric,
+    "boolean": _encode_boolean,
+    "integer_categorical": _encode_integer,
+    "string_categorical": _encode_string,
+}
+
+
+def _cross_member(column, stats, tensor, name, cross_bins):
+    """Categorical inputs cross as they are; numbers are bucketed into quantiles first."""
+    import keras
+
+    from kerakit.data.layers import FillMissing
+
+    if column.kind in ("integer_categorical", "string_categorical"):
+        return tensor
+    sample = stats.get("sample", np.zeros(1))
+    bins = max(2, min(cross_bins, 10))
+    edges = np.unique(np.quantile(sample, np.linspace(0, 1, bins + 1)[1:-1])).tolist()
+    filled = FillMissing(stats["mean"], name=f"{name}_cross_fill")(tensor)
+    return keras.layers.Discretization(bin_boundaries=edges or [0.5], output_mode="int",
+                                       name=f"{name}_bucket")(filled)
+
+
+def check_crosses(crosses, schema):
+    """Validates `crosses`: pairs (or longer tuples) of feature column names."""
+    crosses = [tuple(c) for c in (crosses or ())]
+    for cross in crosses:
+        if len(cross) < 2 or any(not isinstance(n, str) for n in cross):
+            raise ConfigError(
+                f"Each cross must be a tuple of two or more column names, e.g. "
+                f"crosses=[('city', 'rooms')]. Received: {cross!r}"
+            )
+        for name in cross:
+            schema[name]  # raises the unknown-name error with the closest column
+    return crosses
+
+
+def make_preprocessor(schema, stats, crosses=(), cross_bins=64):
+    """Returns `preprocess(inputs) -> features`: the model's preprocessing layers.
+
+    Args:
+        schema: the `TableSchema`.
+        stats: `StatsAccumulator.result()` learned from the training rows.
+        crosses: column-name tuples to cross with `HashedCrossing`.
+        cross_bins: hash buckets per cross. Defaults to 64.
+    """
+    import keras
+
+    names = layer_names(schema)
+    crosses = check_crosses(crosses, schema)
+
+    def preprocess(inputs):
+        parts = []
+        for column in schema.columns:
+            parts.extend(ENCODERS[column.kind](column, stats[column.name], inputs[column.name],
+                                               names[column.name]))
+        for cross in crosses:
+            members = tuple(
+                _cross_member(schema[n], stats[n], inputs[n], names[n], cross_bins) for n in cross
+            )
+            label = "_x_".join(names[n] for n in cross)
+            parts.append(keras.layers.HashedCrossing(num_bins=cross_bins, output_mode="one_hot",
+                                                     name=f"cross_{label}")(members))
+        if len(parts) == 1:
+            return parts[0]
+        return keras.layers.Concatenate(name="features")(parts)
+
+    return preprocess

@@ -1,0 +1,351 @@
+"""Column kinds, schema inference and the checks that run before anything trains.
+
+A column is one of four kinds (the `KINDS` table): "numeric",
+"integer_categorical", "string_categorical" or "boolean". Each kind knows the
+dtype of its model input and how to turn raw cells (text from a CSV, or a
+pandas/NumPy column) into that input: NaN for a missing number or boolean,
+-1 for a missing integer code, "" for a missing string.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from kerakit.errors import ConfigError, DataError, DataTypeError, closest, unknown_name
+
+# An integer column with at most this many distinct values (and fewer distinct
+# values than half its rows) is read as integer-coded categories.
+INTEGER_CATEGORY_LIMIT = 10
+# A classification target is "integer classes" up to this many distinct values.
+TARGET_CLASS_LIMIT = 20
+MISSING_INTEGER = -1
+TRUE_TOKENS = ("true",)
+FALSE_TOKENS = ("false",)
+
+
+def _is_missing(series):
+    return series.isna().to_numpy()
+
+
+def _numbers(series):
+    """Parses a column as numbers; returns (float64 values, mask of unparsable cells)."""
+    import pandas as pd
+
+    values = pd.to_numeric(series, errors="coerce")
+    if values.dtype.kind == "b":
+        values = values.astype(np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    return values, np.isnan(values) & ~_is_missing(series)
+
+
+def _bool_values(series):
+    """Maps True/False cells (or their text) to 1.0/0.0, missing to NaN; None if not boolean."""
+    if series.dtype.kind == "b":
+        return series.to_numpy().astype(np.float32)
+    present = series[~_is_missing(series)]
+    if len(present) == 0:
+        return None
+    if present.dtype.kind in "iuf":
+        return None
+    tokens = present.map(lambda v: str(v).strip().lower())
+    if not tokens.isin(TRUE_TOKENS + FALSE_TOKENS).all():
+        return None
+    out = np.full(len(series), np.nan, dtype=np.float32)
+    lowered = series.map(lambda v: str(v).strip().lower(), na_action="ignore")
+    out[lowered.isin(TRUE_TOKENS).to_numpy()] = 1.0
+    out[lowered.isin(FALSE_TOKENS).to_numpy()] = 0.0
+    return out
+
+
+def _labels(series, mask, limit=5):
+    labels = series.index[mask][:limit].tolist()
+    more = ", ..." if int(mask.sum()) > limit else ""
+    return ", ".join(str(v) for v in labels) + more
+
+
+# Conversions: raw column → model input array -----------------------------
+
+
+def _to_numeric(series, name, where):
+    values, bad = _numbers(series)
+    if bad.any():
+        sample = series[bad].head(3).tolist()
+        raise DataTypeError(
+            f"Column {name!r} is numeric but {int(bad.sum())} cell(s) are not numbers, such as "
+            f"{sample!r}, at {where} {_labels(series, bad)}. Fix those cells, pass "
+            f"na_values={sample[:1]!r} if they mean 'missing', or declare the column "
+            f"categorical with types={{{name!r}: 'string_categorical'}}."
+        )
+    return values.astype(np.float32)
+
+
+def _to_integer(series, name, where):
+    values = _to_numeric(series, name, where).astype(np.float64)
+    present = ~np.isnan(values)
+    fractional = present & (np.mod(np.where(present, values, 0), 1) != 0)
+    if fractional.any():
+        raise DataTypeError(
+            f"Column {name!r} holds integer category codes but has non-integer values such as "
+            f"{series[fractional].head(3).tolist()!r} at {where} {_labels(series, fractional)}. "
+            f"Declare it numeric with types={{{name!r}: 'numeric'}}."
+        )
+    return np.where(present, values, MISSING_INTEGER).astype(np.int64)
+
+
+def _to_string(series, name, where):
+    missing = _is_missing(series)
+    text = series.astype(object).where(~missing, "").map(_text)
+    # Object arrays of str: what both tf.data and `keras.Model.predict` accept.
+    return text.to_numpy(dtype=object)
+
+
+def _text(value):
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _to_boolean(series, name, where):
+    values = _bool_values(series)
+    if values is None:
+        present = series[~_is_missing(series)]
+        raise DataTypeError(
+            f"Column {name!r} is boolean but holds values other than true/false, such as "
+            f"{present.drop_duplicates().head(3).tolist()!r}. Declare it "
+            f"types={{{name!r}: 'string_categorical'}} or 'integer_categorical'."
+        )
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One column kind: its model-input dtype and its raw → input conversion."""
+
+    name: str
+    dtype: str
+    convert: object
+    description: str
+
+
+KINDS = {
+    "numeric": Kind("numeric", "float32", _to_numeric,
+                    "scaled with Normalization; missing → training mean + indicator"),
+    "integer_categorical": Kind("integer_categorical", "int64", _to_integer,
+                                "IntegerLookup one-hot; missing → its own code; unseen → OOV"),
+    "string_categorical": Kind("string_categorical", "string", _to_string,
+                               "StringLookup one-hot; missing → its own token; unseen → OOV"),
+    "boolean": Kind("boolean", "float32", _to_boolean,
+                    "0/1; missing → training rate + indicator"),
+}
+KIND_ALIASES = {
+    "number": "numeric", "float": "numeric", "continuous": "numeric", "num": "numeric",
+    "int": "integer_categorical", "integer": "integer_categorical",
+    "int_categorical": "integer_categorical",
+    "string": "string_categorical", "str": "string_categorical", "categorical": "string_categorical",
+    "category": "string_categorical", "text": "string_categorical",
+    "bool": "boolean",
+}
+
+
+def get_kind(name):
+    """Returns the `Kind` for a kind name or alias ("numeric", "int", "string", "bool", ...)."""
+    key = KIND_ALIASES.get(str(name).lower(), str(name).lower())
+    if key not in KINDS:
+        raise unknown_name("column kind", name, list(KINDS) + list(KIND_ALIASES))
+    return KINDS[key]
+
+
+# Schema -------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Column:
+    """One feature column: its name, kind, and what was seen while inferring it."""
+
+    name: str
+    kind: str
+    missing: int = 0
+    distinct: int = 0
+    inferred: bool = True
+
+    @property
+    def dtype(self):
+        return KINDS[self.kind].dtype
+
+
+@dataclasses.dataclass
+class TableSchema:
+    """The columns a raw-column model takes, their kinds, and the target.
+
+    `print(schema)` shows a table of columns, kinds, missing cells and how
+    each is encoded. Pass `types={name: kind}` to `infer_schema` or
+    `fit_table` to override an inferred kind.
+
+    Example:
+
+    >>> schema = infer_schema(frame, target="price")
+    >>> print(schema)
+    >>> schema["rooms"].kind
+    'integer_categorical'
+    """
+
+    columns: list
+    target: str | None = None
+    rows: int = 0
+
+    def __getitem__(self, name):
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise unknown_name("column", name, self.names)
+
+    @property
+    def names(self):
+        return [column.name for column in self.columns]
+
+    def to_dict(self):
+        return {"target": self.target, "rows": self.rows,
+                "columns": [dataclasses.asdict(c) for c in self.columns]}
+
+    @classmethod
+    def from_dict(cls, config):
+        return cls([Column(**c) for c in config["columns"]], config.get("target"),
+                   config.get("rows", 0))
+
+    def summary(self):
+        """Returns the schema as a text table (one line per column)."""
+        width = max([len(c.name) for c in self.columns] + [6])
+        lines = [f"{'column':<{width}}  {'kind':<19}  {'missing':>7}  {'distinct':>8}  encoding"]
+        for c in self.columns:
+            source = "" if c.inferred else " (given)"
+            lines.append(f"{c.name:<{width}}  {c.kind:<19}  {c.missing:>7}  {c.distinct:>8}  "
+                         f"{KINDS[c.kind].description}{source}")
+        if self.target is not None:
+            lines.append(f"target: {self.target!r}; {self.rows} rows")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+
+def infer_kind(series, name, where="rows"):
+    """Infers the kind of one column; refuses empty and mixed-type columns."""
+    missing = _is_missing(series)
+    if missing.all():
+        raise DataError(
+            f"Column {name!r} is empty: all {len(series)} cells are missing. Drop it with "
+            f"ignore=[{name!r}], or fill it."
+        )
+    if _bool_values(series) is not None:
+        return "boolean"
+    if series.dtype.kind in "iuf":
+        values = series.to_numpy(dtype=np.float64)
+    else:
+        values, bad = _numbers(series)
+        parsed = ~np.isnan(values)
+        if bad.any() and parsed.any():
+            minority, what = (bad, "text") if bad.sum() <= parsed.sum() else (parsed, "numbers")
+            sample = series[minority].head(3).tolist()
+            raise DataTypeError(
+                f"Column {name!r} mixes numbers and text: {int(minority.sum())} cell(s) are "
+                f"{what} (such as {sample!r}) at {where} {_labels(series, minority)}, the "
+                f"other {int((parsed | bad).sum() - minority.sum())} are not. Fix those cells, "
+                f"pass na_values=[...] for tokens that mean 'missing', or say what the column "
+                f"is with types={{{name!r}: 'string_categorical'}} (or 'numeric')."
+            )
+        if bad.any():
+            return "string_categorical"
+    present = values[~np.isnan(values)]
+    distinct = np.unique(present)
+    integral = bool(np.all(np.mod(distinct, 1) == 0))
+    if integral and len(distinct) <= INTEGER_CATEGORY_LIMIT and len(distinct) * 2 <= len(present):
+        return "integer_categorical"
+    return "numeric"
+
+
+def _check_names(names, columns, option):
+    for name in names:
+        if name not in columns:
+            hint = closest(name, columns)
+            did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+            raise ConfigError(
+                f"`{option}` names column {name!r}, which the data does not have.{did_you_mean} "
+                f"Columns: {', '.join(map(repr, columns))}."
+            )
+
+
+def check_target(columns, target):
+    """Refuses a target column that is not in the data, suggesting the closest name."""
+    if target in columns:
+        return
+    hint = closest(target, columns)
+    did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+    raise DataError(
+        f"Target column {target!r} is not in the data.{did_you_mean} Columns: "
+        f"{', '.join(map(repr, columns))}. Pass target= one of them."
+    )
+
+
+def infer_schema(frame, target=None, types=None, ignore=None, where="rows"):
+    """Infers each feature column's kind from a DataFrame.
+
+    Numbers → "numeric", except integer columns with few distinct values
+    (at most 10, and at most half the rows), which are "integer_categorical";
+    text → "string_categorical"; True/False → "boolean". A column with no
+    values, or one mixing numbers and text, is refused with the rows that
+    differ. `types` overrides any column's kind.
+
+    Args:
+        frame: a pandas DataFrame (the target column may be in it).
+        target: the target column's name, left out of the features.
+        types: `{column: kind}` overrides; kinds are the keys of `KINDS` or
+            aliases ("numeric", "int", "string", "bool", ...).
+        ignore: columns to leave out (IDs, free text, leaks).
+        where: how error messages name rows ("rows" or "lines").
+
+    Example:
+
+    >>> schema = infer_schema(pd.read_csv("houses.csv"), target="price",
+    ...                       types={"zip": "string"}, ignore=["id"])
+    >>> print(schema)
+    """
+    columns = [str(c) for c in frame.columns]
+    types = dict(types or {})
+    ignore = list(ignore or [])
+    _check_names(types, columns, "types")
+    _check_names(ignore, columns, "ignore")
+    if target is not None:
+        check_target(columns, target)
+        if target in types:
+            raise ConfigError(f"`types` names the target {target!r}; it applies to feature columns.")
+    out = []
+    for name in columns:
+        if name == target or name in ignore:
+            continue
+        series = frame[name]
+        given = name in types
+        kind = get_kind(types[name]).name if given else infer_kind(series, name, where)
+        present = series[~_is_missing(series)]
+        out.append(Column(name, kind, missing=int(len(series) - len(present)),
+                          distinct=int(present.nunique()), inferred=not given))
+    if not out:
+        raise DataError(
+            f"No feature columns are left (columns: {columns}, target: {target!r}, "
+            f"ignored: {ignore}). A model needs at least one input column."
+        )
+    return TableSchema(out, target, rows=len(frame))
+
+
+def to_inputs(frame, schema, where="rows"):
+    """Converts raw columns to the model's inputs: `{name: array}` in each kind's dtype.
+
+    Missing numbers and booleans become NaN, missing integer codes -1 and
+    missing strings "", which the model's own layers impute or encode.
+    """
+    missing = [c.name for c in schema.columns if c.name not in frame.columns]
+    if missing:
+        raise DataError(
+            f"The rows lack column(s) {missing} that the model takes. Columns given: "
+            f"{[str(c) for c in frame.columns]}."
+        )
+    return {c.name: KINDS[c.kind].convert(frame[c.name], c.name, where) for c in schema.columns}

@@ -1,0 +1,369 @@
+"""Tables in, raw-column models out: `read_table`, `split_table`, `fit_table`, `predict_table`.
+
+A raw-column model is a plain `keras.Model` whose inputs are a dict of raw
+columns (one `keras.Input` of shape (1,) per column) and whose preprocessing
+layers live inside it, so a saved `.keras` file predicts from raw rows. Its
+last layer (`TableOutput`) carries the metadata — target, task, class names,
+target transform, column kinds — and undoes the target transform.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from kerakit.errors import ConfigError, DataError, DataTypeError
+
+from kerakit.data.preprocess import StatsAccumulator, make_inputs, make_preprocessor
+from kerakit.data.schema import TableSchema, check_target, infer_schema, to_inputs
+from kerakit.data.targets import TargetEncoder, check_missing_target
+
+# Above this size a CSV path trains through the streaming reader by default.
+STREAMING_BYTES = 256 << 20
+OUTPUT_LAYER = "table_output"
+
+
+@dataclasses.dataclass
+class Table:
+    """A loaded table: the raw frame (target included), its schema and how rows are named."""
+
+    frame: object
+    schema: TableSchema
+    where: str = "rows"
+    source: str = "data"
+
+    @property
+    def target(self):
+        return self.frame[self.schema.target]
+
+
+def _is_path(data):
+    return isinstance(data, (str, os.PathLike))
+
+
+def _as_frame(data, y, target, columns):
+    """DataFrame, dict of columns or NumPy features (+ labels `y`) → (DataFrame, target name)."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        frame = data.copy()
+        frame.columns = [str(c) for c in frame.columns]
+    elif isinstance(data, dict):
+        frame = pd.DataFrame({str(k): np.asarray(v).reshape(-1) if np.ndim(v) > 1 else v
+                              for k, v in data.items()})
+    elif isinstance(data, np.ndarray) or isinstance(data, (list, tuple)):
+        x = np.asarray(data)
+        if x.ndim != 2:
+            raise DataTypeError(
+                f"NumPy features must be a 2-D array (rows, columns). Received shape {x.shape}."
+            )
+        names = list(columns) if columns is not None else [f"x{i}" for i in range(x.shape[1])]
+        if len(names) != x.shape[1]:
+            raise ConfigError(f"`columns` names {len(names)} columns; the array has {x.shape[1]}.")
+        frame = pd.DataFrame(x, columns=names)
+    else:
+        raise DataTypeError(
+            f"`data` must be a CSV path, a pandas DataFrame, a dict of columns or a 2-D NumPy "
+            f"array. Received: {type(data).__name__}."
+        )
+    if y is not None:
+        target = target or "target"
+        if target in frame.columns:
+            raise ConfigError(f"`y` was given but the data already has a column {target!r}.")
+        y = np.asarray(y)
+        if len(y) != len(frame):
+            raise DataError(f"The features have {len(frame)} rows but `y` has {len(y)}.")
+        frame[target] = y
+    return frame, target
+
+
+def read_table(data, target=None, *, y=None, columns=None, types=None, ignore=None,
+               drop_missing_target=False, na_values=(), encoding="utf-8", sep=","):
+    """Loads a CSV path, a DataFrame, a dict of columns or NumPy arrays, and infers the schema.
+
+    Every check runs here, before any training: an empty file, a header
+    without rows, bytes that are not valid in `encoding`, ragged rows, a
+    missing target column (the closest name is suggested), an empty column, a
+    column mixing numbers and text (the rows are named), missing targets.
+
+    Args:
+        data: a CSV path, a pandas DataFrame, a dict `{column: values}`, or a
+            2-D NumPy array of features.
+        target: the target column's name ("target" when `y` is given).
+        y: labels, when `data` holds features only.
+        columns: names of a NumPy array's columns. Defaults to x0, x1, ...
+        types: `{column: kind}` overrides ("numeric", "integer_categorical",
+            "string_categorical", "boolean", or aliases such as "int", "string").
+        ignore: columns to leave out (IDs, leaks).
+        drop_missing_target: drop rows whose target is missing instead of
+            refusing them. Defaults to False.
+        na_values: extra cell texts that mean "missing" (e.g. ["?", "-"]).
+        encoding: the CSV's encoding. Defaults to "utf-8".
+        sep: the CSV's separator. Defaults to ",".
+
+    Returns:
+        a `Table` (`.frame`, `.schema`; `print(table.schema)` shows the kinds).
+
+    Example:
+
+    >>> table = read_table("houses.csv", target="price", ignore=["id"])
+    >>> print(table.schema)
+    """
+    from kerakit.data.csvfile import read_frame
+
+    if _is_path(data):
+        frame = read_frame(data, encoding=encoding, sep=sep, na_values=na_values)
+        where, source = "line(s)", os.fspath(data)
+    else:
+        frame, target = _as_frame(data, y, target, columns)
+        where, source = "row(s)", type(data).__name__
+    if len(frame) == 0:
+        raise DataError(f"The data has no rows (columns: {list(frame.columns)}). Pass some rows.")
+    if target is not None:
+        check_target([str(c) for c in frame.columns], target)
+        keep = check_missing_target(frame[target], target, where, drop_missing_target)
+        frame = frame[keep]
+    schema = infer_schema(frame, target=target, types=types, ignore=ignore, where=where)
+    return Table(frame, schema, where, source)
+
+
+def split_table(n_or_labels, validation=0.15, test=0.15, seed=0, stratify=True):
+    """Deterministic train / validation / test row indices, stratified by label when asked.
+
+    Uses scikit-learn's `train_test_split` twice: the test rows first, then
+    the validation rows from the rest. The same seed gives the same split.
+
+    Args:
+        n_or_labels: the number of rows, or one label per row (for stratifying).
+        validation: fraction of all rows for validation (0 for none).
+        test: fraction of all rows for the final test (0 for none).
+        seed: the random seed. Defaults to 0.
+        stratify: keep class proportions in every split (needs labels).
+
+    Example:
+
+    >>> parts = split_table(y, validation=0.2, test=0.2, seed=0)
+    >>> len(parts["train"]), len(parts["validation"]), len(parts["test"])
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = None if np.isscalar(n_or_labels) else np.asarray(n_or_labels)
+    n = int(n_or_labels) if labels is None else len(labels)
+    for option, value in (("validation", validation), ("test", test)):
+        if not 0 <= value < 1:
+            raise ConfigError(f"`{option}` must be a fraction in [0, 1). Received: {option}={value!r}")
+    if validation + test >= 1:
+        raise ConfigError(
+            f"validation + test must leave rows for training; received validation={validation}, "
+            f"test={test}."
+        )
+    rows = np.arange(n)
+    parts = {}
+    strata = labels if (stratify and labels is not None) else None
+    try:
+        if test:
+            rows, parts["test"] = train_test_split(rows, test_size=test, random_state=seed,
+                                                   stratify=strata)
+            strata = strata[rows] if strata is not None else None
+        if validation:
+            rows, parts["validation"] = train_test_split(
+                rows, test_size=validation / (1 - test), random_state=seed, stratify=strata)
+    except ValueError as error:
+        raise DataError(
+            f"Cannot split {n} rows into train/validation/test (validation={validation}, "
+            f"test={test}): {error} Use more rows, smaller fractions, or stratify=False."
+        ) from None
+    parts["train"] = rows
+    return {k: np.sort(v) for k, v in parts.items()}
+
+
+def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=64,
+                      body="mlp", seed=None, **build_options):
+    """Builds the raw-column model: dict of raw columns → preprocessing layers → body → head.
+
+    Returns `(model, train_model)`: `model` ends in `TableOutput` (original
+    units, metadata inside; save and serve this one), `train_model` shares
+    every layer but stops before it (what the network trains on: class
+    probabilities, or the transformed regression target). Both are compiled.
+
+    Args:
+        schema: the `TableSchema`.
+        stats: per-column statistics from the training rows
+            (`StatsAccumulator(schema).update(to_inputs(train, schema)).result()`).
+        target_encoder: a fitted `TargetEncoder`.
+        crosses: column-name tuples crossed with `HashedCrossing`.
+        cross_bins: hash buckets per cross. Defaults to 64.
+        body, seed, **build_options: passed to `kerakit.build_model`.
+    """
+    import keras
+
+    from kerakit.builders import build_model
+    from kerakit.data.layers import TableOutput
+    from kerakit.heads import make_metrics
+
+    spec = target_encoder.spec_
+    inputs = make_inputs(schema)
+    train_model = build_model(spec, inputs=inputs, preprocessor=make_preprocessor(
+        schema, stats, crosses, cross_bins), body=body, seed=seed, **build_options)
+    metadata = {
+        "format": 1,
+        "target": target_encoder.name_,
+        "task": spec.task,
+        "class_names": list(target_encoder.class_names_) if target_encoder.class_names_ else None,
+        "target_transform": target_encoder.transform_,
+        "columns": [{"name": c.name, "kind": c.kind} for c in schema.columns],
+    }
+    outputs = TableOutput(metadata, name=OUTPUT_LAYER)(train_model.outputs[0])
+    model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
+    # One optimizer for both views: they hold the same variables, so the saved
+    # file keeps the optimizer state that training built (for fine-tuning).
+    model.compile(optimizer=train_model.optimizer, loss=train_model.loss,
+                  metrics=make_metrics(spec))
+    model._kerakit_spec = spec
+    return model, train_model
+
+
+def table_metadata(model):
+    """Returns a raw-column model's metadata: target, task, class names, transform, columns.
+
+    Example:
+
+    >>> table_metadata(model)["class_names"]
+    ['setosa', 'versicolor', 'virginica']
+    """
+    try:
+        layer = model.get_layer(OUTPUT_LAYER)
+    except ValueError:
+        raise ConfigError(
+            f"{model.name!r} is not a raw-column model from kerakit.data (it has no "
+            f"{OUTPUT_LAYER!r} layer). Build one with kerakit.fit_table."
+        ) from None
+    return layer.metadata
+
+
+def training_model(model):
+    """The trainable view of a raw-column model: same layers, output before `TableOutput`."""
+    import keras
+
+    layer = model.get_layer(OUTPUT_LAYER)
+    return keras.Model(model.inputs, layer.input)
+
+
+def spec_from_metadata(metadata):
+    encoder = _encoder_from_metadata(metadata)
+    return encoder.spec_
+
+
+def _encoder_from_metadata(metadata):
+    encoder = TargetEncoder()
+    if metadata["task"] == "regression":
+        t = metadata["target_transform"]
+        return encoder.fit_transform_stats(metadata["target"], t["kind"], t["mean"], t["scale"])
+    return encoder.fit_classes(metadata["target"], metadata["class_names"])
+
+
+def _rows_frame(rows):
+    import pandas as pd
+
+    if isinstance(rows, pd.DataFrame):
+        return rows, "row(s)"
+    if _is_path(rows):
+        from kerakit.data.csvfile import read_frame
+
+        return read_frame(rows), "line(s)"
+    if isinstance(rows, dict):
+        return pd.DataFrame({k: np.asarray(v).reshape(-1) for k, v in rows.items()}), "row(s)"
+    if isinstance(rows, (list, tuple)) and rows and isinstance(rows[0], dict):
+        return pd.DataFrame(list(rows)), "row(s)"
+    raise DataTypeError(
+        f"Rows must be a DataFrame, a CSV path, a dict of columns or a list of row dicts. "
+        f"Received: {type(rows).__name__}."
+    )
+
+
+def table_inputs(model, rows):
+    """Converts raw rows to the model's input dict (the dtype each column's input expects).
+
+    Accepts a DataFrame, a CSV path, a dict of columns or a list of row dicts
+    (as a JSON request would carry). Extra columns (the target, say) are ignored.
+
+    Example:
+
+    >>> model.predict(table_inputs(model, [{"city": "Oslo", "rooms": 3, "area": None}]))
+    """
+    metadata = table_metadata(model)
+    schema = TableSchema.from_dict({"columns": metadata["columns"]})
+    frame, where = _rows_frame(rows)
+    return to_inputs(frame, schema, where)
+
+
+def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
+    """Predicts from raw rows; returns original class labels or target values.
+
+    Args:
+        model: a raw-column model (from `fit_table` or `load_table_model`).
+        rows: a DataFrame, CSV path, dict of columns or list of row dicts.
+        proba: for classification, return class probabilities
+            (n, classes) instead of labels. Defaults to False.
+        threshold: binary decision threshold. Defaults to 0.5.
+        batch_size: rows per `predict` step. Defaults to 1024.
+
+    Returns:
+        a NumPy array: labels as the target column wrote them (text, integers
+        or booleans), probabilities, or regression values in the target's units.
+
+    Example:
+
+    >>> predict_table(model, "new_houses.csv")[:3]
+    array([312000.5, 198500.1, 455020.0], dtype=float32)
+    """
+    metadata = table_metadata(model)
+    inputs = table_inputs(model, rows)
+    output = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
+    if metadata["task"] == "regression":
+        return output[:, 0] if output.shape[1] == 1 else output
+    names = np.asarray(metadata["class_names"], dtype=object)
+    if metadata["task"] == "binary":
+        probabilities = np.concatenate([1 - output, output], axis=1)
+        return probabilities if proba else names[(output[:, 0] >= threshold).astype(int)]
+    return output if proba else names[output.argmax(axis=1)]
+
+
+def save_table_model(model, path):
+    """Saves a model to a `.keras` file atomically (temp file, then `os.replace`).
+
+    Example:
+
+    >>> save_table_model(result.model, "runs/houses/model.keras")
+    """
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ConfigError(f"The model file must end in '.keras'. Received: {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(temp)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
+
+
+def load_table_model(path):
+    """Loads a raw-column model with `safe_mode=True` (kerakit's layers are registered).
+
+    Example:
+
+    >>> model = load_table_model("model.keras")
+    >>> predict_table(model, [{"city": "Oslo", "rooms": 3}])
+    """
+    import keras
+
+    import kerakit.data.layers  # noqa: F401  registers FillMissing, MissingIndicator, TableOutput
+
+    model = keras.saving.load_model(os.fspath(path), safe_mode=True)
+    if OUTPUT_LAYER in [layer.name for layer in model.layers]:
+        model._kerakit_spec = spec_from_metadata(table_metadata(model))
+    return model

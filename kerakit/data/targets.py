@@ -1,0 +1,213 @@
+"""The target column: task inference, class encoding and regression transforms.
+
+Class labels (text, booleans, integer codes) are encoded as indices into
+sorted class names; the names travel with the model (in its `TableOutput`
+layer), so predictions come back as the original labels. A regression target
+can be standardized or `log1p`-transformed (then standardized); the model's
+last layer inverts the transform, so it predicts in the target's own units.
+"""
+
+import numpy as np
+
+from kerakit.errors import ConfigError, DataError, DataTypeError, LabelError
+from kerakit.spec import ProblemSpec
+
+from kerakit.data.schema import TARGET_CLASS_LIMIT, _bool_values, _labels, _numbers
+
+# name → (apply log1p first, then standardize)
+TARGET_TRANSFORMS = {
+    "none": (False, False),
+    "standardize": (False, True),
+    "log1p": (True, True),
+}
+TASKS = ("auto", "classification", "regression")
+
+
+def check_missing_target(series, name, where, drop):
+    """Returns a mask of rows to keep; refuses missing targets unless `drop`."""
+    missing = series.isna().to_numpy()
+    if missing.any() and not drop:
+        raise DataError(
+            f"Target {name!r} is missing in {int(missing.sum())} of {len(series)} rows "
+            f"({where} {_labels(series, missing)}). Drop those rows with "
+            f"drop_missing_target=True (keeps {int((~missing).sum())} rows), or fill them."
+        )
+    if missing.all():
+        raise DataError(f"Target {name!r} is missing in every row. Check the target column.")
+    return ~missing
+
+
+def class_value(value):
+    """The label a class is reported as: int for integer codes, bool, or text."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() else text
+
+
+def infer_target_task(series, name, where="rows"):
+    """Returns "classification" or "regression" for a (non-missing) target column."""
+    if _bool_values(series) is not None:
+        return "classification"
+    if series.dtype.kind in "iuf":
+        values = series.to_numpy(dtype=np.float64)
+    else:
+        values, bad = _numbers(series)
+        if bad.any() and not bad.all():
+            raise DataTypeError(
+                f"Target {name!r} mixes numbers and text ({where} {_labels(series, bad)} hold "
+                f"text). Fix those cells, or pass task='classification' to treat every value "
+                f"as a class name."
+            )
+        if bad.any():
+            return "classification"
+    distinct = np.unique(values)
+    integral = bool(np.all(np.mod(distinct, 1) == 0))
+    return "classification" if integral and len(distinct) <= TARGET_CLASS_LIMIT else "regression"
+
+
+class TargetEncoder:
+    """Encodes a target column for training and records how to decode predictions.
+
+    Follows scikit-learn's shape: `__init__` stores options, `fit` learns the
+    task, class names and transform, learned state ends in `_`.
+
+    Args:
+        task: "auto", "classification" or "regression". Defaults to "auto".
+        transform: regression target transform: "standardize", "log1p"
+            (log1p, then standardize), "none", or "auto" ("standardize").
+
+    Example:
+
+    >>> encoder = TargetEncoder().fit(frame["species"])
+    >>> encoder.class_names_, encoder.encode(frame["species"])[:3]
+    """
+
+    def __init__(self, task="auto", transform="auto"):
+        self.task = task
+        self.transform = transform
+
+    def fit(self, series, name="target", where="rows", fit_rows=None):
+        """Learns task and class names from `series`; transform statistics from `fit_rows`."""
+        if self.task not in TASKS:
+            raise ConfigError(f"`task` must be one of {TASKS}. Received: task={self.task!r}")
+        task = self.task if self.task != "auto" else infer_target_task(series, name, where)
+        self.name_ = name
+        self.task_ = task
+        if task == "classification":
+            if self.transform not in ("auto", "none"):
+                raise ConfigError(
+                    f"`target_transform` applies to regression; target {name!r} is a "
+                    f"classification target. Received: target_transform={self.transform!r}"
+                )
+            return self._fit_classes(series, name)
+        values, bad = _numbers(series)
+        if bad.any():
+            raise DataTypeError(
+                f"A regression target must be numbers; {name!r} has text such as "
+                f"{series[bad].head(3).tolist()!r} ({where} {_labels(series, bad)}). Fix those "
+                f"cells or pass task='classification'."
+            )
+        rows = values if fit_rows is None else values[fit_rows]
+        return self.fit_transform_stats(name, *_moments(self._transform_kind(), rows, name))
+
+    def _fit_classes(self, series, name):
+        labels = series.map(class_value).tolist()
+        names = sorted(set(labels), key=lambda v: (str(type(v)), v))
+        if len(names) < 2:
+            raise LabelError(
+                f"Target {name!r} has a single class ({names[0]!r}) in all {len(labels)} rows: "
+                f"a classifier needs at least two. Check that the data was not filtered to one "
+                f"class, or use a regression target."
+            )
+        self.class_names_ = tuple(names)
+        self.transform_ = {"kind": "none", "log1p": False, "mean": 0.0, "scale": 1.0}
+        return self
+
+    def _transform_kind(self):
+        kind = "standardize" if self.transform == "auto" else self.transform
+        if kind not in TARGET_TRANSFORMS:
+            raise ConfigError(
+                f"`target_transform` must be one of {sorted(TARGET_TRANSFORMS) + ['auto']}. "
+                f"Received: target_transform={self.transform!r}"
+            )
+        return kind
+
+    def fit_transform_stats(self, name, kind, mean, scale):
+        """Sets a regression transform from precomputed statistics (the streaming path)."""
+        self.name_ = name
+        self.task_ = "regression"
+        self.class_names_ = None
+        log1p, _ = TARGET_TRANSFORMS[kind]
+        self.transform_ = {"kind": kind, "log1p": log1p, "mean": float(mean), "scale": float(scale)}
+        return self
+
+    def fit_classes(self, name, class_names):
+        """Sets classes from precomputed names (the streaming path)."""
+        self.name_ = name
+        self.task_ = "classification"
+        if len(class_names) < 2:
+            raise LabelError(
+                f"Target {name!r} has a single class ({class_names[0]!r}): a classifier needs at "
+                f"least two. Check that the data was not filtered to one class."
+            )
+        self.class_names_ = tuple(sorted(class_names, key=lambda v: (str(type(v)), v)))
+        self.transform_ = {"kind": "none", "log1p": False, "mean": 0.0, "scale": 1.0}
+        return self
+
+    @property
+    def spec_(self):
+        """The `ProblemSpec` the encoded target calls for."""
+        if self.task_ == "regression":
+            return ProblemSpec(task="regression")
+        if len(self.class_names_) == 2:
+            return ProblemSpec(task="binary", class_names=self.class_names_)
+        return ProblemSpec(task="multiclass", num_classes=len(self.class_names_),
+                           class_names=self.class_names_)
+
+    def labels(self, series):
+        """Targets in report form: class indices, or float values in original units."""
+        if self.task_ == "regression":
+            return _numbers(series)[0].astype(np.float32)
+        index = {v: i for i, v in enumerate(self.class_names_)}
+        labels = series.map(class_value)
+        unknown = sorted({v for v in labels if v not in index}, key=str)
+        if unknown:
+            raise LabelError(
+                f"Target {self.name_!r} has classes {unknown[:5]} that the model was not built "
+                f"for. Its classes: {list(self.class_names_)}."
+            )
+        return np.array([index[v] for v in labels], dtype=np.int64)
+
+    def encode(self, series):
+        """Targets as the network trains on them (indices, or transformed values)."""
+        y = self.labels(series)
+        return y if self.task_ == "classification" else self.forward(y)
+
+    def forward(self, y):
+        t = self.transform_
+        y = np.log1p(y) if t["log1p"] else y
+        return ((y - t["mean"]) / t["scale"]).astype(np.float32)
+
+
+def _moments(kind, values, name):
+    log1p, standardize = TARGET_TRANSFORMS[kind]
+    if log1p:
+        low = values <= -1
+        if low.any():
+            raise DataError(
+                f"target_transform='log1p' needs target values above -1; {name!r} has "
+                f"{int(low.sum())} value(s) at or below -1 (smallest {values.min():g}). Use "
+                f"target_transform='standardize'."
+            )
+        values = np.log1p(values)
+    if not standardize:
+        return kind, 0.0, 1.0
+    scale = float(np.std(values))
+    return kind, float(np.mean(values)), scale if scale > 0 else 1.0
