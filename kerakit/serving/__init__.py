@@ -1,0 +1,46 @@
+"""Export and serve models: SavedModel versions and a TensorFlow-Serving-compatible REST service.
+
+`export` writes a SavedModel into a numbered version folder (`1/`, `2/`, ...)
+as TensorFlow Serving expects, with named inputs. `serve` puts a model behind
+TensorFlow Serving's REST API, so existing clients work unchanged:
+
+    GET  /v1/models/NAME[/versions/N]              status
+    GET  /v1/models/NAME[/versions/N]/metadata     signature: input/output names, shapes, dtypes
+    POST /v1/models/NAME[/versions/N]:predict      {"instances": ...} or {"inputs": ...}
+
+Every request is validated (JSON, shape, dtype, finiteness, body size) before
+the model sees it and refused with `{"error": "..."}` and a 4xx status when it
+is wrong. Concurrent requests are micro-batched into one model call. Starlette
+routes the requests and uvicorn speaks HTTP.
+
+`.keras` files are always loaded with `safe_mode=True`. A SavedModel is a
+TensorFlow program: serve only exports you trust (TensorFlow's own advice).
+
+Importing this package does not import TensorFlow.
+"""
+
+from kerakit.serving.models import (
+    Servable,
+    TensorInfo,
+    export,
+    input_signature,
+    load_model,
+    load_servables,
+)
+from kerakit.serving.protocol import format_response, parse_request
+from kerakit.serving.service import (
+    BATCH_WAIT_MS,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MAX_BATCH_SIZE,
+    MAX_BODY_BYTES,
+    RunningServer,
+    Service,
+    serve,
+)
+
+__all__ = [
+    "BATCH_WAIT_MS", "DEFAULT_HOST", "DEFAULT_PORT", "MAX_BATCH_SIZE", "MAX_BODY_BYTES",
+    "RunningServer", "Servable", "Service", "TensorInfo", "export", "format_response",
+    "input_signature", "load_model", "load_servables", "parse_request", "serve",
+]

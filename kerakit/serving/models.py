@@ -1,0 +1,388 @@
+"""Safe loading, SavedModel export into numbered versions, and the `Servable` the service calls."""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kerakit.errors import ConfigError, DataTypeError, RunError
+
+SIGNATURE = "serving_default"
+# Extra files inside a SavedModel go in assets.extra/ (TensorFlow Serving ignores them).
+KERAKIT_ASSET = Path("assets.extra") / "kerakit.json"
+VERSION_NAME = re.compile(r"^[0-9]+$")
+_AUTO_INPUT_NAME = re.compile(r"^(keras_tensor|input_layer|input)(_[0-9]+)?$")
+
+
+# Loading --------------------------------------------------------------------
+
+
+def load_model(path):
+    """Loads a `.keras` model file (or a run directory's `model.keras`) safely.
+
+    Always `safe_mode=True`: a file cannot run Python code (a `Lambda` layer's
+    code is refused). kerakit never calls
+    `keras.config.enable_unsafe_deserialization()`, which would turn that
+    protection off for the whole process. kerakit's own layers (raw-column
+    models, ensembles) are registered first, so its models load.
+
+    Args:
+        path: a `.keras` file, or a run directory (`runs/<recipe>/<id>/`)
+            holding `model.keras`. A `keras.Model` is returned as is.
+
+    Example:
+
+    >>> model = kerakit.serving.load_model("runs/digits/20250101-120000/model.keras")
+    """
+    import keras
+
+    if isinstance(path, keras.Model):
+        return path
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataTypeError(f"Expected a keras.Model or the path of a .keras file. Received: {path!r}")
+    file = Path(path)
+    if file.is_dir():
+        if is_saved_model(file) or version_dirs(file):
+            raise RunError(
+                f"{file} is a SavedModel export, not a .keras file. Serve it with "
+                f"`kerakit serve {file}` (or kerakit.serve), or load the .keras file it was "
+                f"exported from."
+            )
+        file = file / "model.keras"
+    if not file.is_file() or file.suffix != ".keras":
+        raise RunError(
+            f"No .keras model file at {str(path)!r}. Pass a .keras file or a run directory "
+            f"that holds model.keras."
+        )
+    _register_kerakit_layers()
+    try:
+        return keras.saving.load_model(file, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" not in str(error) and "unsafe" not in str(error):
+            raise
+        raise RunError(
+            f"{file} contains Python code (such as a Lambda layer), which kerakit refuses to "
+            f"load because loading would run it. Rebuild the model from registered layers "
+            f"(keras.saving.register_keras_serializable) instead of Lambda. Keras said: {error}"
+        ) from None
+
+
+def _register_kerakit_layers():
+    # Importing these modules registers kerakit's layers with Keras, so that
+    # safe-mode loading can rebuild raw-column models and ensembles.
+    try:
+        import kerakit.data.layers  # noqa: F401
+    except ImportError:
+        pass
+    try:
+        from kerakit import analysis
+
+        analysis._weighted_average_class()
+    except (ImportError, AttributeError):
+        pass
+
+
+def is_saved_model(path):
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def version_dirs(base):
+    """`{version: folder}` for the numbered SavedModel folders under `base`."""
+    base = Path(base)
+    if not base.is_dir():
+        return {}
+    return {
+        int(d.name): d for d in base.iterdir()
+        if d.is_dir() and VERSION_NAME.match(d.name) and is_saved_model(d)
+    }
+
+
+def clean_name(name):
+    """A model name usable in a URL path segment."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "model"
+
+
+# Inputs and outputs -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """A named input or output: shape without the batch dimension, and dtype name."""
+
+    name: str
+    shape: tuple
+    dtype: str
+
+    def describe(self):
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"'{self.name}' ({self.dtype}, shape per instance [{dims}])"
+
+
+def _dtype_name(dtype):
+    name = getattr(dtype, "name", str(dtype))
+    return "string" if name in ("string", "object") else name
+
+
+def _layout(model):
+    """How the model takes its inputs: `(kind, keys, names, tensors)`.
+
+    `kind` is "dict" (raw-column models), "list" or "single"; `keys` are the
+    dict keys the model is called with; `names` are the served and exported
+    input names: each `keras.Input`'s name, except Keras's automatic ones
+    ("keras_tensor_3"), which become "features" (one input) or "input_0", ...
+    """
+    try:
+        struct = model.input
+    except (AttributeError, ValueError):
+        raise ConfigError(
+            f"Model {model.name!r} has no symbolic inputs (a subclassed model that was never "
+            f"called?), so its input names and shapes are unknown. Build it from keras.Input "
+            f"layers, or call it once on data before exporting or serving it."
+        ) from None
+    if isinstance(struct, dict):
+        kind, keys, tensors = "dict", list(struct), list(struct.values())
+    elif isinstance(struct, (list, tuple)):
+        kind, keys, tensors = "list", None, list(struct)
+    else:
+        kind, keys, tensors = "single", None, [struct]
+    names = []
+    for i, tensor in enumerate(tensors):
+        name = getattr(tensor, "name", "") or ""
+        if _AUTO_INPUT_NAME.match(name):
+            name = clean_name(keys[i]) if keys else "features" if len(tensors) == 1 else f"input_{i}"
+        names.append(name)
+    if len(set(names)) != len(names):
+        names = [f"input_{i}" for i in range(len(tensors))]
+    return kind, keys, names, tensors
+
+
+def input_signature(model):
+    """The `input_signature` kerakit exports `model` with: one named `tf.TensorSpec` per input."""
+    import tensorflow as tf
+
+    kind, keys, names, tensors = _layout(model)
+    specs = [tf.TensorSpec(t.shape, tf.as_dtype(t.dtype), name=n) for n, t in zip(names, tensors, strict=True)]
+    if kind == "dict":
+        return [dict(zip(keys, specs, strict=True))]
+    return [specs] if kind == "list" else specs
+
+
+def table_metadata(model):
+    """A raw-column model's metadata (from `kerakit.data`) plus each column's input name; else None."""
+    try:
+        from kerakit.data.table import OUTPUT_LAYER
+        from kerakit.data.table import table_metadata as read_metadata
+    except ImportError:
+        return None
+    if OUTPUT_LAYER not in [layer.name for layer in model.layers]:
+        return None
+    metadata = json.loads(json.dumps(read_metadata(model)))
+    _, keys, names, _ = _layout(model)
+    feed = dict(zip(keys, names, strict=True)) if keys else {}
+    metadata["columns"] = [{**c, "input": feed.get(c["name"], c["name"])} for c in metadata["columns"]]
+    return metadata
+
+
+def _name_outputs(outputs):
+    if isinstance(outputs, dict):
+        return dict(outputs)
+    if isinstance(outputs, (list, tuple)):
+        return {f"output_{i}": o for i, o in enumerate(outputs)}
+    return {"output_0": outputs}
+
+
+class Servable:
+    """One model version behind the service: named inputs and outputs, one compiled call.
+
+    Built from a `keras.Model` (`from_keras`) or a SavedModel folder
+    (`from_saved_model`); both are called the same way, with a dict of
+    batched NumPy arrays keyed by input name. `table` holds a raw-column
+    model's metadata (columns, kinds, class names), or None.
+    """
+
+    def __init__(self, name, version, inputs, outputs, call, source, table=None, keep=None):
+        self.name = name
+        self.version = int(version)
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self.source = source
+        self.table = table
+        self._call = call
+        self._keep = keep  # a loaded SavedModel must outlive its signature function
+
+    @classmethod
+    def from_keras(cls, model, name, version=1, source="keras.Model"):
+        import tensorflow as tf
+
+        kind, keys, names, tensors = _layout(model)
+
+        def arrange(feeds):
+            if kind == "dict":
+                return {k: feeds[n] for k, n in zip(keys, names, strict=True)}
+            return [feeds[n] for n in names] if kind == "list" else feeds[names[0]]
+
+        specs = {n: tf.TensorSpec(t.shape, tf.as_dtype(t.dtype), name=n) for n, t in zip(names, tensors, strict=True)}
+        # One concrete function with a free batch dimension: traced once, then
+        # called directly (no retracing, no per-call `predict` set-up).
+        function = tf.function(lambda feeds: _name_outputs(model(arrange(feeds), training=False)))
+        concrete = function.get_concrete_function(specs)
+        inputs = [TensorInfo(n, tuple(t.shape[1:]), _dtype_name(t.dtype)) for n, t in zip(names, tensors, strict=True)]
+        outputs = [TensorInfo(k, tuple(v.shape[1:]), _dtype_name(v.dtype))
+                   for k, v in concrete.structured_outputs.items()]
+        return cls(name, version, inputs, outputs, concrete, source, table_metadata(model), model)
+
+    @classmethod
+    def from_saved_model(cls, path, name, version=1):
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        signatures = dict(loaded.signatures)
+        if SIGNATURE not in signatures:
+            raise RunError(
+                f"The SavedModel at {path} has no '{SIGNATURE}' signature (it has "
+                f"{sorted(signatures)}). Export it with kerakit.export or model.export."
+            )
+        signature = signatures[SIGNATURE]
+        specs = signature.structured_input_signature[1]
+        inputs = [TensorInfo(n, tuple(s.shape[1:]), _dtype_name(s.dtype)) for n, s in specs.items()]
+        outputs = [TensorInfo(n, tuple(s.shape[1:]), _dtype_name(s.dtype))
+                   for n, s in signature.structured_outputs.items()]
+        extra = Path(path) / KERAKIT_ASSET
+        table = json.loads(extra.read_text(encoding="utf-8")).get("table") if extra.is_file() else None
+        return cls(name, version, inputs, outputs, lambda feeds: signature(**feeds), str(path),
+                   table, loaded)
+
+    def predict(self, feeds):
+        """Runs the model on `{input name: batched array}`; returns `{output name: array}`."""
+        return {k: np.asarray(v) for k, v in self._call(feeds).items()}
+
+
+def load_servables(model, name=None, versions="latest"):
+    """Loads what the service serves; returns `(name, {version: Servable})`.
+
+    Args:
+        model: a `keras.Model`, a `.keras` file, a run directory, a SavedModel
+            folder, or an export base folder with numbered versions.
+        name: the model name in the URLs. Defaults to the recipe name for a
+            run, the folder name for an export, the file name for a `.keras` file.
+        versions: "latest" (TensorFlow Serving's default) or "all", for an
+            export base folder. Defaults to "latest".
+
+    Example:
+
+    >>> name, servables = load_servables("models/digits", versions="all")
+    >>> name, sorted(servables)
+    ('digits', [1, 2])
+    """
+    if versions not in ("latest", "all"):
+        raise ConfigError(f"`versions` must be 'latest' or 'all'. Received: versions={versions!r}")
+    import keras
+
+    if isinstance(model, keras.Model):
+        name = clean_name(name or model.name)
+        return name, {1: Servable.from_keras(model, name)}
+    if not isinstance(model, (str, os.PathLike)):
+        raise DataTypeError(
+            f"Expected a keras.Model, a .keras file, a run directory or a SavedModel folder. "
+            f"Received: {model!r}"
+        )
+    path = Path(model)
+    found = version_dirs(path)
+    if found:
+        chosen = sorted(found) if versions == "all" else [max(found)]
+        name = clean_name(name or path.resolve().name)
+        return name, {v: Servable.from_saved_model(found[v], name, v) for v in chosen}
+    if is_saved_model(path):
+        numbered = bool(VERSION_NAME.match(path.name))
+        version = int(path.name) if numbered else 1
+        name = clean_name(name or (path.resolve().parent.name if numbered else path.resolve().name))
+        return name, {version: Servable.from_saved_model(path, name, version)}
+    keras_model = load_model(path)
+    name = clean_name(name or _keras_file_name(path))
+    return name, {1: Servable.from_keras(keras_model, name, source=str(path))}
+
+
+def _keras_file_name(path):
+    """A run's recipe name (runs/<recipe>/<id>/model.keras), else the file or folder name."""
+    run_dir = path if path.is_dir() else path.parent
+    manifest = run_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            return json.loads(manifest.read_text(encoding="utf-8")).get("recipe") or run_dir.parent.name
+        except (OSError, ValueError, AttributeError):
+            return run_dir.parent.name
+    return path.stem if path.is_file() else path.resolve().name
+
+
+# Export ---------------------------------------------------------------------------
+
+
+def export(model, directory, version=None, overwrite=False):
+    """Exports a model as a SavedModel in `directory/<version>/`, as TensorFlow Serving expects.
+
+    The version folder is written under a temporary name and renamed into
+    place, so a server watching `directory` never sees half an export. Inputs
+    are named: each `keras.Input`'s name, or "features" for a single unnamed
+    input. A raw-column model (from `kerakit.data`) also gets its columns,
+    kinds and class names in `assets.extra/kerakit.json`, so `kerakit serve`
+    accepts rows keyed by column name for the export too.
+
+    Args:
+        model: a `keras.Model`, a `.keras` file or a run directory.
+        directory: the model's base folder; versions go in numbered folders.
+        version: a positive integer. Defaults to one more than the highest
+            version already there (1 for a new folder).
+        overwrite: replace an existing version folder. Defaults to False.
+
+    Returns:
+        The `Path` of the version folder.
+
+    Example:
+
+    >>> kerakit.export(model, "models/digits")
+    PosixPath('models/digits/1')
+    >>> kerakit.export(model, "models/digits")
+    PosixPath('models/digits/2')
+    """
+    model = load_model(model)
+    base = Path(directory)
+    if base.exists() and not base.is_dir():
+        raise ConfigError(f"`directory` must be a folder. Received a file: {base}")
+    if is_saved_model(base):
+        raise ConfigError(
+            f"{base} is itself a SavedModel. Pass its parent folder (the model's base folder); "
+            f"versions are written into numbered subfolders."
+        )
+    existing = version_dirs(base)
+    if version is None:
+        version = max(existing, default=0) + 1
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
+        raise ConfigError(f"`version` must be a positive integer. Received: version={version!r}")
+    target = base / str(int(version))
+    if target.exists() and not overwrite:
+        raise ConfigError(
+            f"Version {version} already exists at {target}. Pass another version, leave "
+            f"version=None for the next one ({max(existing, default=0) + 1}), or overwrite=True."
+        )
+    signature = input_signature(model)
+    table = table_metadata(model)
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
+    try:
+        saved = staging / "saved_model"
+        model.export(str(saved), format="tf_saved_model", input_signature=signature, verbose=False)
+        if table is not None:
+            (saved / KERAKIT_ASSET).parent.mkdir(parents=True, exist_ok=True)
+            (saved / KERAKIT_ASSET).write_text(json.dumps({"format": 1, "table": table}, indent=2),
+                                               encoding="utf-8")
+        if target.exists():
+            os.replace(target, staging / "replaced")
+        os.replace(saved, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
