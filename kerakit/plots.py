@@ -283,3 +283,35 @@ def evaluation_figures(spec, y_true, predictions, threshold=0.5):
                 "roc": roc_curves(truth, predictions.reshape(-1))}
     return {"confusion_matrix": confusion_matrix(truth, predictions.argmax(axis=1), names),
             "roc": roc_curves(truth, predictions, names)}
+
+
+def metric_bars(results, metrics=None, title=None):
+    """Grouped bars comparing models on a few metrics, e.g. one model per loss.
+
+    Args:
+        results: `{model name: {metric: value}}`.
+        metrics: which metrics to show. Defaults to those every model has.
+        title: the figure's title.
+
+    Example:
+
+    >>> fig = metric_bars({"mse": {"rmse": 2.1, "mae": 1.2}, "huber": {"rmse": 1.4, "mae": 0.9}})
+    """
+    if not results:
+        raise ConfigError("`results` must map at least one model name to its metrics.")
+    names = list(results)
+    metrics = metrics or [m for m in next(iter(results.values())) if all(m in r for r in results.values())]
+    figure, axes = _figure(max(5.0, 1.2 * len(names) * len(metrics)), 4.0)
+    ax = axes[0, 0]
+    width = 0.8 / len(names)
+    positions = np.arange(len(metrics))
+    for i, name in enumerate(names):
+        values = [float(results[name][m]) for m in metrics]
+        bars = ax.bar(positions + (i - (len(names) - 1) / 2) * width, values, width, label=name)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+    ax.set_xticks(positions, metrics)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return figure

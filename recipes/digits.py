@@ -1,7 +1,8 @@
 """Digits: multiclass classification with sparse integer labels.
 
-Handwritten digits (8×8 pixels, scikit-learn's bundled copy of the UCI set)
-into ten classes. The labels are plain integers, so the spec picks a softmax
+Handwritten digits (8×8 pixels of 0–16, scikit-learn's bundled copy of the
+UCI set) into ten classes. The model rescales pixels to [0, 1] itself, so the
+saved model takes raw rows. The labels are plain integers, so the spec picks a softmax
 output with sparse categorical cross-entropy — the same result as one-hot
 labels with categorical cross-entropy, without building the one-hot matrix.
 An MLP with dropout and L2 trains with early stopping on the validation
@@ -27,14 +28,14 @@ class Config:
 
 
 def data(config):
-    """Loads the digits, scales pixels to [0, 1] and splits them, stratified by class."""
+    """Loads the digits and splits them, stratified by class (raw pixel values)."""
     from sklearn.datasets import load_digits
 
     import kerakit as kk
     from kerakit.recipes import split_data
 
     digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")
+    x = digits.data.astype("float32")
     y = digits.target
     splits = split_data(x, y, test_size=config.test_size, val_size=config.val_size,
                         seed=config.seed, limit=300 if config.smoke else None)
@@ -46,11 +47,15 @@ def data(config):
 
 def run(config, data, run):
     """Builds the model from the spec, trains with early stopping, reports on the test split."""
+    import keras
+
     import kerakit as kk
 
     spec = data["spec"]
-    model = kk.build_model(spec, input_shape=(data["x_train"].shape[1],), units=config.units,
-                           dropout=config.dropout, l2=config.l2,
+    # Scaling inside the model: the saved model predicts from raw pixel rows.
+    inputs = keras.Input(shape=(data["x_train"].shape[1],), name="features")
+    model = kk.build_model(spec, inputs=inputs, preprocessor=keras.layers.Rescaling(1 / 16),
+                           units=config.units, dropout=config.dropout, l2=config.l2,
                            learning_rate=config.learning_rate, seed=config.seed)
     history = kk.fit(model, data["x_train"], data["y_train"],
                      validation_data=(data["x_val"], data["y_val"]),
