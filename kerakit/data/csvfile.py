@@ -49,11 +49,11 @@ class CsvReader:
     ```
     """
 
-    def __init__(self, path, encoding="utf-8", sep=",", block_bytes=BLOCK_BYTES):
+    def __init__(self, path, encoding="utf-8", sep=",", block_bytes=None):
         self.path = os.fspath(path)
         self.encoding = encoding
         self.sep = sep
-        self.block_bytes = int(block_bytes)
+        self.block_bytes = int(block_bytes or BLOCK_BYTES)
         self.multiline = False
         if not os.path.isfile(self.path):
             raise DataError(f"No CSV file at {self.path!r}. Check the path.")

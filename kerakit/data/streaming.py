@@ -30,7 +30,7 @@ from kerakit.errors import ConfigError, DataError, DataTypeError
 from kerakit.data.csvfile import NA_TOKENS, CsvReader
 from kerakit.data.preprocess import StatsAccumulator
 from kerakit.data.schema import _labels, _numbers, check_target, infer_schema, to_inputs
-from kerakit.data.targets import TARGET_TRANSFORMS, TargetEncoder, class_value, infer_target_task
+from kerakit.data.targets import TARGET_TRANSFORMS, TargetEncoder, class_value, resolve_task
 
 TRAIN, VALIDATION, TEST, DROP = 0, 1, 2, 255
 PART = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
@@ -165,8 +165,7 @@ def scan_csv(path, target, *, types=None, ignore=None, task="auto", target_trans
     sample = sample[sample.notna().any(axis=1)]
     schema = infer_schema(sample, target=target, types=types, ignore=ignore, where="line(s)")
     present = sample[target].dropna()
-    if task == "auto":
-        task = infer_target_task(present, target, "line(s)") if len(present) else "regression"
+    task = resolve_task(task, target_transform, present, target, "line(s)")
     targets = _Targets(target, task, target_transform, validation, test, seed)
     stats = StatsAccumulator(schema, max_categories)
     assignment = []

@@ -72,6 +72,15 @@ def infer_target_task(series, name, where="rows"):
     return "classification" if integral and len(distinct) <= TARGET_CLASS_LIMIT else "regression"
 
 
+def resolve_task(task, transform, series, name, where="rows"):
+    """The task to train: as given, regression when a target transform is asked for, or inferred."""
+    if task != "auto":
+        return task
+    if transform not in ("auto", "none"):
+        return "regression"
+    return infer_target_task(series, name, where)
+
+
 class TargetEncoder:
     """Encodes a target column for training and records how to decode predictions.
 
@@ -97,7 +106,7 @@ class TargetEncoder:
         """Learns task and class names from `series`; transform statistics from `fit_rows`."""
         if self.task not in TASKS:
             raise ConfigError(f"`task` must be one of {TASKS}. Received: task={self.task!r}")
-        task = self.task if self.task != "auto" else infer_target_task(series, name, where)
+        task = resolve_task(self.task, self.transform, series, name, where)
         self.name_ = name
         self.task_ = task
         if task == "classification":
