@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from kerakit.errors import closest
+from kerakit.errors import KerakitError, closest
 
 # name → (module, one-line help). Keep the help here so listing commands
 # imports nothing.
@@ -19,6 +19,9 @@ COMMANDS = {
     "env": ("kerakit.commands.env", "versions and devices, for bug reports"),
     "recipes": ("kerakit.commands.recipes", "list the recipes `kerakit run` finds by name"),
     "run": ("kerakit.commands.run", "run a recipe (by name or path) into a run directory"),
+    "runs": ("kerakit.commands.runs", "list past runs with their key metric"),
+    "evaluate": ("kerakit.commands.evaluate", "metrics of a run's model (or a .keras file) on a CSV"),
+    "predict": ("kerakit.commands.predict", "predictions of a run's model (or a .keras file) for a CSV"),
     "serve": ("kerakit.commands.serve", "serve a model over TensorFlow Serving's REST API"),
 }
 
@@ -66,7 +69,12 @@ def main(argv=None):
     if args.command is None:
         build_parser().print_help()
         return 0
-    return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
+    try:
+        return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
+    except KerakitError as error:
+        # Bad input is the user's to fix: one clear message, no traceback.
+        print(f"kerakit {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

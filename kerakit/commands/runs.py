@@ -1,0 +1,41 @@
+"""`kerakit runs`: list past runs with their key metric."""
+
+import json
+
+
+def add_arguments(parser):
+    parser.add_argument("--runs-dir", metavar="DIR", default=None,
+                        help="root of run directories (default: $KERAKIT_RUNS_DIR or ./runs)")
+    parser.add_argument("--recipe", metavar="NAME", default=None, help="only runs of this recipe")
+    parser.add_argument("--last", metavar="N", type=int, default=None, help="only the N most recent runs")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def _metric_text(manifest):
+    from kerakit.runs import key_metric
+
+    name, value = key_metric(manifest)
+    return f"{name} {value:.4f}" if name is not None else "-"
+
+
+def run(args):
+    from kerakit.runs import list_runs, runs_dir
+
+    found = list_runs(args.runs_dir, recipe=args.recipe)
+    if args.last is not None:
+        found = found[-args.last:] if args.last > 0 else []
+    if args.json:
+        rows = [{k: m.get(k) for k in ("recipe", "id", "status", "started", "ended", "metrics",
+                                       "key_metric", "dir")} for m in found]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not found:
+        print(f"No runs under {runs_dir(args.runs_dir)}. Start one with `kerakit run digits`.")
+        return 0
+    rows = [(f"{m.get('recipe', '?')}/{m.get('id', '?')}", m.get("status", "?"), _metric_text(m),
+             str(m.get("started", ""))[:19].replace("T", " "), m["dir"]) for m in found]
+    header = ("RUN", "STATUS", "KEY METRIC", "STARTED", "DIRECTORY")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths)) + "  " + row[4])
+    return 0
