@@ -255,7 +255,7 @@ def fit(
             separate processes) give the same history; epochs are still
             reshuffled.
         steps_per_execution: batches per call into TensorFlow, or "auto"
-            (one epoch, up to 32).
+            (one epoch, up to 64).
         spec: the `ProblemSpec`; defaults to the one `build_model` attached.
         strategy: a `tf.distribute.Strategy` or name ("mirrored",
             "multiworker", "default") the model was built under
