@@ -40,6 +40,11 @@ _EXPORTS = {
     "load_table_model": "kerakit.data",
     "TableSchema": "kerakit.data",
     "TableResult": "kerakit.data",
+    "tune": "kerakit.tuning",
+    "TuneResult": "kerakit.tuning",
+    "SearchSpace": "kerakit.tuning",
+    "cross_validate": "kerakit.validation",
+    "make_folds": "kerakit.validation",
     "KerakitError": "kerakit.errors",
 }
 

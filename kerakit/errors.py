@@ -80,3 +80,11 @@ class RequestError(KerakitError, ValueError):
 
 class WorkerTimeoutError(KerakitError, TimeoutError):
     """Workers of a local multi-worker run that did not finish in time (they were killed)."""
+
+
+class ChiefUnavailableError(KerakitError, TimeoutError):
+    """A distributed-search worker got no answer from its chief in time."""
+
+
+class ChiefIdleError(KerakitError, TimeoutError):
+    """A distributed-search chief heard from no worker for too long."""

@@ -1,0 +1,760 @@
+"""`tune`: a Keras Tuner search built from the problem spec, with a k-fold objective.
+
+Keras Tuner's oracles choose the candidates; kerakit's tuner runs each one:
+on k stratified folds (or one validation split), each with early stopping,
+on input pipelines built once for the whole search, clearing the Keras
+session between models without the full garbage collection Keras Tuner adds.
+"""
+
+import dataclasses
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from kerakit.errors import ConfigError, unknown_name
+from kerakit.runs import atomic_path, atomic_write_json
+from kerakit.spec import ProblemSpec, class_indices, validate_labels
+from kerakit.tuning import distributed
+from kerakit.tuning.spaces import DEFAULT_GRID, DEFAULT_SPACE, FIT_OPTIONS, SearchSpace
+from kerakit.validation import (
+    FoldRunner,
+    average_ensemble,
+    check_objective,
+    logged_names,
+    make_folds,
+    objective_direction,
+)
+
+TUNERS = ("random", "grid", "bayesian", "hyperband")
+# build_model keywords a space may set; anything else is a hyperparameter
+# name the body reads itself (depth, units_0, ...).
+BUILD_OPTIONS = ("units", "dropout", "l1", "l2", "batchnorm", "optimizer", "learning_rate")
+TRIAL_FILE = "kerakit_trial.json"
+SEARCH_FILE = "kerakit_search.json"
+
+
+# Building models ------------------------------------------------------------
+
+
+class SpecBuilder:
+    """`build(hp)` for a search-space dict: decodes the trial's values and calls `build_model`.
+
+    The body reads its settings from a fresh `HyperParameters` holding only
+    this candidate's values, so a name the candidate does not set keeps the
+    body's own default.
+    """
+
+    def __init__(self, spec, input_shape, body, space, tuner, preprocessor=None):
+        from kerakit.builders import get_body
+
+        self.spec, self.input_shape, self.space, self.tuner = spec, tuple(input_shape), space, tuner
+        self.body = get_body(body)
+        self.preprocessor = preprocessor
+        self.build_options = set(BUILD_OPTIONS) | set(self.body.options)
+
+    def split(self, values):
+        options = {k: v for k, v in values.items() if k in self.build_options}
+        raw = {k: v for k, v in values.items()
+               if k not in self.build_options and k not in FIT_OPTIONS}
+        return options, raw
+
+    def build(self, values):
+        import keras
+        import keras_tuner
+
+        from kerakit.builders import build_model
+
+        options, raw = self.split(values)
+        body_hp = keras_tuner.HyperParameters()
+        for name, value in raw.items():
+            body_hp.Fixed(name, value)
+        if self.preprocessor is not None:
+            inputs = keras.Input(shape=self.input_shape, name="features")
+            return build_model(self.spec, inputs=inputs, preprocessor=self.preprocessor(),
+                               body=self.body, hp=body_hp, **options)
+        return build_model(self.spec, input_shape=self.input_shape, body=self.body, hp=body_hp,
+                           **options)
+
+    def __call__(self, hp):
+        return self.build(self.space.decode(hp.values, self.tuner))
+
+    def check(self):
+        """Refuses, before any training, names no builder reads and values a builder refuses."""
+        import keras_tuner
+
+        from kerakit.builders import build_model
+        from kerakit.errors import closest
+        from kerakit.optimizers import get_optimizer
+
+        # Build once with a fresh HyperParameters: it records every name read.
+        probe = keras_tuner.HyperParameters()
+        build_model(self.spec, input_shape=self.input_shape, body=self.body, hp=probe)
+        read = set(probe.values)
+        prefixes = {n.rsplit("_", 1)[0] for n in read if n.rsplit("_", 1)[-1].isdigit()}
+        known = read | self.build_options | set(FIT_OPTIONS)
+        for name in self.space.names:
+            base, _, index = name.rpartition("_")
+            if name in known or (index.isdigit() and base in prefixes):
+                continue
+            hint = closest(name, sorted(known))
+            did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+            raise ConfigError(
+                f"The search space sets {name!r}, which neither build_model nor the "
+                f"{self.body.name!r} body reads.{did_you_mean} Names they read: "
+                f"{', '.join(sorted(read | self.build_options))}; fit options: "
+                f"{', '.join(FIT_OPTIONS)}."
+            )
+        grids = len(self.space.grids)
+        for index, name, value in self.space.extremes():
+            where = f"grid {index + 1} of the search space" if grids > 1 else "the search space"
+            try:
+                if name in ("batch_size", "epochs"):
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                        raise ConfigError(f"`{name}` must be a positive integer.")
+                elif name == "optimizer":
+                    get_optimizer(value)
+                elif name == "learning_rate":
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                        raise ConfigError("`learning_rate` must be a positive number.")
+                elif name in self.build_options:
+                    self.body.pin(keras_tuner.HyperParameters(), **{name: value})
+            except ConfigError as error:
+                raise type(error)(
+                    f"In {where}, {name}={value!r} cannot be used: {error} Remove it or change it "
+                    f"before searching."
+                ) from None
+
+
+def _fit_options(values, settings):
+    batch_size = values.get("batch_size", settings["batch_size"])
+    epochs = values.get("epochs", settings["epochs"])
+    return int(batch_size), int(epochs)
+
+
+# Running one trial ----------------------------------------------------------
+
+
+def _memory_mb():
+    """(current, peak) resident memory of this process in MB, from /proc (Linux)."""
+    try:
+        with open("/proc/self/status") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+    except (OSError, KeyError, ValueError):
+        return (float("nan"), float("nan"))
+
+
+class TrialRunner:
+    """Runs one candidate on every fold and reports its score to the oracle."""
+
+    def __init__(self, folds, build, space, settings):
+        self.folds, self.build, self.space, self.settings = folds, build, space, settings
+
+    def values(self, hp):
+        if self.space is not None:
+            return self.space.decode(hp.values, self.settings["tuner"])
+        return dict(hp.values)
+
+    def run(self, hp, trial_dir, tuner_id, warm_start=None):
+        s = self.settings
+        values = self.values(hp)
+        batch_size, epochs = _fit_options(values, s)
+        initial_epoch = 0
+        if "tuner/epochs" in hp.values:  # Hyperband decides the epochs of each round
+            epochs = int(hp.values["tuner/epochs"])
+            if warm_start is not None:
+                initial_epoch = int(hp.values.get("tuner/initial_epoch", 0))
+        outcome = self.folds.run(
+            self.build, hp, batch_size=batch_size, epochs=epochs, monitor=s["objective"],
+            direction=s["direction"], patience=s["patience"], initial_epoch=initial_epoch,
+            warm_start=warm_start, save_weights=trial_dir if s["save_weights"] else None,
+            callbacks=s["callbacks"])
+        if outcome.oof_predictions is not None:
+            with atomic_path(os.path.join(trial_dir, "oof.npy")) as tmp:
+                np.save(tmp, outcome.oof_predictions)
+        rss, peak = _memory_mb()
+        atomic_write_json(os.path.join(trial_dir, TRIAL_FILE), {
+            "worker": tuner_id, "pid": os.getpid(), "fold_scores": outcome.scores,
+            "best_epochs": outcome.best_epochs, "seconds": outcome.seconds, "fits": outcome.fits,
+            "batch_size": batch_size, "rss_mb": rss, "peak_rss_mb": peak,
+        })
+        name = s["objective"]
+        metrics = {name: outcome.mean, f"{name}_std": outcome.std,
+                   "epochs": float(np.mean(outcome.best_epochs)), "seconds": outcome.seconds}
+        return metrics, outcome.fits
+
+
+# Trials in a fresh process --------------------------------------------------
+
+_WORKER_RUNNER = None
+
+
+def _init_worker(payload):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    global _WORKER_RUNNER
+    folds = FoldRunner(payload["spec"], payload["x"], payload["y"], payload["splits"],
+                       validation_data=payload["validation_data"], seed=payload["seed"])
+    _WORKER_RUNNER = TrialRunner(folds, payload["build"], payload["space"], payload["settings"])
+
+
+def _run_in_worker(hp_config, trial_dir, tuner_id, warm_start):
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters.from_config(hp_config)
+    return _WORKER_RUNNER.run(hp, trial_dir, tuner_id, warm_start)
+
+
+class TrialPool:
+    """Runs trials in a child process that is replaced every `trials_per_process` trials.
+
+    TensorFlow keeps a few MB per model it has seen; a fresh process returns
+    them, so a long search stays flat in memory. The data travel once per
+    process, not once per trial.
+    """
+
+    def __init__(self, payload, trials_per_process=20):
+        self.payload, self.limit = payload, int(trials_per_process)
+        self._executor, self._used = None, 0
+
+    def run(self, *args):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._executor is None or self._used >= self.limit:
+            self.close()
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.payload,))
+            self._used = 0
+        self._used += 1
+        return self._executor.submit(_run_in_worker, *args).result()
+
+    def close(self):
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+# The tuner ------------------------------------------------------------------
+
+
+def _tuner_class():
+    import keras_tuner
+
+    class KerakitTuner(keras_tuner.Tuner):
+        """A Keras Tuner `Tuner` whose trials are k-fold (or one-split) kerakit trainings."""
+
+        def __init__(self, oracle, runner, pool=None, worker_timeout=60.0, chief_timeout=None,
+                     print_fn=print, **kwargs):
+            self.runner, self.pool = runner, pool
+            self.worker_timeout, self.chief_timeout, self.print_fn = worker_timeout, chief_timeout, print_fn
+            self.fits, self.trials_run = 0, []
+            super().__init__(oracle=oracle, **kwargs)
+
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            parent = hp.values.get("tuner/trial_id")
+            warm = self.get_trial_dir(parent) if parent is not None else None
+            trial_dir = self.get_trial_dir(trial.trial_id)
+            if self.pool is not None:
+                metrics, fits = self.pool.run(hp.get_config(), trial_dir, self.tuner_id, warm)
+            else:
+                metrics, fits = self.runner.run(hp, trial_dir, self.tuner_id, warm)
+            self.fits += fits
+            self.trials_run.append(trial.trial_id)
+            return metrics
+
+        def save(self):
+            if not self._is_worker():
+                self.oracle.save()
+            atomic_write_json(self._get_tuner_fname(), self.get_state())
+
+        def search(self, *args, **kwargs):
+            role = distributed.role()
+            if role == "chief":
+                self.oracle.verbose = kwargs.get("verbose", 1)
+                self.save()
+                distributed.serve_chief(self.oracle, self.chief_timeout, print_fn=self.print_fn)
+                return
+            if role == "worker":
+                import grpc
+
+                distributed.bound_worker_calls(self.worker_timeout)
+                try:
+                    return super().search(*args, **kwargs)
+                except grpc.RpcError as error:
+                    raise distributed.worker_error(error, self.worker_timeout) from None
+            return super().search(*args, **kwargs)
+
+    return KerakitTuner
+
+
+# Results --------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TuneResult:
+    """What a search found.
+
+    Attributes:
+        best_model: the best configuration refit on all training rows (epochs
+            from its early stopping), or None with `refit=False` or on a worker.
+        best_hyperparameters: the best candidate's values, as the model was built.
+        best_score, best_score_std: its objective (mean over folds) and spread.
+        best_trial_id: the Keras Tuner trial id of the best candidate.
+        objective, direction: what was optimized, "min" or "max".
+        trials: a `pandas.DataFrame`, one row per trial (values, score ± std,
+            epochs, seconds, worker), also saved as `trials.csv`.
+        oof_predictions: with `cv`, the best candidate's out-of-fold
+            predictions, one row per training row (also `oof_predictions.npy`).
+        fold_models / ensemble: with `cv` and `ensemble=True`, the best
+            candidate's fold models and their average as one `keras.Model`.
+        directory: the search's folder (Keras Tuner's project directory).
+        plan: the plan printed before the search ("15 candidates × 3 folds = 45 fits").
+        fits: models trained by this process's search (the refit not counted).
+        role: "local", "chief" or "worker".
+        tuner: the Keras Tuner tuner that ran the search.
+    """
+
+    best_model: object
+    best_hyperparameters: dict
+    best_score: float
+    best_score_std: float
+    best_trial_id: object
+    objective: str
+    direction: str
+    trials: object
+    oof_predictions: object
+    fold_models: list
+    ensemble: object
+    directory: Path
+    plan: str
+    fits: int
+    role: str
+    tuner: object = dataclasses.field(repr=False, default=None)
+
+    def summary(self):
+        if self.best_trial_id is None:
+            return f"No completed trial ({self.role}). Trials: {len(self.trials)}."
+        return (f"best {self.objective} {self.best_score:.4g} ± {self.best_score_std:.2g} "
+                f"(trial {self.best_trial_id}) with {self.best_hyperparameters}")
+
+
+def _read_json(path):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def trials_table(tuner, runner, objective):
+    """One row per trial: values, score ± std, epochs, seconds, worker, status."""
+    import pandas as pd
+
+    rows = []
+    trials = tuner.oracle.trials if not tuner._is_worker() else {}
+    for trial_id, trial in sorted(trials.items()):
+        metrics = trial.metrics
+
+        def last(name, metrics=metrics):
+            return metrics.get_last_value(name) if metrics.exists(name) else float("nan")
+
+        info = _read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
+        row = {"trial": trial_id, "status": trial.status}
+        values = runner.values(trial.hyperparameters)
+        row.update({k: (str(v) if isinstance(v, (tuple, list)) else v) for k, v in values.items()})
+        row[objective] = last(objective)
+        row[f"{objective}_std"] = last(f"{objective}_std")
+        for i, score in enumerate(info.get("fold_scores", [])):
+            row[f"fold_{i}"] = score
+        row["epochs"] = last("epochs")
+        row["seconds"] = last("seconds")
+        row["worker"] = info.get("worker")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_trials(trials, objective, direction="min"):
+    """Returns a Figure: each trial's score (± std over folds) and the best so far.
+
+    Example:
+
+    >>> fig = plot_trials(result.trials, result.objective, result.direction)
+    >>> fig.savefig("trials.png")
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    done = trials[trials["status"] == "COMPLETED"] if len(trials) else trials
+    if len(done):
+        order = np.arange(1, len(done) + 1)
+        score = done[objective].to_numpy(dtype=float)
+        spread = done[f"{objective}_std"].to_numpy(dtype=float)
+        ax.errorbar(order, score, yerr=np.nan_to_num(spread), fmt="o", alpha=0.7, label="trial")
+        best = np.fmax.accumulate(score) if direction == "max" else np.fmin.accumulate(score)
+        ax.step(order, best, where="post", color="C3", label="best so far")
+        ax.legend()
+    ax.set_xlabel("trial (in order)")
+    ax.set_ylabel(objective)
+    ax.set_title(f"{objective} per trial ({'higher' if direction == 'max' else 'lower'} is better)")
+    return fig
+
+
+# tune -----------------------------------------------------------------------
+
+
+def _holdout(spec, y, validation_split, seed):
+    """A stratified (classification) random split of x/y into train and validation rows."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < validation_split < 1:
+        raise ConfigError(f"`validation_split` must be in (0, 1). Received: {validation_split!r}")
+    stratify = None
+    if spec.task in ("binary", "multiclass"):
+        classes = np.asarray(class_indices(spec, y))
+        if np.unique(classes, return_counts=True)[1].min() >= 2:
+            stratify = classes
+    idx_train, idx_val = train_test_split(np.arange(len(y)), test_size=validation_split,
+                                          random_state=seed, stratify=stratify)
+    return idx_train, idx_val
+
+
+def _digest(*parts):
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.tobytes() if hasattr(part, "tobytes") else repr(part).encode())
+    return digest.hexdigest()[:16]
+
+
+def _check_same_search(project_dir, fingerprint, overwrite):
+    path = Path(project_dir) / SEARCH_FILE
+    if not overwrite and path.exists():
+        stored = _read_json(path)
+        changed = [k for k, v in fingerprint.items() if stored.get(k) not in (None, v)]
+        if changed:
+            raise ConfigError(
+                f"The tuning folder {project_dir} holds a search with different "
+                f"{', '.join(changed)}; resuming would mix two searches. Pass overwrite=True to "
+                f"start over, or another directory / project_name."
+            )
+    Path(project_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, fingerprint)
+
+
+def _resolve_space(space, tuner):
+    import keras_tuner
+
+    if isinstance(space, keras_tuner.HyperModel) or (callable(space) and not isinstance(space, dict)):
+        return None
+    if space is None:
+        space = DEFAULT_GRID if tuner == "grid" else DEFAULT_SPACE
+    space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+    space.check_for(tuner)
+    return space
+
+
+def _probe_metric_names(build, runner):
+    """Logged metric names of a user's model: one eager test batch, nothing traced."""
+    import keras
+    import keras_tuner
+
+    keras.backend.clear_session(free_memory=False)
+    model = build(keras_tuner.HyperParameters())
+    if not isinstance(model, keras.Model):
+        raise ConfigError(
+            f"The build function must return a compiled keras.Model. Received: {type(model).__name__}."
+        )
+    model.run_eagerly = True
+    logs = model.test_on_batch(runner.x[:2], runner.y[:2], return_dict=True)
+    return [name for name in logs if name != "loss"]
+
+
+def _plan(tuner_name, oracle, space, runner, max_trials, done):
+    from kerakit.tuning.oracles import hyperband_trials
+
+    folds = len(runner.splits)
+    unit = f"{folds} folds" if runner.cross_validated else "1 validation split"
+    prefix = ""
+    if tuner_name == "grid":
+        total = space.size if space is not None else len(oracle._enumerate_space())
+        count = min(total, max_trials) if max_trials else total
+    elif tuner_name == "hyperband":
+        count = hyperband_trials(oracle)
+        count = min(count, max_trials) if max_trials else count
+        prefix = "up to "
+    else:
+        count = max_trials
+    text = f"{prefix}{count} candidates × {unit} = {prefix}{count * folds} fits"
+    if done:
+        left = max(count - done, 0)
+        text += f" (resuming: {done} done, {left * folds} fits left)"
+    return text
+
+
+def _best_epochs(trial):
+    if trial.metrics.exists("epochs"):
+        return max(1, int(round(trial.metrics.get_last_value("epochs"))))
+    return None
+
+
+def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, objective="auto",
+         validation_data=None, validation_split=0.2, epochs=50, patience=5, batch_size=32,
+         body="mlp", preprocessor=None, directory="kerakit_tuning", project_name="search",
+         overwrite=False, seed=0, refit=True, ensemble=False, isolate=False,
+         trials_per_process=20, factor=3, callbacks=None, verbose=1, worker_timeout=60.0,
+         chief_timeout=None):
+    """Searches hyperparameters with Keras Tuner, scoring each candidate by k-fold cross-validation.
+
+    Keras Tuner's oracle proposes candidates; each is trained on `cv`
+    stratified folds (or one validation split) with early stopping, and
+    scored by the mean of its folds. The best candidate is then refit on all
+    rows. The search lives in `directory/project_name`: killed at any moment,
+    it resumes there (`overwrite=False`) without re-running finished trials.
+    Before anything trains, the plan is printed ("15 candidates × 3 folds =
+    45 fits") and the objective, space names and values are checked.
+
+    With Keras Tuner's variables set (`KERASTUNER_TUNER_ID`, `_ORACLE_IP`,
+    `_ORACLE_PORT`), the same call is the chief or a worker of a distributed
+    search (see `kerakit.tuning.distributed`).
+
+    Args:
+        spec: the `ProblemSpec`.
+        x, y: training features and labels (the test split stays out).
+        space: a dict `{name: values}` (a list is a choice, `(low, high)` or
+            `(low, high, "log")` a range, a scipy distribution is sampled), a
+            list of dicts (a union of grids, `tuner="grid"`), a `build(hp)`
+            function returning a compiled model, or a `keras_tuner.HyperModel`.
+            Names are `build_model` options (units, dropout, l1, l2,
+            batchnorm, optimizer, learning_rate), names the body reads
+            (depth, units_0, ...) or fit options (batch_size, epochs).
+            Defaults to `DEFAULT_SPACE` (`DEFAULT_GRID` for grid search).
+        tuner: "random", "grid", "bayesian" or "hyperband". Defaults to "random".
+        max_trials: most candidates to try; "auto" is 10 for "random" and
+            "bayesian", every candidate for "grid" and the brackets' size for
+            "hyperband". Defaults to "auto".
+        cv: number of folds, or None for one validation split. Defaults to None.
+        objective: a logged metric ("val_loss", "val_auc", ...), a
+            `keras_tuner.Objective`, or "auto" (`spec.monitor`).
+        validation_data: `(x_val, y_val)` for the single split (`cv=None`).
+        validation_split: fraction of `x` held out (stratified) when `cv` and
+            `validation_data` are None; 0 trains without validation. Defaults to 0.2.
+        epochs: most epochs per fit (Hyperband's `max_epochs`). Defaults to 50.
+        patience: early-stopping patience per fit; None disables. Defaults to 5.
+        batch_size: batch size when the space has no `batch_size`. Defaults to 32.
+        body: the body of spec-built models. Defaults to "mlp".
+        preprocessor: optional zero-argument callable returning a layer applied
+            to the inputs of every model, e.g.
+            `functools.partial(keras.layers.Normalization, mean=m, variance=v)`.
+        directory, project_name: where the search is kept.
+        overwrite: start over instead of resuming. Defaults to False.
+        seed: seeds folds, splits, weights, shuffles and the oracle. Defaults to 0.
+        refit: refit the best candidate on all rows. Defaults to True.
+        ensemble: with `cv`, also return the best candidate's fold models and
+            their averaging ensemble. Defaults to False.
+        isolate: run trials in a child process, replaced every
+            `trials_per_process` trials, so memory stays flat. Defaults to False.
+        factor: Hyperband's reduction factor. Defaults to 3.
+        callbacks: extra Keras callbacks for every fit (copied per fit).
+        verbose: 1 prints the plan and Keras Tuner's trial reports; 0 is silent.
+        worker_timeout: seconds a distributed worker waits for the chief per call.
+        chief_timeout: seconds a chief waits without hearing from any worker
+            before giving up; None waits as long as trials are running.
+
+    Returns:
+        A `TuneResult`.
+
+    Example:
+
+    ```python
+    result = kk.tune(spec, x, y, space=[{"units": [5, 8, 10], "dropout": [.4, .6, .8]},
+                                        {"units": [10, 15], "dropout": [.6, .8, .9]}],
+                     tuner="grid", cv=3, directory="runs/tune")
+    # prints "15 candidates × 3 folds = 45 fits"
+    result.best_hyperparameters, result.trials, result.oof_predictions.shape
+    ```
+    """
+    import keras_tuner
+
+    from kerakit.tuning.oracles import ORACLES
+
+    print_fn = print if verbose else (lambda *a, **k: None)
+    if not isinstance(spec, ProblemSpec):
+        raise ConfigError(f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}")
+    if tuner not in ORACLES:
+        raise unknown_name("tuner", tuner, ORACLES)
+    if max_trials == "auto":
+        max_trials = 10 if tuner in ("random", "bayesian") else None
+    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int)
+                                   or max_trials < 1):
+        raise ConfigError(f"`max_trials` must be a positive integer or None. Received: {max_trials!r}")
+    if max_trials is None and tuner in ("random", "bayesian"):
+        raise ConfigError(f"tuner={tuner!r} needs a budget: pass max_trials=N.")
+    role = distributed.role()
+
+    # Data, folds and the input pipelines: validated and built once.
+    y = validate_labels(spec, y)
+    if cv is not None:
+        if isinstance(cv, bool) or not isinstance(cv, int) or cv < 2:
+            raise ConfigError(f"`cv` must be an integer of at least 2 (folds) or None. Received: cv={cv!r}")
+        runner = FoldRunner(spec, x, y, make_folds(spec, y, cv, seed=seed), seed=seed)
+        refit_x, refit_y = runner.x, runner.y
+    elif validation_data is not None:
+        runner = FoldRunner(spec, x, y, validation_data=validation_data, seed=seed)
+        refit_x, refit_y = runner.x, runner.y
+    elif validation_split:
+        full = FoldRunner(spec, x, y, seed=seed)
+        idx_train, idx_val = _holdout(spec, full.y, validation_split, seed)
+        runner = FoldRunner(spec, full.x[idx_train], full.y[idx_train],
+                            validation_data=(full.x[idx_val], full.y[idx_val]), seed=seed)
+        refit_x, refit_y = full.x, full.y
+    else:
+        runner = FoldRunner(spec, x, y, seed=seed)
+        refit_x, refit_y = runner.x, runner.y
+
+    # What is searched, and how each candidate is built.
+    space_obj = _resolve_space(space, tuner)
+    if space_obj is not None:
+        build = SpecBuilder(spec, runner.input_shape, body, space_obj, tuner, preprocessor)
+        build.check()
+        metric_names = spec.metrics
+        hyperparameters, tune_new = space_obj.hyperparameters(tuner), False
+        describe = space_obj.describe()
+    else:
+        build = space.build if isinstance(space, keras_tuner.HyperModel) else space
+        metric_names = _probe_metric_names(build, runner)
+        hyperparameters, tune_new = None, True
+        describe = f"{getattr(space, '__module__', '')}.{getattr(space, '__qualname__', type(space).__name__)}"
+
+    # The objective, checked against what the models will log.
+    if isinstance(objective, keras_tuner.Objective):
+        name, direction = objective.name, objective.direction
+    else:
+        name = (spec.monitor if runner.has_validation else "loss") if objective == "auto" else objective
+        if not isinstance(name, str):
+            raise ConfigError(f"`objective` must be a metric name, a keras_tuner.Objective or 'auto'. "
+                              f"Received: {objective!r}")
+        direction = None
+    check_objective(name, logged_names(metric_names, runner.has_validation), runner.has_validation)
+    direction = direction or objective_direction(name)
+
+    settings = {"objective": name, "direction": direction, "epochs": int(epochs),
+                "patience": patience, "batch_size": int(batch_size), "tuner": tuner,
+                "save_weights": tuner == "hyperband" or bool(ensemble and cv),
+                "callbacks": list(callbacks or [])}
+    trial_runner = TrialRunner(runner, build, space_obj, settings)
+    pool = None
+    if isolate:
+        try:
+            pickle.dumps((build, callbacks))
+        except Exception as error:  # noqa: BLE001 - any pickling failure means the same fix
+            raise ConfigError(
+                f"isolate=True runs trials in a child process, so the build function and callbacks "
+                f"must be picklable (defined at module level, not a lambda or closure): {error}"
+            ) from None
+        pool = TrialPool({"spec": spec, "x": runner.x, "y": runner.y,
+                          "splits": runner.splits if runner.cross_validated else None,
+                          "validation_data": None if runner.cross_validated or runner.x_val is None
+                          else (runner.x_val, runner.y_val),
+                          "seed": seed, "build": build, "space": space_obj, "settings": settings},
+                         trials_per_process)
+
+    candidates = space_obj.candidates() if (space_obj is not None and tuner == "grid") else None
+    # Keras Tuner reads seed=0 as "no seed"; shift it so 0 is a seed too.
+    oracle = ORACLES[tuner](objective=keras_tuner.Objective(name, direction), max_trials=max_trials,
+                            seed=seed + 1, hyperparameters=hyperparameters, tune_new_entries=tune_new,
+                            max_epochs=int(epochs), factor=factor, candidates=candidates)
+    if hyperparameters is not None:
+        oracle.declared_names = set(hyperparameters.values) | {"grid"}
+    project_dir = Path(directory) / project_name
+    if role == "worker":
+        overwrite = False  # only the chief may clear the shared folder
+    else:
+        _check_same_search(project_dir, {
+            "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
+            "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
+            + f" cv={cv} seed={seed}"}, overwrite)
+
+    tuner_obj = _tuner_class()(
+        oracle, trial_runner, pool=pool, worker_timeout=worker_timeout, chief_timeout=chief_timeout,
+        print_fn=print_fn, hypermodel=None if space_obj is not None else space,
+        directory=str(directory), project_name=project_name, overwrite=overwrite)
+    done = 0 if role == "worker" else sum(
+        t.status in ("COMPLETED", "FAILED") for t in tuner_obj.oracle.trials.values())
+    plan = _plan(tuner, tuner_obj.oracle if role != "worker" else oracle, space_obj, runner,
+                 max_trials, done)
+    print_fn(f"Tuning ({tuner}, objective {name}, {direction}): {plan}")
+    try:
+        tuner_obj.search(verbose=verbose)
+    finally:
+        if pool is not None:
+            pool.close()
+
+    table = trials_table(tuner_obj, trial_runner, name)
+    result = TuneResult(best_model=None, best_hyperparameters={}, best_score=float("nan"),
+                        best_score_std=float("nan"), best_trial_id=None, objective=name,
+                        direction=direction, trials=table, oof_predictions=None, fold_models=[],
+                        ensemble=None, directory=Path(tuner_obj.project_dir), plan=plan,
+                        fits=tuner_obj.fits, role=role, tuner=tuner_obj)
+    if role == "worker":
+        result.trials_run = list(tuner_obj.trials_run)
+        return result
+    return _finish(result, tuner_obj, trial_runner, build, spec, refit, ensemble, cv,
+                   (refit_x, refit_y), settings, seed)
+
+
+def _finish(result, tuner_obj, trial_runner, build, spec, refit, ensemble, cv, refit_data, settings,
+            seed):
+    """Writes the trials table and plot; loads the best trial's OOF predictions; refits."""
+    import keras_tuner
+
+    project = result.directory
+    table = result.trials
+    with atomic_path(project / "trials.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(project / "trials.png") as tmp:
+        plot_trials(table, result.objective, result.direction).savefig(tmp)
+    best = [t for t in tuner_obj.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    if not best:
+        return result
+    best = best[0]
+    hp = best.hyperparameters
+    values = trial_runner.values(hp)
+    metrics = best.metrics
+    result.best_trial_id = best.trial_id
+    result.best_hyperparameters = values
+    result.best_score = float(metrics.get_last_value(result.objective))
+    std_name = f"{result.objective}_std"
+    result.best_score_std = float(metrics.get_last_value(std_name)) if metrics.exists(std_name) else 0.0
+    trial_dir = Path(tuner_obj.get_trial_dir(best.trial_id))
+    atomic_write_json(project / "best_hyperparameters.json",
+                      {"trial": best.trial_id, "score": result.best_score,
+                       "score_std": result.best_score_std,
+                       "values": {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}})
+    if cv and (trial_dir / "oof.npy").exists():
+        result.oof_predictions = np.load(trial_dir / "oof.npy")
+        with atomic_path(project / "oof_predictions.npy") as tmp:
+            np.save(tmp, result.oof_predictions)
+    batch_size, _ = _fit_options(values, settings)
+    if refit:
+        refitter = FoldRunner(spec, refit_data[0], refit_data[1], seed=seed)
+        epochs = _best_epochs(best) or settings["epochs"]
+        result.best_model = refitter.fit_all(build, keras_tuner.HyperParameters.from_config(
+            hp.get_config()), batch_size=batch_size, epochs=epochs)
+        with atomic_path(project / "best_model.keras") as tmp:
+            result.best_model.save(tmp)
+    if ensemble and cv:
+        models = []
+        for fold in range(cv):
+            model = build(hp)
+            model.load_weights(str(trial_dir / f"fold_{fold}.weights.h5"))
+            models.append(model)
+        result.fold_models = models
+        result.ensemble = average_ensemble(models)
+    return result
