@@ -23,6 +23,7 @@ _EXPORTS = {
     "set_seed": "kerakit.training",
     "get_strategy": "kerakit.distribute",
     "split_cpu": "kerakit.distribute",
+    "set_default_strategy": "kerakit.distribute",
     "is_chief": "kerakit.distribute",
     "save_on_chief": "kerakit.distribute",
     "launch_local": "kerakit.distribute",

@@ -20,13 +20,16 @@ kerakit scales out on TensorFlow's own engines and adds only the decisions:
 - `mixed_precision="mixed_float16"` builds the model under that Keras dtype
   policy (float32 output layer, loss-scaled optimizer), for GPUs.
 - `launch_local` / `python -m kerakit.distribute` start N workers of one
-  script on 127.0.0.1 with `TF_CONFIG` set — a multi-host run on one machine.
+  command on 127.0.0.1 with `TF_CONFIG` set — a multi-host run on one machine.
+- `set_default_strategy` makes every `build_model` of a program (or of
+  `kerakit run NAME --strategy ...`) use one strategy.
 
 This module imports TensorFlow only inside functions.
 """
 
 import argparse
 import contextlib
+import contextvars
 import json
 import math
 import os
@@ -82,6 +85,49 @@ STRATEGIES = {
     "multiworker": (_multiworker_strategy, "several machines, from the TF_CONFIG variable"),
 }
 _INSTANCES = {}
+_DEFAULT = [None]  # set_default_strategy's choice
+# True while `fit` below hands a distributed model to `training.fit`, so that
+# `training.fit` does not hand it back.
+_DISPATCHED = contextvars.ContextVar("kerakit_distribute_dispatched", default=False)
+
+
+def set_default_strategy(strategy):
+    """Makes `build_model` use `strategy` whenever its `strategy=` is left out.
+
+    For whole programs (and `kerakit run NAME --strategy mirrored`): call it
+    once at the top, and every model kerakit builds afterwards is created in
+    that strategy's scope; `fit` follows each model's own strategy. Under
+    "multiworker" call it before any other TensorFlow work.
+
+    Args:
+        strategy: a name or `tf.distribute.Strategy` (see `get_strategy`), or
+            None to go back to no strategy.
+
+    Returns:
+        The strategy object, or None.
+
+    Example:
+
+    ```python
+    kerakit.set_default_strategy("mirrored")
+    model = kerakit.build_model(spec, input_shape=(64,))    # built under MirroredStrategy
+    kerakit.fit(model, x, y, batch_size=64)                 # distributed: follows the model
+    ```
+    """
+    _DEFAULT[0] = None if strategy is None else get_strategy(strategy)
+    return _DEFAULT[0]
+
+
+def model_strategy(model):
+    """Returns the non-default `tf.distribute.Strategy` a model was built under, or None."""
+    if _DISPATCHED.get():
+        return None
+    import tensorflow as tf
+
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None or (not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy()):
+        return None
+    return strategy
 
 
 def get_strategy(identifier="default"):
@@ -224,14 +270,21 @@ def is_chief(strategy=None):
     """True in the process that should write files: the chief of a multi-worker run.
 
     The chief is the "chief" task when the cluster has one, else worker 0.
-    Outside a multi-worker run every process is the chief.
+    The strategy's cluster resolver decides when it has one; otherwise the
+    `TF_CONFIG` environment variable; without either, every process is the
+    chief.
+
+    Example:
+
+    >>> kerakit.is_chief()   # no TF_CONFIG: a single process is its own chief
+    True
     """
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is not None and resolver.task_type is not None:
         task_type, task_id = resolver.task_type, resolver.task_id
         has_chief = bool(resolver.cluster_spec().as_dict().get("chief"))
     else:
-        config = read_tf_config() if strategy is None else None
+        config = read_tf_config()
         if config is None:
             return True
         task_type, task_id = config["task"]["type"], int(config["task"]["index"])
@@ -323,8 +376,12 @@ def precision_policy(policy):
 
 @contextlib.contextmanager
 def model_scope(strategy=None, mixed_precision=None):
-    """Scope for creating and compiling a model: the strategy's scope and the dtype policy."""
+    """Scope for creating and compiling a model: the strategy's scope and the dtype policy.
+
+    `strategy=None` means the one `set_default_strategy` chose, if any.
+    """
     with precision_policy(mixed_precision):
+        strategy = strategy if strategy is not None else _DEFAULT[0]
         if strategy is None:
             yield None
             return
@@ -378,7 +435,11 @@ def fit(model, x, y=None, *, strategy, batch_size=32, **fit_options):
     if not _is_multiworker(strategy):
         if strategy.num_replicas_in_sync > 1:
             fit_options["steps_per_execution"] = 1
-        return training.fit(model, x, y, batch_size=batch_size, **fit_options)
+        token = _DISPATCHED.set(True)
+        try:
+            return training.fit(model, x, y, batch_size=batch_size, **fit_options)
+        finally:
+            _DISPATCHED.reset(token)
     return _fit_multiworker(model, x, y, strategy=strategy, batch_size=batch_size, **fit_options)
 
 
@@ -668,22 +729,30 @@ def launch_local(command, num_workers=2, *, timeout=600, capture=False, env=None
 
 
 def main(argv=None):
-    """`python -m kerakit.distribute --workers 2 script.py [args]`: a local multi-worker run."""
+    """`python -m kerakit.distribute --workers 2 train.py [args]`: a local multi-worker run.
+
+    The command may also be any program: `... --workers 2 -- kerakit run NAME
+    --strategy multiworker`. A command starting with a `.py` file runs with
+    this Python.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m kerakit.distribute",
-        description="Run a training script as N workers of one cluster on 127.0.0.1 "
-        "(each with its own TF_CONFIG), as strategy='multiworker' expects.",
+        description="Run a command as N workers of one cluster on 127.0.0.1 (each with its "
+        "own TF_CONFIG), as strategy='multiworker' expects.",
     )
     parser.add_argument("--workers", type=int, default=2, help="number of workers (default 2)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before all are killed")
-    parser.add_argument("script", help="the Python script every worker runs")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="script.py [args], or -- program [args]")
     args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("name the script or command every worker runs, e.g. train.py")
+    if command[0].endswith(".py"):
+        command = [sys.executable, *command]
     try:
-        results = launch_local(
-            [sys.executable, args.script, *args.args], args.workers, timeout=args.timeout
-        )
-    except (ConfigError, WorkerTimeoutError) as error:
+        results = launch_local(command, args.workers, timeout=args.timeout)
+    except (ConfigError, WorkerTimeoutError, OSError) as error:
         print(f"kerakit.distribute: {error}", file=sys.stderr)
         return 1
     failed = [r.index for r in results if r.returncode != 0]

@@ -261,7 +261,7 @@ def fit(
             "multiworker", "default") the model was built under
             (`build_model(..., strategy=...)`). `batch_size` is then the
             global batch, split evenly over the replicas. See
-            `kerakit.distribute`. Defaults to None.
+            `kerakit.distribute`. Defaults to None: the model's own strategy.
 
     Example:
 
@@ -272,9 +272,11 @@ def fit(
     """
     import tensorflow as tf
 
-    if strategy is not None:
-        from kerakit import distribute
+    from kerakit import distribute
 
+    # A model built under a strategy trains under it (as with model.fit).
+    strategy = strategy if strategy is not None else distribute.model_strategy(model)
+    if strategy is not None:
         return distribute.fit(
             model, x, y, strategy=strategy, batch_size=batch_size, epochs=epochs,
             verbose=verbose, callbacks=callbacks, validation_split=validation_split,
