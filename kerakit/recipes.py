@@ -447,6 +447,8 @@ def build_parser(module, name, prog=None):
         prog=prog or f"kerakit run {name}",
         description=_description(module),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # No prefixes: `--epoch` is a typo to report, not a silent `--epochs`.
+        allow_abbrev=False,
     )
     add_config_arguments(parser, module.Config)
     common = parser.add_argument_group("run options")
