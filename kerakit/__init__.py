@@ -46,6 +46,16 @@ _EXPORTS = {
     "SearchSpace": "kerakit.tuning",
     "cross_validate": "kerakit.validation",
     "make_folds": "kerakit.validation",
+    "compare": "kerakit.analysis",
+    "compare_predictions": "kerakit.analysis",
+    "Comparison": "kerakit.analysis",
+    "permutation_importance": "kerakit.analysis",
+    "Importance": "kerakit.analysis",
+    "plot_importance": "kerakit.analysis_plots",
+    "ensemble": "kerakit.analysis",
+    "ensemble_from_tuner": "kerakit.analysis",
+    "finetune": "kerakit.finetune",
+    "FineTuned": "kerakit.finetune",
     "KerakitError": "kerakit.errors",
 }
 

@@ -36,7 +36,7 @@ def _labels(spec, y):
         return class_indices(spec, y).astype(np.int64)
     if spec.task in ("binary", "multilabel"):
         return y.astype(np.int64)
-    return y.reshape(len(y), -1)
+    return y.reshape(len(y), -1).astype(np.float64)
 
 
 def _decisions(spec, pred, threshold=0.5):
@@ -259,33 +259,67 @@ def get_metric(name, spec):
 def load_model(model_or_path):
     """Returns a `keras.Model`: the object itself, or one loaded from a `.keras` file.
 
-    A run directory (holding `model.keras`) is accepted too. Files are loaded
-    with `safe_mode=True`, so a model file cannot run arbitrary code.
+    A run directory (holding `model.keras` and `manifest.json`) is accepted
+    too. Files are loaded with `safe_mode=True`, so a model file cannot run
+    code; kerakit's own layers (raw-column models, weighted ensembles) are
+    registered first. The problem spec is attached when the run's manifest or
+    a raw-column model's metadata records it.
 
     Example:
 
-    >>> model = load_model("runs/digits/0001/model.keras")
+    >>> model = load_model("runs/digits/20250101-120000-ab12")
     """
     import keras
+
+    from kerakit.runs import resolve_model_path
 
     if isinstance(model_or_path, keras.Model):
         return model_or_path
     if not isinstance(model_or_path, (str, os.PathLike)):
         raise DataTypeError(
-            f"Expected a keras.Model or the path of a .keras file. Received: {model_or_path!r}"
+            f"Expected a keras.Model, a .keras file or a run directory. Received: {model_or_path!r}"
         )
-    path = os.fspath(model_or_path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "model.keras")
-    if not os.path.isfile(path):
-        raise ConfigError(
-            f"No model file at {path!r}. Pass a .keras file or a run directory that holds "
-            f"model.keras."
-        )
-    # safe_mode=True refuses Lambda layers and other code in the file; kerakit's
-    # own layers are registered first so ensembles load.
+    path, manifest = resolve_model_path(model_or_path)
+    import kerakit.data.layers  # noqa: F401  (registers the raw-column layers)
+
     _weighted_average_class()
-    return keras.saving.load_model(path, safe_mode=True)
+    model = keras.saving.load_model(os.fspath(path), safe_mode=True)
+    spec = _table_spec(model) or _manifest_spec(manifest)
+    if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
+        model._kerakit_spec = spec
+    return model
+
+
+def _output_width(model):
+    shape = model.output_shape
+    return shape[-1] if isinstance(shape, tuple) else None
+
+
+def _table_spec(model):
+    from kerakit.data.table import OUTPUT_LAYER, spec_from_metadata, table_metadata
+
+    if OUTPUT_LAYER not in [layer.name for layer in model.layers]:
+        return None
+    return spec_from_metadata(table_metadata(model))
+
+
+def _manifest_spec(manifest):
+    from kerakit.spec import ProblemSpec
+
+    fields = (manifest or {}).get("spec")
+    if not isinstance(fields, dict):
+        return None
+    try:
+        return ProblemSpec(**fields)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_table_model(model):
+    """True for a raw-column model from `kerakit.data` (it ends in `TableOutput`)."""
+    from kerakit.data.table import OUTPUT_LAYER
+
+    return any(layer.name == OUTPUT_LAYER for layer in getattr(model, "layers", ()))
 
 
 def _input_struct(model):
@@ -305,6 +339,10 @@ def model_inputs(model, x):
     """
     from kerakit.training import validate_features
 
+    if is_table_model(model):
+        from kerakit.data import table_inputs
+
+        return table_inputs(model, x)
     struct = _input_struct(model)
     if isinstance(struct, dict):
         return _column_inputs(struct, x)
@@ -370,8 +408,9 @@ def _num_rows(x):
 def _predict(model, x, batch_size=4096):
     """Predictions for inputs already converted by `model_inputs`.
 
-    `predict_on_batch` reuses one compiled function, so the hundreds of calls
-    permutation importance makes stay cheap.
+    Calls the model eagerly in chunks: permutation importance makes hundreds
+    of calls, and `model.predict` would trace a new function for each new
+    batch shape (TensorFlow then warns about retracing).
     """
     n = _num_rows(x)
     parts = []
@@ -380,7 +419,7 @@ def _predict(model, x, batch_size=4096):
             {k: v[start:start + batch_size] for k, v in x.items()}
             if isinstance(x, dict) else x[start:start + batch_size]
         )
-        parts.append(np.asarray(model.predict_on_batch(chunk), dtype=np.float64))
+        parts.append(np.asarray(model(chunk, training=False), dtype=np.float64))
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
@@ -704,6 +743,7 @@ def _feature_table(model, x, feature_names):
                 f"This raw-column model takes named columns {sorted(struct)}; pass a DataFrame "
                 f"or a dict of columns. Received: {type(x).__name__}"
             )
+        # Only the model's own columns are features (a target column is left out).
         table = x[[c for c in x.columns if c in struct]].reset_index(drop=True)
         return table, tuple(str(c) for c in table.columns), lambda t: model_inputs(model, t)
     if hasattr(x, "columns"):

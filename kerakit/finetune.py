@@ -60,11 +60,13 @@ def _head_layer(model):
     except ValueError:
         head = model.layers[-1] if model.layers else None
     if not isinstance(head, keras.layers.Dense) or head.output is not model.outputs[0]:
+        last = model.layers[-1] if model.layers else None
         raise ConfigError(
-            f"finetune replaces the model's output layer, which must be the final Dense layer "
+            f"finetune works on the model's output layer, which must be the final Dense layer "
             f"of a functional or Sequential model. The last layer here is "
-            f"{type(head).__name__}. Build the model with kerakit.build_model, or pass "
-            f"new_head=False to keep the head."
+            f"{type(last).__name__} {getattr(last, 'name', '')!r}. Fine-tune a model built "
+            f"with kerakit.build_model (a raw-column model's final TableOutput layer is not "
+            f"supported)."
         )
     return head
 
