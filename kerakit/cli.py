@@ -23,6 +23,8 @@ COMMANDS = {
     "evaluate": ("kerakit.commands.evaluate", "metrics of a run's model (or a .keras file) on a CSV"),
     "predict": ("kerakit.commands.predict", "predictions of a run's model (or a .keras file) for a CSV"),
     "serve": ("kerakit.commands.serve", "serve a model over TensorFlow Serving's REST API"),
+    "compare": ("kerakit.commands.compare", "A/B test two runs (or .keras files) on a CSV: difference, CI, p-value"),
+    "explain": ("kerakit.commands.explain", "permutation feature importance of a run's model on a CSV"),
 }
 
 

@@ -297,3 +297,121 @@ def test_permutation_importance_on_a_raw_column_model(table_model):
     assert importance.features[-1] == "noise"
     assert importance.mean[0] > 0.05
     assert importance.mean[-1] < importance.mean[0] / 3
+
+
+# The `kerakit compare` and `kerakit explain` commands ----------------------------------
+
+
+def _logistic(weights):
+    import keras
+
+    inputs = keras.Input((len(weights),), name="features")
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("output").set_weights([np.array(weights, dtype="float32")[:, None], np.zeros(1)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Run directories of two binary models (weights set by hand) and a held-out CSV."""
+    import pandas as pd
+
+    from kerakit.runs import Run
+
+    root = tmp_path_factory.mktemp("runs")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 3)).astype("float32")
+    y = (2 * x[:, 0] + x[:, 1] > 0).astype(int)
+    names = ["alpha", "beta", "gamma"]
+    dirs = {}
+    # A ignores beta; B has the true weights. Both run directories record their spec.
+    for label, weights in (("a", [2.0, 0.0, 0.3]), ("b", [2.0, 1.0, 0.0])):
+        run = Run("toy", root=root, run_id=f"run-{label}", quiet=True)
+        run.save_model(_logistic(weights))
+        run.write_manifest(spec={"task": "binary"}, data={"feature_names": names, "target": "label"})
+        dirs[label] = run.dir
+    frame = pd.DataFrame(x, columns=names)
+    frame["label"] = y
+    csv = root / "test.csv"
+    frame.to_csv(csv, index=False)
+    return dirs, csv, x, y
+
+
+def test_compare_command_on_two_run_directories(two_runs, capsys):
+    import json
+
+    from kerakit import cli
+
+    dirs, csv, x, y = two_runs
+    code = cli.main(["compare", str(dirs["a"]), str(dirs["b"]), "--csv", str(csv),
+                     "--metric", "accuracy", "--metric", "auc", "--resamples", "500", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    accuracy, auc = report["comparisons"]
+    assert report["rows"] == 400
+    assert accuracy["metric"] == "accuracy" and auc["metric"] == "auc"
+    expected = kk.compare_predictions(y, _proba(_logistic([2.0, 0.0, 0.3]), x),
+                                      _proba(_logistic([2.0, 1.0, 0.0]), x),
+                                      kk.ProblemSpec(task="binary"), resamples=500)
+    assert accuracy["score_a"] == pytest.approx(expected.score_a)
+    assert accuracy["p_value"] == pytest.approx(expected.p_value)
+    assert accuracy["better"] == "B" and auc["better"] == "B"
+
+    assert cli.main(["compare", str(dirs["a"]), str(dirs["b"]), "--csv", str(csv),
+                     "--resamples", "200"]) == 0
+    text = capsys.readouterr().out
+    assert "B is better: accuracy" in text and "McNemar exact" in text
+
+
+def test_compare_command_reports_errors_without_a_traceback(two_runs, tmp_path, capsys):
+    from kerakit import cli
+
+    dirs, csv, _, _ = two_runs
+    assert cli.main(["compare", str(dirs["a"]), str(dirs["b"]), "--csv", str(csv),
+                     "--target", "lable"]) == 1
+    err = capsys.readouterr().err
+    assert "kerakit compare: error:" in err and "Did you mean 'label'" in err
+    assert cli.main(["compare", str(dirs["a"]), str(tmp_path / "nothing"), "--csv", str(csv)]) == 1
+    assert "No run directory or model file" in capsys.readouterr().err
+
+
+def test_explain_command_on_a_run_directory(two_runs, tmp_path, capsys):
+    import json
+
+    from kerakit import cli
+
+    dirs, csv, _, _ = two_runs
+    plot = tmp_path / "importance.png"
+    assert cli.main(["explain", str(dirs["b"]), "--csv", str(csv), "--repeats", "3",
+                     "--plot", str(plot), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [f["feature"] for f in report["features"]] == ["alpha", "beta", "gamma"]
+    assert report["features"][-1]["importance"] == 0.0  # B's weight on gamma is 0
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_command_on_a_raw_column_model(table_model, tmp_path, capsys):
+    from kerakit import cli
+    from kerakit.data import save_table_model
+
+    result, frame = table_model
+    model_path = save_table_model(result.model, tmp_path / "table.keras")
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    assert cli.main(["explain", str(model_path), "--csv", str(tmp_path / "rows.csv"),
+                     "--repeats", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "drop in accuracy" in lines[0]
+    ranked = [line.split()[0] for line in lines[2:5]]
+    assert sorted(ranked) == ["color", "noise", "signal"] and ranked[-1] == "noise"
+
+
+def test_command_help_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from kerakit.cli import build_parser; "
+            "[build_parser(c).format_help() for c in ('compare', 'explain')]; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
