@@ -9,8 +9,8 @@
   DataFrame (or a dict of columns) and each column is one feature.
 * `ensemble`: several members averaged into one saveable `keras.Model`.
 
-NumPy, SciPy and scikit-learn only at import time; Keras loads when a model is
-touched.
+Only NumPy is imported with the module; SciPy, scikit-learn and Keras load
+when a function needs them.
 """
 
 import dataclasses

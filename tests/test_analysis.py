@@ -201,6 +201,23 @@ def test_ensemble_saves_and_loads_in_safe_mode(digits, members, tmp_path):
     np.testing.assert_allclose(_proba(loaded, x), weighted, atol=1e-6)
 
 
+def test_ensemble_from_a_tuner_or_a_tune_result_takes_the_top_k(members):
+    class Tuner:  # the one method of keras_tuner.Tuner that ensemble_from_tuner uses
+        def get_best_models(self, num_models):
+            return models[:num_models]
+
+    class Result:  # kerakit.tune's result carries the tuner as `.tuner`
+        tuner = Tuner()
+
+    _, models = members
+    for source in (Tuner(), Result()):
+        team = kk.ensemble_from_tuner(source, top_k=3)
+        assert [layer.name for layer in team.layers if layer.name.startswith("member_")] == [
+            "member_0", "member_1", "member_2"]
+    with pytest.raises(TypeError, match="ensemble_from_tuner"):
+        kk.ensemble(Tuner())
+
+
 def test_ensemble_refuses_members_that_do_not_fit_together(members):
     spec, models = members
     other = kk.build_model(kk.ProblemSpec(task="multiclass", num_classes=3), input_shape=(64,),
