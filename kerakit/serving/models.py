@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def load_model(path):
             f"No .keras model file at {str(path)!r}. Pass a .keras file or a run directory "
             f"that holds model.keras."
         )
-    _register_kerakit_layers()
+    _register_kerakit_layers(file)
     try:
         return keras.saving.load_model(file, safe_mode=True)
     except ValueError as error:
@@ -72,19 +73,30 @@ def load_model(path):
         ) from None
 
 
-def _register_kerakit_layers():
-    # Importing these modules registers kerakit's layers with Keras, so that
-    # safe-mode loading can rebuild raw-column models and ensembles.
+def _register_kerakit_layers(file):
+    """Registers the kerakit layers a `.keras` file uses, so safe-mode loading can rebuild them.
+
+    Raw-column models use kerakit.data's layers; ensembles use kerakit.analysis's
+    averaging layer (that module is heavier, so it is imported only when needed).
+    """
+    try:
+        with zipfile.ZipFile(file) as archive:
+            config = archive.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return  # Keras will say what is wrong with the file
+    if b"kerakit" not in config:
+        return
     try:
         import kerakit.data.layers  # noqa: F401
     except ImportError:
         pass
-    try:
-        from kerakit import analysis
+    if b"WeightedAverage" in config:
+        try:
+            from kerakit import analysis
 
-        analysis._weighted_average_class()
-    except (ImportError, AttributeError):
-        pass
+            analysis._weighted_average_class()
+        except (ImportError, AttributeError):
+            pass
 
 
 def is_saved_model(path):
@@ -139,11 +151,19 @@ def _layout(model):
     try:
         struct = model.input
     except (AttributeError, ValueError):
+        struct = None
+    if struct is None:  # a Sequential model exposes only `inputs`
+        try:
+            struct = list(model.inputs or ())
+        except (AttributeError, ValueError):
+            struct = []
+        struct = struct[0] if len(struct) == 1 else struct or None
+    if struct is None:
         raise ConfigError(
             f"Model {model.name!r} has no symbolic inputs (a subclassed model that was never "
             f"called?), so its input names and shapes are unknown. Build it from keras.Input "
             f"layers, or call it once on data before exporting or serving it."
-        ) from None
+        )
     if isinstance(struct, dict):
         kind, keys, tensors = "dict", list(struct), list(struct.values())
     elif isinstance(struct, (list, tuple)):

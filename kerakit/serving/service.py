@@ -215,7 +215,10 @@ class Service:
                 await self._shutdown()
 
         handlers = {HTTPException: self._http_error, Exception: self._internal_error}
-        return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+        app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+        # TensorFlow Serving answers a trailing slash with an error, not a redirect.
+        app.router.redirect_slashes = False
+        return app
 
     # Responses
     @staticmethod
@@ -417,7 +420,10 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
         handle = RunningServer(service, server, threading.current_thread(), host, bound_port)
         if ready is not None:
             ready(handle)
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after shutting down cleanly
+            pass
         return handle
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="kerakit-serve", daemon=True)
