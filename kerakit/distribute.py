@@ -28,11 +28,13 @@ This module imports TensorFlow only inside functions.
 """
 
 import argparse
+import atexit
 import contextlib
 import contextvars
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -116,6 +118,22 @@ def set_default_strategy(strategy):
     """
     _DEFAULT[0] = None if strategy is None else get_strategy(strategy)
     return _DEFAULT[0]
+
+
+def use_strategy_for_run(strategy, runs_dir=None, quiet=False):
+    """Sets up `kerakit run ... --strategy NAME`; returns `(runs_dir, quiet)` for this process.
+
+    Makes `strategy` the default for every model the recipe builds. In a
+    multi-worker run every worker runs the whole recipe in step, but only the
+    chief keeps a run directory: the others write theirs to a temporary folder
+    removed at exit, and print nothing.
+    """
+    strategy = set_default_strategy(strategy)
+    if is_chief(strategy):
+        return runs_dir, quiet
+    folder = tempfile.mkdtemp(prefix="kerakit-worker-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder, True
 
 
 def model_strategy(model):

@@ -59,6 +59,11 @@ COMMON_OPTIONS = {
         help=f"also look for recipes in DIR (repeatable; also ${PATH_ENV})",
     ),
     "--quiet": dict(action="store_true", help="print nothing but errors"),
+    "--strategy": dict(
+        metavar="NAME", default=None,
+        help="tf.distribute strategy for every model the recipe builds: mirrored (all local "
+        "GPUs), multiworker (several machines, from TF_CONFIG) or default",
+    ),
     "--json": dict(
         action="store_true", dest="json_output",
         help="print only the result as JSON on stdout (implies --quiet)",
@@ -576,7 +581,7 @@ def _silenced(quiet):
 
 
 def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_output=False,
-            recipes_dir=None, out=None, argv=None):
+            recipes_dir=None, out=None, argv=None, strategy=None):
     """Runs a loaded recipe into a new run directory and returns the result dict.
 
     Seeds everything with `config.seed`, calls `data(config)` and
@@ -596,6 +601,8 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         recipes_dir: accepted for symmetry with the command line; unused here.
         out: the stream for the report. Defaults to sys.stdout.
         argv: the command line, recorded in the manifest.
+        strategy: a `tf.distribute` strategy name for every model the recipe
+            builds (see `kerakit.distribute.set_default_strategy`). Defaults to None.
 
     Returns:
         A dict: recipe, run_id, run_dir, metrics, key_metric, config.
@@ -609,6 +616,10 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     name = name or _module_recipe_name(module)
     out = out or sys.stdout
     quiet = quiet or json_output
+    if strategy is not None:
+        from kerakit.distribute import use_strategy_for_run
+
+        runs_dir, quiet = use_strategy_for_run(strategy, runs_dir, quiet)
     run = runs_module.Run(name, root=runs_dir, quiet=quiet)
     run._out = out
     started = time.time()

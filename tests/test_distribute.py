@@ -146,6 +146,18 @@ def test_default_strategy_applies_to_build_model_and_fit_follows_the_model(cance
     assert kk.evaluate(model, x_test, y_test)["accuracy"] > 0.8
 
 
+def test_run_option_keeps_one_run_directory_per_cluster(monkeypatch, tmp_path):
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    try:
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+        assert distribute.use_strategy_for_run("default", str(tmp_path), False) == (str(tmp_path), False)
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+        folder, quiet = distribute.use_strategy_for_run("default", str(tmp_path), False)
+        assert quiet is True and folder != str(tmp_path) and "kerakit-worker-" in folder
+    finally:
+        kk.set_default_strategy(None)
+
+
 def test_save_on_chief_writes_once_and_atomically(cancer, tmp_path, monkeypatch):
     import keras
 
