@@ -15,7 +15,9 @@ Where recipes come from, first match wins:
 4. installed packages that declare an entry point in the group
    `kerakit.recipes` (`name = "package.module"`).
 
-A path to a `.py` file always works. File `my_recipe.py` is recipe `my-recipe`.
+A path to a `.py` file always works. File `my_recipe.py` is recipe `my-recipe`
+(`csv_.py` is `csv`: the trailing underscore keeps it from shadowing the
+standard library's `csv` module when the file runs as a script).
 
 Nothing here imports TensorFlow at import time: `kerakit recipes` and
 `kerakit run NAME --help` stay instant. Recipes keep their heavy imports
@@ -91,8 +93,13 @@ class RecipeInfo:
 
 
 def recipe_name(path):
-    """The recipe name of a file: `recipes/active_digits.py` → "active-digits"."""
-    return Path(path).stem.replace("_", "-")
+    """The recipe name of a file: `recipes/active_digits.py` → "active-digits".
+
+    A trailing underscore is dropped (`csv_.py` → "csv"): a file named like a
+    standard-library module would shadow it when run as a script, because
+    Python puts the script's folder first on `sys.path`.
+    """
+    return Path(path).stem.rstrip("_").replace("_", "-")
 
 
 def builtin_dir():

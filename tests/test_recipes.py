@@ -320,3 +320,14 @@ def test_bad_data_and_results_are_refused_with_the_contract(tmp_path):
     module = recipes.load(str(path))
     with pytest.raises(RecipeError, match="dict of test metrics"):
         recipes.execute(module, module.Config(), runs_dir=tmp_path / "runs", quiet=True)
+
+
+def test_builtin_recipe_files_never_shadow_standard_modules():
+    """`python recipes/X.py` puts recipes/ first on sys.path: a `csv.py` there would break `import csv`."""
+    import sys
+
+    files = [p for p in recipes.builtin_dir().glob("*.py") if p.name != "__init__.py"]
+    assert files
+    assert not [p.name for p in files if p.stem in sys.stdlib_module_names]
+    assert recipes.recipe_name("recipes/csv_.py") == "csv"
+    assert recipes.recipe_name("a/active_digits.py") == "active-digits"

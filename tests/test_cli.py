@@ -1,0 +1,228 @@
+"""The `kerakit` command: instant help paths, did-you-mean errors, run/runs/evaluate/predict/env."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerakit import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = '''
+"""Tiny CLI recipe."""
+import dataclasses
+
+
+@dataclasses.dataclass
+class Config:
+    epochs: int = 1  # passes
+    seed: int = 0  # seed
+    smoke: bool = False  # smoke
+
+
+def data(config):
+    import numpy as np
+    import kerakit as kk
+    from kerakit.recipes import split_data
+
+    rng = np.random.default_rng(config.seed)
+    x = rng.normal(size=(90, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1)
+    spec = kk.ProblemSpec(task="multiclass", num_classes=3, class_names=["lo", "mid", "hi"])
+    return {**split_data(x, y, seed=config.seed), "spec": spec,
+            "feature_names": ["a", "b", "c", "d"], "target": "label"}
+
+
+def run(config, data, run):
+    import kerakit as kk
+
+    model = kk.build_model(data["spec"], input_shape=(4,), units=(16,), seed=config.seed)
+    history = kk.fit(model, data["x_train"], data["y_train"], epochs=config.epochs,
+                     validation_data=(data["x_val"], data["y_val"]), seed=config.seed)
+    run.save_history(history)
+    run.save_model(model)
+    return kk.evaluate(model, data["x_test"], data["y_test"])
+'''
+
+
+def test_help_and_listing_paths_never_import_tensorflow(tmp_path):
+    """One fresh interpreter runs each light command and checks sys.modules after each."""
+    script = textwrap.dedent(f"""
+        import contextlib, io, sys
+        from kerakit.cli import main
+        for argv in (["--help"], ["recipes"], ["run", "--help"], ["run", "digits", "--help"],
+                     ["run", "csv", "--help"], ["runs", "--runs-dir", {str(tmp_path)!r}], ["rnu"],
+                     ["--version"]):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+                try:
+                    code = main(argv)
+                except SystemExit as exit_:
+                    code = exit_.code
+            heavy = [m for m in ("tensorflow", "keras", "keras_tuner", "sklearn") if m in sys.modules]
+            print(" ".join(argv), "|", code, "|", heavy, "|", len(out.getvalue()))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 8
+    for line in lines:
+        argv, code, heavy, printed = (part.strip() for part in line.split("|"))
+        assert heavy == "[]", f"`kerakit {argv}` imported {heavy}"
+        assert code == ("2" if argv == "rnu" else "0"), line
+        assert argv == "rnu" or int(printed) > 0, line
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("recipes", "run", "runs", "evaluate", "predict", "env"):
+        assert f"    {name} " in out
+
+
+def test_unknown_command_and_recipe_say_did_you_mean(capsys):
+    assert cli.main(["rnu", "digits"]) == 2
+    assert "unknown command 'rnu'. Did you mean 'run'?" in capsys.readouterr().err
+    assert cli.main(["run", "digts"]) == 1
+    err = capsys.readouterr().err
+    assert "Unknown recipe 'digts'. Did you mean 'digits'?" in err and "Known recipes:" in err
+    assert cli.main(["run"]) == 2
+    assert "name a recipe" in capsys.readouterr().err
+
+
+def test_unknown_flag_lists_valid_flags(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "digits", "--epoch", "3"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: kerakit run digits" in err
+    assert "unknown flag '--epoch'. Did you mean '--epochs'?" in err and "--batch-size" in err
+
+
+def test_recipe_that_fails_to_import_shows_its_own_traceback(tmp_path, capsys):
+    path = tmp_path / "typo.py"
+    path.write_text('"""Typo."""\nimport dataclasses\nimport numpyy\n')
+    assert cli.main(["run", str(path), "--smoke"]) == 1
+    err = capsys.readouterr().err
+    assert "Recipe 'typo' failed to import" in err and "not in kerakit" in err
+    assert f'File "{path}", line 3, in <module>' in err
+    assert "ModuleNotFoundError: No module named 'numpyy'" in err
+
+
+def test_recipes_command_lists_folder_recipes(tmp_path, capsys):
+    (tmp_path / "my_tiny.py").write_text(TINY)
+    assert cli.main(["recipes", "--recipes-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "my-tiny" in out and "Tiny CLI recipe.  [folder]" in out and "digits" in out
+    assert cli.main(["recipes", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"name": "wine", "source": "builtin"}.items() <= next(
+        r for r in rows if r["name"] == "wine").items()
+
+
+def test_run_json_then_runs_evaluate_and_predict(tmp_path, capsys):
+    """The whole loop from the shell, in process: run → runs → evaluate → predict."""
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "tiny_cli.py").write_text(TINY)
+    runs_dir = tmp_path / "runs"
+    assert cli.main(["run", "tiny-cli", "--recipes-dir", str(folder), "--epochs", "2",
+                     "--runs-dir", str(runs_dir), "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out)  # stdout holds the JSON and nothing else (no progress bar)
+    run_dir = Path(result["run_dir"])
+    assert result["config"] == {"epochs": 2, "seed": 0, "smoke": False}
+    assert (run_dir / "model.keras").is_file()
+
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    listing = capsys.readouterr().out
+    assert f"tiny-cli/{result['run_id']}" in listing and "completed" in listing
+    assert f"accuracy {result['metrics']['accuracy']:.4f}" in listing
+
+    # The test split as a CSV: evaluate must reproduce the run's own test metrics.
+    import pandas as pd
+
+    sys.path.insert(0, str(folder))
+    try:
+        import tiny_cli
+    finally:
+        sys.path.remove(str(folder))
+    data = tiny_cli.data(tiny_cli.Config())
+    frame = pd.DataFrame(data["x_test"], columns=["a", "b", "c", "d"])
+    frame.insert(0, "label", np.array(["lo", "mid", "hi"])[data["y_test"]])  # names, not indices
+    frame.to_csv(tmp_path / "test.csv", index=False)
+    assert cli.main(["evaluate", str(run_dir), "--csv", str(tmp_path / "test.csv"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    for key in ("accuracy", "f1", "log_loss", "n"):
+        assert metrics[key] == pytest.approx(result["metrics"][key], rel=1e-4)
+
+    out_csv = tmp_path / "predictions.csv"
+    assert cli.main(["predict", str(run_dir / "model.keras"), "--csv", str(tmp_path / "test.csv"),
+                     "--out", str(out_csv)]) == 0
+    predicted = pd.read_csv(out_csv)
+    assert len(predicted) == len(frame)
+    assert set(predicted["prediction"]) <= {"lo", "mid", "hi"}
+    proba = predicted[["proba_lo", "proba_mid", "proba_hi"]].to_numpy()
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-4)
+    accuracy = (predicted["prediction"] == frame["label"]).mean()
+    assert accuracy == pytest.approx(result["metrics"]["accuracy"])
+
+    frame.drop(columns="label").rename(columns={"a": "alpha"}).to_csv(tmp_path / "bad.csv", index=False)
+    assert cli.main(["evaluate", str(run_dir), "--csv", str(tmp_path / "bad.csv")]) == 1
+    assert "no label column 'label'" in capsys.readouterr().err
+
+
+def test_csv_recipe_from_the_shell_and_raw_row_predictions(tmp_path, capsys):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 160
+    frame = pd.DataFrame({"size": rng.normal(50, 10, n).round(1),
+                          "color": rng.choice(["red", "blue", "green"], n),
+                          "count": rng.integers(0, 4, n)})
+    frame["kind"] = np.where(frame["size"] + 10 * (frame["color"] == "red") > 55, "big", "small")
+    frame.loc[:5, "size"] = np.nan
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    assert cli.main(["run", "csv", "--path", str(tmp_path / "data.csv"), "--target", "kind",
+                     "--epochs", "3", "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    run_dir = next((tmp_path / "runs" / "csv").iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["data"]["target"] == "kind"
+    assert manifest["spec"]["class_names"] == ["big", "small"]
+    assert {"confusion_matrix.png", "roc.png", "schema.json"} <= set(manifest["files"])
+
+    new = pd.DataFrame({"size": [70.0, None], "color": ["purple", "red"], "count": [1, 9]})
+    new.to_csv(tmp_path / "new.csv", index=False)  # unseen category, unseen code, a missing cell
+    assert cli.main(["predict", str(run_dir), "--csv", str(tmp_path / "new.csv"),
+                     "--out", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out["color"]) == ["purple", "red"] and set(out["prediction"]) <= {"big", "small"}
+    assert np.isfinite(out["proba_small"]).all()
+
+
+def test_recipe_runs_as_a_script(tmp_path):
+    """`python recipes/digits.py --smoke` is the same runner as `kerakit run digits --smoke`."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / "digits.py"), "--smoke", "--json",
+         "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(result.stdout)
+    assert payload["recipe"] == "digits" and payload["config"]["smoke"] is True
+    assert Path(payload["run_dir"]).parent == tmp_path / "digits"
+    assert (Path(payload["run_dir"]) / "model.keras").is_file()
+
+
+def test_env_reports_versions_and_devices(capsys):
+    assert cli.main(["env", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {"kerakit", "python", "tensorflow", "keras", "devices"} <= set(info)
+    assert any(d["type"] == "CPU" for d in info["devices"])
