@@ -500,8 +500,10 @@ class Comparison:
 
 
 def _format_p(p, resamples=None):
-    if resamples is not None and p <= 1.0 / (resamples + 1) + 1e-12:
-        return f"p < {2.0 / (resamples + 1):.2g}"
+    # A bootstrap p-value cannot go below 2 / (resamples + 1): at that floor, say so.
+    floor = 2.0 / (resamples + 1) if resamples else 0.0
+    if p <= floor * (1 + 1e-9) and floor >= 0.001:
+        return f"p ≤ {floor:.2g}"
     if p < 0.001:
         return "p < 0.001"
     return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
@@ -514,7 +516,7 @@ def _verdict(metric, unit, score_a, score_b, low, high, p_value, test, significa
     interval = (
         f"{confidence * 100:g} % CI [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
     )
-    p_text = _format_p(p_value, resamples if test == "paired bootstrap" else None)
+    p_text = _format_p(p_value, resamples if test == "paired bootstrap" else None)  # valid resamples
     detail = (
         f"{metric} {score_a * scale:.{digits}f} → {score_b * scale:.{digits}f}: "
         f"{diff:+.{digits}f}{suffix}, {interval}, {p_text} ({test})"
@@ -631,7 +633,7 @@ def compare_predictions(y, predictions_a, predictions_b, spec, *, metric="auto",
     if significant:
         better = "B" if (difference > 0) == chosen.greater_is_better else "A"
     verdict = _verdict(name, chosen.unit, score_a, score_b, low, high, p_value, test, significant,
-                       better, confidence, resamples)
+                       better, confidence, len(diffs))
     return Comparison(
         metric=name, score_a=score_a, score_b=score_b, difference=difference, ci_low=low,
         ci_high=high, p_value=float(p_value), test=test, significant=significant, better=better,

@@ -22,6 +22,7 @@ class Config:
     units: tuple[int, ...] = (128, 64)  # hidden layers of both models
     dropout: float = 0.2  # dropout rate after each hidden layer
     source_epochs: int = 200  # upper bound for the 0–4 model (early stopping)
+    freeze: str = "body"  # phase 1 freezes the "body", or "none" to train every layer from the start
     head_epochs: int = 50  # phase 1: new head only, body frozen
     head_learning_rate: float = 1e-2  # phase 1 learning rate (a fresh head learns fast)
     unfreeze_epochs: int = 50  # phase 2: every layer trainable (0 skips it)
@@ -124,7 +125,7 @@ def run(config, data, run):
 
     # 2. Fine-tuning on the 50 labels: new head, body frozen, then unfrozen at a low rate.
     tuned = kk.finetune(source_model, data["x_train"], data["y_train"], spec, new_head=True,
-                        freeze="body", learning_rate=config.head_learning_rate,
+                        freeze=config.freeze, learning_rate=config.head_learning_rate,
                         epochs=head_epochs, unfreeze_epochs=unfreeze_epochs,
                         unfreeze_learning_rate=config.unfreeze_learning_rate,
                         validation_data=(data["x_val"], data["y_val"]), seed=config.seed)

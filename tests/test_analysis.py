@@ -91,6 +91,8 @@ def test_swapping_models_flips_the_verdict():
     forward = kk.compare_predictions(y, weak, strong, spec, metric="auc", resamples=500)
     backward = kk.compare_predictions(y, strong, weak, spec, metric="auc", resamples=500)
     assert forward.test == "paired bootstrap"
+    # Every resample favours B, so the p-value sits at the bootstrap's floor, 2 / 501.
+    assert forward.p_value == pytest.approx(2 / 501) and "p ≤ 0.004" in forward.verdict
     assert forward.better == "B" and backward.better == "A"
     assert forward.difference == pytest.approx(-backward.difference)
     assert forward.ci_low == pytest.approx(-backward.ci_high)
