@@ -56,6 +56,11 @@ _EXPORTS = {
     "ensemble_from_tuner": "kerakit.analysis",
     "finetune": "kerakit.finetune",
     "FineTuned": "kerakit.finetune",
+    "load_recipe": "kerakit.recipes",
+    "run_recipe": "kerakit.recipes",
+    "Run": "kerakit.runs",
+    "RunModel": "kerakit.runs",
+    "list_runs": "kerakit.runs",
     "KerakitError": "kerakit.errors",
 }
 

@@ -55,7 +55,7 @@ def learning_curves(history, metrics=None):
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
     figure, axes = _figure(4.2 * columns, 3.2 * rows, columns, rows)
-    for ax, name in zip(axes.ravel(), names):
+    for ax, name in zip(axes.ravel(), names, strict=False):
         for key, label, style in ((name, "train", "-"), (f"val_{name}", "validation", "--")):
             if key in logs:
                 values = np.asarray(logs[key], dtype=float)
@@ -126,7 +126,7 @@ def multilabel_confusion(y_true, y_pred, label_names=None):
     columns = min(4, k)
     rows = -(-k // columns)
     figure, axes = _figure(2.6 * columns, 2.6 * rows, columns, rows)
-    for ax, matrix, name in zip(axes.ravel(), matrices, names):
+    for ax, matrix, name in zip(axes.ravel(), matrices, names, strict=False):
         ax.imshow(matrix, cmap="Blues", vmin=0)
         for i in range(2):
             for j in range(2):

@@ -62,7 +62,7 @@ def _generated_csv(folder, seed):
 
 def _types(config):
     pairs = [t.split("=", 1) for t in config.types]
-    bad = [t for t, p in zip(config.types, pairs) if len(p) != 2]
+    bad = [t for t, p in zip(config.types, pairs, strict=True) if len(p) != 2]
     if bad:
         from kerakit.errors import ConfigError
 

@@ -37,5 +37,5 @@ def run(args):
     header = ("RUN", "STATUS", "KEY METRIC", "STARTED", "DIRECTORY")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths)) + "  " + row[4])
+        print("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
     return 0
