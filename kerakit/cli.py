@@ -25,6 +25,7 @@ COMMANDS = {
     "serve": ("kerakit.commands.serve", "serve a model over TensorFlow Serving's REST API"),
     "compare": ("kerakit.commands.compare", "A/B test two runs (or .keras files) on a CSV: difference, CI, p-value"),
     "explain": ("kerakit.commands.explain", "permutation feature importance of a run's model on a CSV"),
+    "tune": ("kerakit.commands.tune", "search hyperparameters on a recipe's data (Keras Tuner, k-fold)"),
 }
 
 

@@ -379,7 +379,7 @@ class FoldRunner:
                 # kerakit.fit has no initial_epoch; on a dataset it is model.fit anyway.
                 history = model.fit(train, validation_data=val, epochs=int(epochs),
                                     initial_epoch=int(initial_epoch), callbacks=fold_callbacks,
-                                    verbose=verbose)
+                                    verbose=verbose, shuffle=False)
             else:
                 history = training.fit(model, train, validation_data=val, epochs=int(epochs),
                                        callbacks=fold_callbacks, verbose=verbose)
@@ -449,7 +449,8 @@ def average_ensemble(models, name="fold_ensemble"):
         return models[0]
     inputs = keras.Input(shape=models[0].input_shape[1:], name="features")
     outputs = keras.layers.Average(name="average")(
-        [keras.Model(m.inputs, m.outputs, name=f"member_{i}")(inputs) for i, m in enumerate(models)]
+        # Each member is re-wrapped under its own name: they often share one.
+        [keras.Model(m.input, m.output, name=f"member_{i}")(inputs) for i, m in enumerate(models)]
     )
     return keras.Model(inputs, outputs, name=name)
 

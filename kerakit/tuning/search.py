@@ -252,6 +252,14 @@ def _tuner_class():
             self.runner, self.pool = runner, pool
             self.worker_timeout, self.chief_timeout, self.print_fn = worker_timeout, chief_timeout, print_fn
             self.fits, self.trials_run = 0, []
+            # Keras Tuner reloads only when its tuner file exists, which is first
+            # written after the first trial ends: a search killed in between would
+            # start over. The oracle file is the sign that there is a search to resume.
+            project = os.path.join(str(kwargs["directory"]), kwargs["project_name"])
+            tuner_file = os.path.join(project, f"{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}.json")
+            if (not kwargs.get("overwrite") and os.path.exists(os.path.join(project, "oracle.json"))
+                    and not os.path.exists(tuner_file)):
+                atomic_write_json(tuner_file, {})
             super().__init__(oracle=oracle, **kwargs)
 
         def run_trial(self, trial, *args, **kwargs):
@@ -367,6 +375,8 @@ def trials_table(tuner, runner, objective):
 
         info = _read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
         row = {"trial": trial_id, "status": trial.status}
+        if "grid" in trial.hyperparameters.values:  # a union of grids: which grid (from 1)
+            row["grid"] = int(trial.hyperparameters.values["grid"]) + 1
         values = runner.values(trial.hyperparameters)
         row.update({k: (str(v) if isinstance(v, (tuple, list)) else v) for k, v in values.items()})
         row[objective] = last(objective)
@@ -753,6 +763,7 @@ def _finish(result, tuner_obj, trial_runner, build, spec, refit, ensemble, cv, r
         models = []
         for fold in range(cv):
             model = build(hp)
+            model.optimizer.build(model.trainable_variables)  # so its saved state loads too
             model.load_weights(str(trial_dir / f"fold_{fold}.weights.h5"))
             models.append(model)
         result.fold_models = models

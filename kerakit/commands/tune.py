@@ -1,0 +1,191 @@
+"""`kerakit tune RECIPE [options] [recipe flags]`: search hyperparameters on a recipe's data.
+
+The recipe supplies the data (`data(config)`: train, validation and test
+splits and the spec); Keras Tuner searches on the training rows (plus the
+validation rows with `--cv`), the best candidate is refit and reported once
+on the test split. A recipe may define `search_space(config)` returning a
+space (dict, list of dicts or build(hp) function); otherwise the default
+space of the "mlp" body is searched. Features are standardized inside the
+model with statistics of the tuning rows.
+
+Distributed search uses Keras Tuner's chief/worker mode: start
+`kerakit tune RECIPE --chief --oracle-port 8000` and, anywhere that reaches
+it, `kerakit tune RECIPE --worker w1 --oracle-ip HOST --oracle-port 8000`
+(or set KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT).
+"""
+
+import argparse
+import json
+import sys
+
+TUNERS = ("random", "grid", "bayesian", "hyperband")  # kept in step with kerakit.tuning.TUNERS
+
+
+def add_arguments(parser):
+    parser.description = __doc__.split("\n\n")[0].split(": ", 1)[1]
+    parser.epilog = ("Recipe config flags (e.g. --smoke, --seed) may follow; "
+                     "`kerakit run RECIPE --help` lists them.")
+    parser.add_argument("recipe", help="recipe name, or path to a recipe .py file")
+    add_options(parser)
+    # Everything after the recipe name: our options and the recipe's flags, split in `run`.
+    parser.add_argument("recipe_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def add_options(parser):
+    parser.add_argument("--tuner", choices=TUNERS, default="random", help="search algorithm (default: random)")
+    parser.add_argument("--max-trials", type=int, default=None,
+                        help="most candidates (default: 10; grid: all; hyperband: its brackets)")
+    parser.add_argument("--cv", type=int, default=None, metavar="K",
+                        help="score each candidate by K-fold cross-validation on train+validation rows")
+    parser.add_argument("--objective", default="auto", help="metric to optimize (default: the spec's, val_loss)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="most epochs per fit (default: the recipe's epochs, else 50)")
+    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience (default: 5)")
+    parser.add_argument("--directory", default="tuning", help="folder of searches (default: ./tuning)")
+    parser.add_argument("--project-name", default=None, help="search name in the folder (default: the recipe's)")
+    parser.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    parser.add_argument("--ensemble", action="store_true", help="with --cv, also save the fold models' average")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run trials in a child process, renewed every 20 trials (flat memory)")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--chief", action="store_true", help="serve the oracle to workers (distributed search)")
+    role.add_argument("--worker", metavar="NAME", default=None, help="run trials for the chief, as worker NAME")
+    parser.add_argument("--oracle-ip", default="127.0.0.1", help="chief address (default: 127.0.0.1)")
+    parser.add_argument("--oracle-port", type=int, default=8000, help="chief port (default: 8000)")
+    parser.add_argument("--worker-timeout", type=float, default=60.0,
+                        help="seconds a worker waits for the chief per call (default: 60)")
+    parser.add_argument("--chief-timeout", type=float, default=None,
+                        help="seconds the chief waits without hearing from a worker (default: no limit)")
+    parser.add_argument("--recipes-dir", metavar="DIR", action="append", default=None,
+                        help="also look for recipes in DIR (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--json", action="store_true", dest="json_output",
+                        help="print only the result as JSON on stdout")
+
+
+def _config(module, args, rest, name):
+    from kerakit import recipes
+
+    config, _ = recipes.parse_args(module, rest, name=name, prog=f"kerakit tune {args.recipe}")
+    return config
+
+
+def _features(data, key):
+    import numpy as np
+
+    from kerakit.errors import DataTypeError
+
+    value = data[key]
+    if isinstance(value, dict):
+        raise DataTypeError(
+            f"kerakit tune needs numeric feature arrays, but the recipe's {key} is a dict of raw "
+            f"columns. Tune such models in Python with kerakit.tune(..., space=build) on a "
+            f"build(hp) function that adds the column preprocessing."
+        )
+    return np.asarray(value, dtype="float32")
+
+
+def tune_recipe(args, rest):
+    """Loads the recipe, tunes on its data, reports on its test split; returns the result dict."""
+    import functools
+
+    import keras
+    import numpy as np
+
+    import kerakit as kk
+    from kerakit import recipes
+    from kerakit.tuning import distributed
+
+    module = recipes.load(args.recipe, args.recipes_dir)
+    name = module.__kerakit_recipe__.name
+    if args.chief:
+        distributed.set_environment("chief", args.oracle_ip, args.oracle_port)
+    elif args.worker:
+        if "chief" in args.worker:
+            from kerakit.errors import ConfigError
+
+            raise ConfigError(f"A worker name must not contain 'chief'. Received: --worker {args.worker}")
+        distributed.set_environment(args.worker, args.oracle_ip, args.oracle_port)
+    config = _config(module, args, rest, name)
+    data = recipes.check_data(module.data(config), name)
+    spec = data["spec"]
+    x_train, x_val = _features(data, "x_train"), _features(data, "x_val")
+    y_train, y_val = np.asarray(data["y_train"]), np.asarray(data["y_val"])
+    if args.cv:
+        x, y, validation = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]), None
+    else:
+        x, y, validation = x_train, y_train, (x_val, y_val)
+    # Standardize inside the model: the saved model takes the recipe's raw rows.
+    preprocessor = functools.partial(keras.layers.Normalization, mean=x.mean(axis=0),
+                                     variance=np.maximum(x.var(axis=0), 1e-12))
+    space = module.search_space(config) if hasattr(module, "search_space") else None
+    # --smoke: seconds, as for `kerakit run`: 2 epochs and 2 candidates unless asked otherwise.
+    smoke = bool(getattr(config, "smoke", False))
+    epochs = args.epochs or (2 if smoke else getattr(config, "epochs", None) or 50)
+    max_trials = args.max_trials or (2 if smoke else "auto")
+    quiet = args.quiet or args.json_output
+    result = kk.tune(
+        spec, x, y, space, tuner=args.tuner, max_trials=max_trials, cv=args.cv,
+        objective=args.objective, validation_data=validation, epochs=epochs,
+        patience=args.patience, preprocessor=preprocessor, directory=args.directory,
+        project_name=args.project_name or name, overwrite=args.overwrite, seed=config.seed,
+        ensemble=args.ensemble, isolate=args.isolate, verbose=0 if quiet else 1,
+        worker_timeout=args.worker_timeout, chief_timeout=args.chief_timeout)
+    report = {"recipe": name, "role": result.role, "directory": str(result.directory),
+              "plan": result.plan, "fits": result.fits}
+    if result.role == "worker":
+        report["trials_run"] = result.trials_run
+        return report
+    report.update(objective=result.objective, best_trial=result.best_trial_id,
+                  best_score=result.best_score, best_score_std=result.best_score_std,
+                  best_hyperparameters={k: (list(v) if isinstance(v, tuple) else v)
+                                        for k, v in result.best_hyperparameters.items()},
+                  trials=int(len(result.trials)))
+    if result.best_model is not None:
+        report["test_metrics"] = kk.evaluate(result.best_model, _features(data, "x_test"),
+                                             data["y_test"], spec)
+    if result.ensemble is not None:
+        report["ensemble_test_metrics"] = kk.evaluate(
+            result.ensemble, _features(data, "x_test"), data["y_test"], spec)
+        result.ensemble.save(str(result.directory / "ensemble.keras"))
+    report["_trials"] = result.trials
+    return report
+
+
+def _print_report(report):
+    trials = report.pop("_trials", None)
+    if report["role"] == "worker":
+        print(f"Worker done: ran trials {report['trials_run']} ({report['fits']} fits).")
+        return
+    print()
+    if trials is not None and len(trials):
+        ascending = not report["objective"].endswith(("accuracy", "auc", "precision", "recall"))
+        top = trials.sort_values(report["objective"], ascending=ascending).head(5)
+        print("Best trials:")
+        print(top.drop(columns=[c for c in ("status", "worker") if c in top]).to_string(index=False))
+    print(f"\nBest {report['objective']}: {report['best_score']:.4g} ± {report['best_score_std']:.2g} "
+          f"(trial {report['best_trial']}) with {report['best_hyperparameters']}")
+    for key, label in (("test_metrics", "refit best model"), ("ensemble_test_metrics", "fold ensemble")):
+        if key in report:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in report[key].items() if k != "n")
+            print(f"Test ({label}, n={report[key]['n']}): {shown}")
+    print(f"Search folder: {report['directory']} (trials.csv, trials.png, best_model.keras)")
+
+
+def run(args):
+    from kerakit.errors import KerakitError
+
+    options = argparse.ArgumentParser(prog="kerakit tune", allow_abbrev=False, add_help=False)
+    add_options(options)
+    args, rest = options.parse_known_args(args.recipe_args, namespace=args)
+    try:
+        report = tune_recipe(args, rest)
+    except KerakitError as error:
+        print(f"kerakit: error: {error}", file=sys.stderr)
+        return 1
+    if args.json_output:
+        report.pop("_trials", None)
+        print(json.dumps(report, default=str))
+    elif not args.quiet:
+        _print_report(report)
+    return 0

@@ -1,0 +1,191 @@
+"""Searches across processes: kill and resume, trials in a child process, chief and workers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kerakit as kk
+from kerakit.errors import ChiefUnavailableError
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1",
+           PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+    ENV.pop(name, None)
+
+SEARCH = dict(space={"units": [4, 8, 12, 16]}, tuner="grid", epochs=2, verbose=0)
+
+SEARCH_SCRIPT = """
+import sys
+import numpy as np
+import kerakit as kk
+data = np.load(sys.argv[1])
+kk.tune(kk.ProblemSpec(task="binary"), data["x"], data["y"], {"units": [4, 8, 12, 16]},
+        tuner="grid", epochs=2, verbose=0, directory=sys.argv[2])
+"""
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    return x[:100], y[:100]
+
+
+def _trial_states(project):
+    states = {}
+    for path in project.glob("trial_*/trial.json"):
+        try:
+            states[path.parent.name] = json.loads(path.read_text())["status"]
+        except (ValueError, KeyError):
+            pass  # never happens with atomic writes; tolerated while polling
+    return states
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=30)
+
+
+def test_a_killed_search_resumes_without_rerunning_finished_trials(cancer, tmp_path):
+    x, y = cancer
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    script = tmp_path / "search.py"
+    script.write_text(SEARCH_SCRIPT)
+    project = tmp_path / "tuning" / "search"
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "data.npz"),
+                                str(tmp_path / "tuning")], env=ENV, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while "COMPLETED" not in _trial_states(project).values():
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the search never finished a trial"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)  # mid-search: the next trial has started or is starting
+        process.wait(timeout=30)
+    finally:
+        _stop(process)
+    done = {t for t, s in _trial_states(project).items() if s == "COMPLETED"}
+    assert 1 <= len(done) < 4
+    before = {t: (project / t / "trial.json").read_bytes() for t in done}
+
+    # Resume, with each trial in a child process (isolate=True).
+    result = kk.tune(kk.ProblemSpec(task="binary"), x, y, directory=tmp_path / "tuning",
+                     isolate=True, **SEARCH)
+    table = result.trials
+    assert len(table) == 4 and set(table["status"]) == {"COMPLETED"}
+    assert sorted(table["units"]) == [4, 8, 12, 16]
+    # Not re-run: even the trial's recorded duration is untouched.
+    assert {t: (project / t / "trial.json").read_bytes() for t in done} == before
+    assert result.fits == 4 - len(done)
+    assert {f"trial_{t}" for t in result.tuner.trials_run}.isdisjoint(done)
+    assert f"resuming: {len(done)} done" in result.plan
+    pids = {json.loads((project / f"trial_{t}" / "kerakit_trial.json").read_text())["pid"]
+            for t in result.tuner.trials_run}
+    assert len(pids) == 1 and os.getpid() not in pids  # one child process ran them all
+
+
+def test_a_worker_without_a_chief_gives_up_with_a_clear_message(cancer, tmp_path, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, and nobody listens on it
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "w9")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    x, y = cancer
+    start = time.monotonic()
+    with pytest.raises(ChiefUnavailableError, match=r"Worker 'w9' got no answer from the chief at "
+                                                    r"127\.0\.0\.1:\d+ within 1 s"):
+        kk.tune(kk.ProblemSpec(task="binary"), x, y, directory=tmp_path, worker_timeout=1, **SEARCH)
+    assert time.monotonic() - start < 30
+
+
+RECIPE = '''"""Tiny binary recipe for a distributed search."""
+import dataclasses
+
+@dataclasses.dataclass
+class Config:
+    seed: int = 0  # seed
+    smoke: bool = False  # tiny
+
+def data(config):
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    import kerakit as kk
+    x, y = load_breast_cancer(return_X_y=True)
+    x, y = x[:160].astype("float32"), y[:160]
+    return {"x_train": x[:100], "y_train": y[:100], "x_val": x[100:130], "y_val": y[100:130],
+            "x_test": x[130:], "y_test": y[130:], "spec": kk.ProblemSpec(task="binary")}
+
+def search_space(config):
+    return {"units": [4, 8, 12, 16]}
+
+def run(config, data, run):
+    return {}
+'''
+
+
+def _tune_process(recipe, directory, port, *role):
+    command = [sys.executable, "-m", "kerakit.cli", "tune", str(recipe), "--tuner", "grid",
+               "--epochs", "2", "--directory", str(directory), "--oracle-port", str(port),
+               "--worker-timeout", "120", *role]
+    return subprocess.Popen(command, env=ENV, cwd=directory.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _read_until(process, text, deadline):
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"never printed {text!r}:\n{''.join(lines)[-3000:]}")
+
+
+def test_chief_and_two_workers_share_a_search(tmp_path):
+    recipe = tmp_path / "tiny_binary.py"
+    recipe.write_text(RECIPE)
+    directory = tmp_path / "tuning"
+    directory.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    deadline = time.monotonic() + 300
+    workers = [_tune_process(recipe, directory, port, "--worker", name) for name in ("w1", "w2")]
+    chief = None
+    try:
+        for worker in workers:  # both are loaded and about to ask the chief for trials
+            _read_until(worker, "Tuning (grid", deadline)
+        chief = _tune_process(recipe, directory, port, "--chief", "--json")
+        chief_out, _ = chief.communicate(timeout=max(1, deadline - time.monotonic()))
+        assert chief.returncode == 0, chief_out[-3000:]
+        outputs = [w.communicate(timeout=max(1, deadline - time.monotonic()))[0] for w in workers]
+    finally:
+        for process in workers + ([chief] if chief else []):
+            _stop(process)
+    assert all(w.returncode == 0 for w in workers), outputs
+    report = json.loads(chief_out.strip().splitlines()[-1])
+    assert report["role"] == "chief" and report["trials"] == 4 and "test_metrics" in report
+    import pandas as pd
+
+    table = pd.read_csv(directory / "tiny-binary" / "trials.csv")
+    assert set(table["status"]) == {"COMPLETED"} and sorted(table["units"]) == [4, 8, 12, 16]
+    assert set(table["worker"]) == {"w1", "w2"}  # trials ran on both workers
+    for name, output in zip(("w1", "w2"), outputs, strict=True):
+        ran = (table["worker"] == name).sum()
+        assert "Worker done: ran trials" in output and f"({ran} fits)" in output
