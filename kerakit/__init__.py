@@ -61,6 +61,9 @@ _EXPORTS = {
     "Run": "kerakit.runs",
     "RunModel": "kerakit.runs",
     "list_runs": "kerakit.runs",
+    "ActiveLearner": "kerakit.active",
+    "register_strategy": "kerakit.active",
+    "simulate": "kerakit.active",
     "KerakitError": "kerakit.errors",
 }
 
