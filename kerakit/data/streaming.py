@@ -35,7 +35,8 @@ from kerakit.data.targets import TARGET_TRANSFORMS, TargetEncoder, class_value, 
 TRAIN, VALIDATION, TEST, DROP = 0, 1, 2, 255
 PART = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 CYCLE = 100
-SHUFFLE_BUFFER = 16_384
+WINDOW_LINES = 65_536
+SHUFFLE_WINDOWS = 4
 NUMERIC_KINDS = ("numeric", "integer_categorical")
 
 
@@ -271,7 +272,8 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
         scan: the `CsvScan` from `scan_csv`.
         part: "train", "validation" or "test".
         batch_size: rows per batch. Defaults to 1024.
-        shuffle: shuffle lines through a 16,384-line buffer, anew each epoch.
+        shuffle: shuffle the rows, anew each epoch: windows of 65,536 lines are
+            read in a shuffled order (buffer of 4) and shuffled within.
         seed: the shuffle's seed.
         class_weight: per-class weights (a sequence by class index), or None.
         labels: "encoded" (what the network trains on) or "report" (class
@@ -308,19 +310,28 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
         return features, y
 
     code = PART[part]
-    lines = tf.data.TextLineDataset(scan.path).skip(scan.skip_lines)
-    ds = tf.data.Dataset.zip(lines, tf.data.Dataset.from_tensor_slices(scan.assignment))
-
-    def in_part(line, split):
-        return tf.equal(split, code)
-
-    def line_only(line, split):
-        return line
-
-    ds = ds.filter(in_part).map(line_only)
+    # Work a window of lines at a time: every per-row step (split filter, shuffle,
+    # parse) is one vectorized op per window instead of a tf.data step per row.
+    windows = -(-len(scan.assignment) // WINDOW_LINES)
+    assignment = np.full(windows * WINDOW_LINES, DROP, dtype=np.uint8)
+    assignment[: len(scan.assignment)] = scan.assignment
+    lines = tf.data.TextLineDataset(scan.path).skip(scan.skip_lines).batch(WINDOW_LINES)
+    splits = tf.data.Dataset.from_tensor_slices(assignment.reshape(windows, WINDOW_LINES))
     if shuffle:
-        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        # A seed pair per window, different every epoch but fixed by `seed`.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(lines, splits, seeds)
+        ds = ds.shuffle(SHUFFLE_WINDOWS, seed=seed, reshuffle_each_iteration=True)
+    else:
+        ds = tf.data.Dataset.zip(lines, splits)
+
+    def select_rows(window, split, pair=None):
+        rows = tf.boolean_mask(window, tf.equal(split[: tf.shape(window)[0]], code))
+        if pair is not None:
+            rows = tf.random.experimental.stateless_shuffle(rows, seed=pair)
+        return parse(rows)
+
+    ds = ds.map(select_rows, num_parallel_calls=tf.data.AUTOTUNE).rebatch(batch_size)
     # The scan counted the rows, so Keras can show progress and knows where an epoch ends.
     steps = -(-scan.counts[part] // batch_size)
     return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
