@@ -724,7 +724,7 @@ class Importance:
         """Returns `[{"feature", "importance", "std"}, ...]`, most important first."""
         return [
             {"feature": f, "importance": float(m), "std": float(s)}
-            for f, m, s in zip(self.features, self.mean, self.std)
+            for f, m, s in zip(self.features, self.mean, self.std, strict=True)
         ]
 
     def to_dict(self):
@@ -847,7 +847,7 @@ def _weighted_average_layer():
 
         def call(self, inputs):
             total = sum(self.member_weights)
-            return sum(t * (w / total) for t, w in zip(inputs, self.member_weights))
+            return sum(t * (w / total) for t, w in zip(inputs, self.member_weights, strict=True))
 
         def compute_output_shape(self, input_shape):
             return input_shape[0]

@@ -1,10 +1,8 @@
-"""Figures for `kerakit.analysis`: permutation importances and A/B comparisons.
+"""Figures for `kerakit.analysis`: permutation importances.
 
 Each function returns a `matplotlib.figure.Figure` built without pyplot (so no
 GUI backend is touched) and never calls `show()`.
 """
-
-import numpy as np
 
 
 def plot_importance(importance, top=20, title=None):

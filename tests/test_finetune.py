@@ -29,7 +29,7 @@ def _weights(layer):
 
 
 def _same(a, b):
-    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _accuracy(model, x, y):
@@ -52,7 +52,7 @@ def test_new_head_frozen_body_then_unfrozen(source):
     assert not tuned.model.get_layer("body").trainable
     assert tuned.unfrozen_history is None
     # The model passed in is untouched: finetune works on a copy.
-    assert all(_same(_weights(layer), w) for layer, w in zip(model.layers, before))
+    assert all(_same(_weights(layer), w) for layer, w in zip(model.layers, before, strict=True))
     assert model.output_shape == (None, 5)
 
     both = kk.finetune(model, target["x"], target["y"], freeze="body", learning_rate=1e-2,
