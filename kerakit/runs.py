@@ -190,7 +190,8 @@ def versions():
     return found
 
 
-def _now():
+def timestamp():
+    """The current local time, ISO 8601 with the UTC offset, to the second."""
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 

@@ -144,7 +144,7 @@ def test_import_failure_carries_the_recipes_own_traceback(tmp_path):
     assert "Recipe 'broken' failed to import" in text
     assert f'File "{path}", line 10' in text and f'File "{path}", line 7, in helper' in text
     assert "ZeroDivisionError: division by zero" in text
-    assert "importlib" not in text and "kerakit/recipes.py" not in text
+    assert "importlib" not in text and "kerakit/recipes/" not in text
 
 
 def test_contract_violations_are_named(tmp_path):

@@ -152,7 +152,7 @@ def test_list_runs_key_metric_and_unreadable_manifests(tmp_path):
 def test_runs_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAKIT_RUNS_DIR", str(tmp_path))
     assert runs.runs_dir() == tmp_path
-    assert runs.runs_dir("elsewhere") == runs.Path("elsewhere")
+    assert str(runs.runs_dir("elsewhere")) == "elsewhere"
 
 
 def test_resolve_model_path_errors_say_what_to_pass(tmp_path):

@@ -1,0 +1,316 @@
+"""Running a recipe into a run directory, and the helpers recipes use."""
+
+import contextlib
+import dataclasses
+import os
+import sys
+import time
+
+from kerakit import runs as runs_module
+from kerakit.errors import KerakitError, RecipeError
+from kerakit.recipes.flags import parse_args
+from kerakit.recipes.registry import check, load, module_recipe_name
+
+DATA_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "spec")
+
+# Running ----------------------------------------------------------------------
+
+
+def check_data(data, name="recipe"):
+    """Checks the dict a recipe's `data(config)` returned against the contract."""
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"Recipe '{name}': data(config) must return a dict with keys {', '.join(DATA_KEYS)}. "
+            f"Received: {type(data).__name__}."
+        )
+    missing = [k for k in DATA_KEYS if k not in data]
+    if missing:
+        raise RecipeError(
+            f"Recipe '{name}': data(config) returned a dict without {', '.join(missing)}. "
+            f"It needs {', '.join(DATA_KEYS)} (extra keys are fine)."
+        )
+    from kerakit.spec import ProblemSpec
+
+    if not isinstance(data["spec"], ProblemSpec):
+        raise RecipeError(
+            f"Recipe '{name}': data['spec'] must be a kerakit.ProblemSpec. "
+            f"Received: {type(data['spec']).__name__}."
+        )
+    return data
+
+
+def _check_metrics(result, name):
+    if not isinstance(result, dict):
+        raise RecipeError(
+            f"Recipe '{name}': run(config, data, run) must return a dict of test metrics "
+            f"(name → float). Received: {type(result).__name__}."
+        )
+    metrics = {}
+    for key, value in result.items():
+        try:
+            metrics[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise RecipeError(
+                f"Recipe '{name}': metric {key!r} must be a number. Received: {value!r}."
+            ) from None
+    return metrics
+
+
+def _data_summary(data):
+    def rows(value):
+        if value is None:
+            return 0
+        if isinstance(value, dict):
+            return len(next(iter(value.values()))) if value else 0
+        return len(value)
+
+    spec = data["spec"]
+    summary = {
+        "fingerprint": runs_module.data_fingerprint(data),
+        "rows": {split: rows(data.get(f"x_{split}")) for split in ("train", "val", "test")},
+    }
+    for key in ("feature_names", "class_names", "target", "source"):
+        if data.get(key) is not None:
+            value = data[key]
+            summary[key] = list(value) if isinstance(value, (tuple, list)) else value
+    return summary, {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
+
+
+@contextlib.contextmanager
+def _silenced(quiet):
+    if not quiet:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_output=False,
+            recipes_dir=None, out=None, argv=None, strategy=None):
+    """Runs a loaded recipe into a new run directory and returns the result dict.
+
+    Seeds everything with `config.seed`, calls `data(config)` and
+    `run(config, data, run)`, adds the standard plots the recipe did not save
+    (learning curves; confusion matrix and ROC, or predicted-vs-actual and
+    residuals, on the test split), and writes `metrics.json` and
+    `manifest.json`. Under `quiet` or `json_output` nothing is printed
+    (Keras's progress bar included).
+
+    Args:
+        module: a recipe module (see `load`).
+        config: its `Config`.
+        name: the recipe's name. Defaults to the one `load` recorded.
+        runs_dir: root of run directories. Defaults to $KERAKIT_RUNS_DIR or "runs".
+        quiet: print nothing. Defaults to False.
+        json_output: print only the result as JSON. Defaults to False.
+        recipes_dir: accepted for symmetry with the command line; unused here.
+        out: the stream for the report. Defaults to sys.stdout.
+        argv: the command line, recorded in the manifest.
+        strategy: a `tf.distribute` strategy name for every model the recipe
+            builds (see `kerakit.distribute.set_default_strategy`). Defaults to None.
+
+    Returns:
+        A dict: recipe, run_id, run_dir, metrics, key_metric, config.
+
+    Example:
+
+    >>> recipe = load("digits")
+    >>> result = execute(recipe, make_config(recipe, smoke=True), runs_dir=tmp_path, quiet=True)
+    >>> result["metrics"]["accuracy"]
+    """
+    name = name or module_recipe_name(module)
+    out = out or sys.stdout
+    quiet = quiet or json_output
+    if strategy is not None:
+        from kerakit.distribute import use_strategy_for_run
+
+        runs_dir, quiet = use_strategy_for_run(strategy, runs_dir, quiet)
+    run = runs_module.Run(name, root=runs_dir, quiet=quiet)
+    run._out = out
+    started = time.time()
+    run.write_manifest(
+        recipe=name,
+        recipe_file=str(getattr(module, "__file__", "") or ""),
+        id=run.id,
+        status="running",
+        started=runs_module.timestamp(),
+        config=dataclasses.asdict(config),
+        seed=getattr(config, "seed", None),
+        argv=list(argv) if argv is not None else None,
+        versions=runs_module.versions(),
+    )
+    run.print(f"[kerakit] {name}: run directory {run.dir}")
+    try:
+        with _silenced(quiet):
+            from kerakit.training import set_seed
+
+            set_seed(int(config.seed))
+            data = check_data(module.data(config), name)
+            summary, spec = _data_summary(data)
+            run.write_manifest(data=summary, spec=spec)
+            metrics = _check_metrics(module.run(config, data, run), name)
+            skipped = _standard_plots(run, data)
+    except BaseException as error:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        run.write_manifest(status=status, ended=runs_module.timestamp(),
+                           duration_s=round(time.time() - started, 3),
+                           error=f"{type(error).__name__}: {error}")
+        raise
+    runs_module.atomic_write_json(run.path(runs_module.METRICS), metrics)
+    key = runs_module.key_metric({"metrics": metrics, "spec": spec})
+    run.write_manifest(status="completed", ended=runs_module.timestamp(),
+                       duration_s=round(time.time() - started, 3), metrics=metrics,
+                       key_metric=key[0], plots=list(run.figures),
+                       **({"plots_skipped": skipped} if skipped else {}))
+    result = {"recipe": name, "run_id": run.id, "run_dir": str(run.dir), "metrics": metrics,
+              "key_metric": key[0], "config": dataclasses.asdict(config)}
+    if json_output:
+        print(runs_module.to_json(result), end="", file=out, flush=True)
+    elif not quiet:
+        print(format_report(result, skipped), file=out, flush=True)
+    return result
+
+
+# Figures the runner adds when the recipe did not save them itself.
+_EVALUATION_FIGURES = {
+    "classification": ("confusion_matrix", "roc"),
+    "regression": ("predicted_vs_actual", "residuals"),
+}
+
+
+def _standard_plots(run, data):
+    """Saves learning curves and evaluation plots the recipe did not save; returns why any were skipped."""
+    from kerakit import plots
+
+    skipped = {}
+    if run.history and "learning_curves" not in run.figures:
+        run.save_figure("learning_curves", plots.learning_curves(run.history))
+    kind = "classification" if data["spec"].is_classification else "regression"
+    wanted = [f for f in _EVALUATION_FIGURES[kind] if f not in run.figures]
+    if not wanted:
+        return skipped
+    if run.model is None:
+        return {f: "the recipe saved no model (run.save_model)" for f in wanted}
+    try:
+        from kerakit.training import predict
+
+        predictions = predict(run.model, data["x_test"])
+        figures = plots.evaluation_figures(data["spec"], data["y_test"], predictions)
+    except Exception as error:  # a plot must never lose a finished run's metrics
+        return {f: f"{type(error).__name__}: {error}" for f in wanted}
+    for figure_name in wanted:
+        if figure_name in figures:
+            run.save_figure(figure_name, figures[figure_name])
+    return skipped
+
+
+def format_report(result, skipped=None):
+    """The end-of-run report: a metrics table and where the run directory is."""
+    metrics = result["metrics"]
+    width = max((len(k) for k in metrics), default=6)
+    lines = ["", f"{result['recipe']} — held-out test metrics"]
+    for key, value in metrics.items():
+        text = str(int(value)) if key == "n" and float(value).is_integer() else f"{value:.4f}"
+        marker = "  ← key metric" if key == result.get("key_metric") else ""
+        lines.append(f"  {key:<{width}}  {text}{marker}")
+    for figure, reason in (skipped or {}).items():
+        lines.append(f"  (no {figure} plot: {reason})")
+    lines.append(f"Run directory: {result['run_dir']}")
+    return "\n".join(lines)
+
+
+def run_command(module_or_name, argv=None, *, prog=None, recipes_dir=None):
+    """Parses a command line for a recipe and runs it; returns the exit status.
+
+    Used by `kerakit run` and by recipe scripts' `main()`. kerakit errors are
+    printed as one clear message (exit status 1) instead of a traceback.
+    """
+    try:
+        module = module_or_name
+        if isinstance(module_or_name, (str, os.PathLike)):
+            module = load(module_or_name, recipes_dir)
+        name = module_recipe_name(module)
+        config, options = parse_args(module, argv, name=name, prog=prog)
+        execute(module, config, name=name, argv=argv, **options)
+    except KerakitError as error:
+        print(f"kerakit: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    """Runs the calling recipe script from its command line (`if __name__ == "__main__": main()`).
+
+    Example:
+
+    ```python
+    if __name__ == "__main__":
+        from kerakit.recipes import main
+        main()
+    ```
+    """
+    module = sys.modules["__main__"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        check(module, module_recipe_name(module))
+    except RecipeError as error:
+        print(f"kerakit: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    path = getattr(module, "__file__", "recipe.py")
+    sys.exit(run_command(module, sys.argv[1:] if argv is None else argv,
+                         prog=f"python {os.path.relpath(path) if path else 'recipe.py'}"))
+
+
+
+# Helpers for recipe authors ---------------------------------------------------
+
+
+def split_data(x, y, *, test_size=0.2, val_size=0.2, seed=0, stratify=True, limit=None):
+    """Splits arrays into the train / validation / test dict a recipe's `data()` returns.
+
+    The test split is cut first, then the validation split from what remains,
+    both deterministic by `seed` and stratified by class when `stratify` is
+    true (class indices are taken from one-hot/soft rows by argmax).
+
+    Args:
+        x, y: features and labels (NumPy arrays or anything indexable by rows).
+        test_size: fraction of all rows for the test split. Defaults to 0.2.
+        val_size: fraction of all rows for the validation split. Defaults to 0.2.
+        seed: seed of the shuffles. Defaults to 0.
+        stratify: keep class proportions in every split. Defaults to True.
+        limit: keep only this many rows (a stratified sample) first, e.g. for
+            `--smoke`. Defaults to all rows.
+
+    Returns:
+        A dict with x_train, y_train, x_val, y_val, x_test, y_test.
+
+    Example:
+
+    >>> splits = split_data(x, y, test_size=0.25, seed=0)
+    >>> sorted(splits)
+    ['x_test', 'x_train', 'x_val', 'y_test', 'y_train', 'y_val']
+    """
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    def strata(labels):
+        if not stratify:
+            return None
+        labels = np.asarray(labels)
+        return labels.argmax(axis=1) if labels.ndim == 2 else labels
+
+    if not (0 < test_size < 1 and 0 < val_size < 1 and test_size + val_size < 1):
+        raise RecipeError(
+            f"test_size and val_size must be fractions in (0, 1) that sum to less than 1. "
+            f"Received: test_size={test_size}, val_size={val_size}."
+        )
+    if limit is not None and limit < len(y):
+        x, _, y, _ = train_test_split(x, y, train_size=limit, random_state=seed, stratify=strata(y))
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=strata(y))
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=val_size / (1 - test_size), random_state=seed,
+        stratify=strata(y_rest))
+    return {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val,
+            "x_test": x_test, "y_test": y_test}
+
