@@ -64,6 +64,8 @@ _EXPORTS = {
     "ActiveLearner": "kerakit.active",
     "register_strategy": "kerakit.active",
     "simulate": "kerakit.active",
+    "KerasClassifier": "kerakit.sklearn",
+    "KerasRegressor": "kerakit.sklearn",
     "KerakitError": "kerakit.errors",
 }
 

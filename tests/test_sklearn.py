@@ -1,0 +1,270 @@
+"""KerasClassifier / KerasRegressor in scikit-learn's tools: the source notes' flow and more."""
+
+import copy
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import loguniform, uniform
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import (
+    GridSearchCV,
+    RandomizedSearchCV,
+    StratifiedKFold,
+    cross_val_predict,
+    train_test_split,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import kerakit.sklearn as kk_sklearn
+from kerakit.errors import KerakitError
+from kerakit.sklearn import KerasClassifier, KerasRegressor
+from kerakit.spec import ProblemSpec
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    """Counts the networks trained (one per estimator fit) while a test runs."""
+    calls = []
+    original = kk_sklearn._KerasEstimator._fit_keras
+
+    def counted(self, *args, **kwargs):
+        calls.append(type(self).__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(kk_sklearn._KerasEstimator, "_fit_keras", counted)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def iris():
+    """Iris as a DataFrame with string labels: (x_train, x_test, y_train, y_test)."""
+    data = load_iris(as_frame=True)
+    x = data.frame.drop(columns="target")
+    y = np.asarray(data.target_names)[data.target]
+    return train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+
+
+@pytest.fixture(scope="module")
+def fitted(iris):
+    """A classifier trained with a validation split and early stopping."""
+    x_train, _, y_train, _ = iris
+    model = KerasClassifier(units=(16,), learning_rate=0.02, epochs=60, validation_split=0.2,
+                            patience=3, seed=0)
+    return model.fit(x_train, y_train)
+
+
+# The source notes' flow ------------------------------------------------------------------
+
+
+def test_source_notes_flow_pipeline_grid_search_15_candidates_45_fits(count_fits):
+    """GridSearchCV(Pipeline([...]), param_grid, cv=3, scoring="neg_root_mean_squared_error")."""
+    data = load_diabetes(as_frame=True)
+    frame = data.frame.drop(columns="target")
+    frame["sex"] = np.where(frame["sex"] > 0, "male", "female")  # a real categorical column
+    x_train, x_test, y_train, y_test = train_test_split(
+        frame.iloc[:240], data.target.to_numpy()[:240], test_size=60, random_state=0
+    )
+    mean, std = y_train.mean(), y_train.std()
+    numeric = [c for c in frame.columns if c != "sex"]
+    pipeline = Pipeline([
+        ("prep", ColumnTransformer([("num", StandardScaler(), numeric),
+                                    ("cat", OneHotEncoder(), ["sex"])])),
+        ("model", KerasRegressor(epochs=20, validation_split=0.0, patience=None, seed=0)),
+    ])
+    # A grid of 3×3 plus one of 2×3: 15 candidates; 3-fold CV: 45 fits.
+    param_grid = [
+        {"model__units": [(8,), (16,), (32,)], "model__learning_rate": [0.003, 0.01, 0.03]},
+        {"model__dropout": [0.0, 0.2], "model__optimizer": ["adam", "rmsprop", "sgd"]},
+    ]
+    search = GridSearchCV(pipeline, param_grid, cv=3, scoring="neg_root_mean_squared_error",
+                          error_score="raise")
+    search.fit(x_train, (y_train - mean) / std)
+
+    assert len(search.cv_results_["params"]) == 15
+    assert search.n_splits_ == 3
+    assert len(count_fits) == 45 + 1  # every candidate on every fold, then the refit
+    assert search.best_score_ == pytest.approx(np.max(search.cv_results_["mean_test_score"]))
+    assert search.best_score_ < 0  # negated RMSE
+
+    best = search.best_estimator_
+    assert isinstance(best, Pipeline) and best.named_steps["model"].model_ is not None
+    pred = best.predict(x_test) * std + mean
+    assert pred.shape == (60,) and np.isfinite(pred).all()
+    rmse = np.sqrt(np.mean((pred - y_test) ** 2))
+    baseline = np.sqrt(np.mean((mean - y_test) ** 2))  # always predict the training mean
+    assert rmse < 0.9 * baseline
+
+
+def test_randomized_search_samples_scipy_distributions(iris, count_fits):
+    x_train, x_test, y_train, y_test = iris
+    search = RandomizedSearchCV(
+        KerasClassifier(epochs=30, validation_split=0.0, patience=None, seed=0),
+        {"learning_rate": loguniform(3e-3, 3e-2), "dropout": uniform(0.0, 0.2),
+         "units": [(8,), (16,)]},
+        n_iter=3, cv=2, random_state=0, error_score="raise",
+    )
+    search.fit(x_train, y_train)
+
+    rates = [p["learning_rate"] for p in search.cv_results_["params"]]
+    assert len(rates) == 3 and len(set(rates)) == 3  # drawn from a continuous distribution
+    assert all(3e-3 <= r <= 3e-2 for r in rates)
+    assert len(count_fits) == 3 * 2 + 1
+    assert search.best_estimator_.learning_rate == search.best_params_["learning_rate"]
+    pred = search.best_estimator_.predict(x_test)
+    assert set(pred) <= set(y_train)
+    assert np.mean(pred == y_test) > 0.7
+
+
+def test_cross_val_predict_gives_out_of_fold_probabilities(iris, count_fits):
+    x_train, _, y_train, _ = iris
+    model = KerasClassifier(units=(16,), learning_rate=0.02, epochs=40, validation_split=0.0,
+                            patience=None, seed=0)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    proba = cross_val_predict(model, x_train, y_train, cv=folds, method="predict_proba")
+
+    assert proba.shape == (len(y_train), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert len(count_fits) == 3  # each row predicted by the fold model that never saw it
+    oof_labels = np.unique(y_train)[proba.argmax(axis=1)]
+    assert np.mean(oof_labels == y_train) > 0.8
+
+
+# Fitted attributes, clone, pickle --------------------------------------------------------
+
+
+def test_fitted_attributes(fitted, iris):
+    x_train, x_test, y_train, y_test = iris
+    import keras
+
+    assert list(fitted.classes_) == ["setosa", "versicolor", "virginica"]
+    assert fitted.n_features_in_ == 4
+    assert list(fitted.feature_names_in_) == list(x_train.columns)
+    assert isinstance(fitted.model_, keras.Model)
+    assert fitted.spec_.task == "multiclass" and fitted.spec_.class_names == tuple(fitted.classes_)
+    assert set(fitted.history_) == {"loss", "val_loss"}
+    assert 1 <= len(fitted.history_["loss"]) <= 60
+    pred = fitted.predict(x_test)
+    assert pred.dtype.kind in "OU" and set(pred) <= set(fitted.classes_)
+    assert fitted.score(x_test, y_test) > 0.8
+    np.testing.assert_allclose(fitted.predict_proba(x_test).sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(iris):
+    x_train, _, y_train, _ = iris
+    model = KerasClassifier(units=(16,), learning_rate=0.05, epochs=300, validation_split=0.2,
+                            patience=2, seed=0).fit(x_train, y_train)
+    val_loss = model.history_["val_loss"]
+    assert len(val_loss) < 300
+    assert int(np.argmin(val_loss)) == len(val_loss) - 1 - 2  # the last `patience` epochs did not improve
+
+
+def test_clone_gives_an_unfitted_copy_that_refits_identically(fitted, iris):
+    x_train, x_test, y_train, _ = iris
+    copy_ = clone(fitted)
+    assert copy_.get_params() == fitted.get_params()
+    assert not hasattr(copy_, "model_")
+    with pytest.raises(NotFittedError):
+        copy_.predict(x_test)
+    copy_.fit(x_train, y_train)  # same seed → same network
+    np.testing.assert_array_equal(copy_.predict_proba(x_test), fitted.predict_proba(x_test))
+
+
+def test_pickle_round_trip_keeps_the_trained_network(fitted, iris):
+    _, x_test, _, _ = iris
+    data = pickle.dumps(fitted)
+    restored = pickle.loads(data)
+
+    assert restored.model_ is not fitted.model_
+    np.testing.assert_array_equal(restored.predict_proba(x_test), fitted.predict_proba(x_test))
+    np.testing.assert_array_equal(restored.classes_, fitted.classes_)
+    assert restored.history_ == fitted.history_
+    assert restored.get_params() == fitted.get_params()
+    assert "_model_keras_bytes" not in vars(fitted)  # pickling leaves the original alone
+    deep = copy.deepcopy(fitted)  # deepcopy goes through the same state
+    np.testing.assert_array_equal(deep.predict(x_test), fitted.predict(x_test))
+    unfitted = pickle.loads(pickle.dumps(KerasRegressor(units=(8,))))
+    assert unfitted.units == (8,) and not hasattr(unfitted, "model_")
+
+
+def lambda_body(spec, hp):
+    """A body with a Lambda layer: Python code that would run when the model loads."""
+    import keras
+
+    return keras.Sequential([keras.layers.Lambda(lambda t: t * 2.0), keras.layers.Dense(4)])
+
+
+def test_unpickling_refuses_lambda_layers(iris):
+    x_train, _, y_train, _ = iris
+    model = KerasClassifier(body=lambda_body, epochs=1, validation_split=0.0, patience=None,
+                            seed=0).fit(x_train, y_train)
+    data = pickle.dumps(model)
+    with pytest.raises(KerakitError, match="Lambda") as info:
+        pickle.loads(data)
+    assert isinstance(info.value, ValueError)
+
+
+# Specs, regression, bad input --------------------------------------------------------------
+
+
+def test_a_given_spec_fixes_the_classes_when_the_data_lacks_one():
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int)  # classes 0 and 1 only; the spec says there are 3
+    model = KerasClassifier(spec=ProblemSpec(task="multiclass", num_classes=3), units=(8,),
+                            epochs=2, validation_split=0.0, patience=None, seed=0).fit(x, y)
+    assert list(model.classes_) == [0, 1, 2]
+    assert model.predict_proba(x).shape == (40, 3)
+    assert model.model_.loss == "sparse_categorical_crossentropy"
+
+
+def test_multi_output_regression_with_a_robust_spec():
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(60, 4))
+    y = np.column_stack([x[:, 0] + x[:, 1], x[:, 2] - x[:, 3]])
+    spec = ProblemSpec(task="regression", num_targets=2, robust=True)
+    model = KerasRegressor(spec=spec, units=(16,), learning_rate=0.02, epochs=40,
+                           validation_split=0.0, patience=None, seed=0).fit(x, y)
+    assert model.model_.loss == spec.loss  # Huber, from the spec
+    pred = model.predict(x)
+    assert pred.shape == (60, 2)
+    assert model.score(x, y) > 0.5
+
+
+def test_bad_settings_fail_before_training_with_kerakit_errors():
+    x = np.random.RandomState(0).normal(size=(20, 3))
+    y = np.arange(20) % 2
+    cases = [
+        (KerasClassifier(epochs=0), "`epochs` must be an integer >= 1"),
+        (KerasClassifier(validation_split=1.5), "`validation_split` must be a fraction"),
+        (KerasClassifier(spec="binary"), "`spec` must be a kerakit.ProblemSpec"),
+        (KerasClassifier(spec=ProblemSpec(task="regression")), "binary or a sparse multiclass spec"),
+        (KerasRegressor(spec=ProblemSpec(task="binary")), "needs a regression spec"),
+        (KerasClassifier(spec=ProblemSpec(task="binary", class_names=("a", "b"))),
+         "not among the spec's classes"),
+        (KerasClassifier(optimizer="adamm"), "Did you mean 'adam'"),
+    ]
+    for estimator, message in cases:
+        with pytest.raises(KerakitError, match=message) as info:
+            estimator.fit(x, y)
+        assert isinstance(info.value, (ValueError, TypeError))
+    with pytest.raises(KerakitError, match="n_samples=1"):
+        KerasRegressor(validation_split=0.5).fit(x[:1], y[:1].astype(float))
+    with pytest.raises(KerakitError, match="at least 2 classes"):
+        KerasClassifier().fit(x, np.zeros(20))
+
+
+def test_string_labels_in_a_pipeline_with_a_dataframe(iris):
+    x_train, x_test, y_train, _ = iris
+    frame = pd.DataFrame(x_train)
+    pipeline = Pipeline([("scale", StandardScaler()),
+                         ("model", KerasClassifier(units=(8,), epochs=2, validation_split=0.0,
+                                                   patience=None, seed=0))])
+    pipeline.fit(frame, y_train)
+    assert pipeline.predict(x_test).dtype.kind in "OU"
+    assert pipeline.named_steps["model"].n_features_in_ == 4
