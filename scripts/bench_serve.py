@@ -1,6 +1,6 @@
 """Benchmark: `kerakit serve` under load, with and without micro-batching.
 
-Trains a digits model (kerakit's default MLP, 128-64 units, 3 epochs) unless
+Trains a digits model (kerakit's default MLP, 128-64 units, 3 epochs; `--units`) unless
 `--model` names a `.keras` file, run directory or export. For each mode it
 starts `kerakit serve --port 0` in its own process, sends warm-up requests,
 then `--requests` single-row `:predict` requests from `--clients` concurrent
@@ -90,6 +90,15 @@ def start_server(mode, model_path, name):
     return process, f"/v1/models/{name}", port
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(port, path, body, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -149,7 +158,7 @@ def load(port, path, bodies, expected, clients):
     return time.perf_counter() - start, latencies, errors
 
 
-def train_model(folder):
+def train_model(folder, units=(128, 64)):
     import numpy as np
     from sklearn.datasets import load_digits
 
@@ -158,7 +167,7 @@ def train_model(folder):
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     spec = kk.infer_spec(y)
-    model = kk.build_model(spec, input_shape=(64,), seed=0)
+    model = kk.build_model(spec, input_shape=(64,), units=units, seed=0)
     kk.fit(model, x, y, epochs=3, seed=0, verbose=0)
     path = Path(folder) / "digits.keras"
     model.save(path)
@@ -171,9 +180,11 @@ def main():
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a .keras file, run directory or export")
+    parser.add_argument("--units", default="128,64",
+                        help="hidden layer widths of the digits model trained here (default 128,64)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--predict-requests", type=int, default=300,
+    parser.add_argument("--predict-requests", type=int, default=200,
                         help="requests for the model.predict reference (0 skips it)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
@@ -185,7 +196,8 @@ def main():
     from kerakit.serving import load_model
 
     workdir = tempfile.mkdtemp(prefix="bench_serve_")
-    model_path = Path(args.model) if args.model else train_model(workdir)
+    units = tuple(int(u) for u in args.units.split(","))
+    model_path = Path(args.model) if args.model else train_model(workdir, units)
     model = load_model(model_path)
     x, _ = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
@@ -202,8 +214,10 @@ def main():
             try:
                 wait_ready(port, path, bodies[0])
                 load(port, path, bodies[:100], expected[:100], args.clients)  # warm-up
+                cpu_before = cpu_seconds(process.pid)
                 seconds, latencies, errors = load(port, path, bodies[:count], expected[:count],
                                                   args.clients)
+                cpu_after = cpu_seconds(process.pid)
             finally:
                 process.terminate()
                 process.wait(timeout=30)
@@ -214,13 +228,18 @@ def main():
                 "requests_per_second": count / seconds,
                 "p50_ms": 1000 * float(np.percentile(latencies, 50)),
                 "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+                # Server CPU per request: what the server spends, even when a shared
+                # machine's load makes requests/s noisy.
+                "server_cpu_ms": (1000 * (cpu_after - cpu_before) / count
+                                  if cpu_before is not None else float("nan")),
             })
 
-    summary = {"clients": args.clients, "model": str(args.model or "digits MLP 128-64 (trained here)")}
+    summary = {"clients": args.clients,
+               "model": str(args.model or f"digits MLP {args.units} (trained here)")}
     for mode, results in runs.items():
         summary[mode] = {
             key: statistics.median(r[key] for r in results)
-            for key in ("requests", "errors", "requests_per_second", "p50_ms", "p99_ms")
+            for key in ("requests", "errors", "requests_per_second", "p50_ms", "p99_ms", "server_cpu_ms")
         }
         summary[mode]["first_errors"] = [e for r in results for e in r["first_errors"]][:3]
     rps = {mode: summary[mode]["requests_per_second"] for mode in modes}
@@ -237,7 +256,8 @@ def main():
     for mode in modes:
         s = summary[mode]
         print(f"  {mode:12s} {s['requests']:5d} requests  {s['errors']} errors  "
-              f"{s['requests_per_second']:7.1f} req/s  p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms")
+              f"{s['requests_per_second']:7.1f} req/s  p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms  "
+              f"server CPU {s['server_cpu_ms']:.2f} ms/request")
         for error in s["first_errors"]:
             print(f"      {error}")
     print(f"  micro-batching vs one compiled call per request: {summary['speedup_vs_per_request']:.2f}x")
