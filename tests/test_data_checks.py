@@ -86,6 +86,20 @@ def test_inputs_use_each_kinds_missing_code(mixed_csv):
     assert schema.names == table.schema.names
 
 
+def test_conversions_accept_what_clients_send():
+    schema = TableSchema.from_dict({"columns": [
+        {"name": "flag", "kind": "boolean"}, {"name": "size", "kind": "string_categorical"}]})
+    frame = pd.DataFrame({"flag": [1, 0, np.nan],
+                          "size": pd.Categorical(["S", None, "M"])})
+    inputs = to_inputs(frame, schema)
+    assert np.array_equal(inputs["flag"], [1.0, 0.0, np.nan], equal_nan=True)
+    assert inputs["size"].tolist() == ["S", "", "M"]
+    with pytest.raises(DataError, match=r"lack column\(s\) \['size'\]"):
+        to_inputs(frame[["flag"]], schema)
+    with pytest.raises(DataTypeError, match="holds values other than true/false"):
+        to_inputs(pd.DataFrame({"flag": ["yes", "no", "no"], "size": ["S"] * 3}), schema)
+
+
 def test_csv_reader_handles_quotes_bom_and_reports_line_numbers(tmp_path):
     path = write(tmp_path / "q.csv", b'\xef\xbb\xbfname,size\n"Smith, J",3\n\n"Lee",4\n', "wb")
     frame = read_frame(path)

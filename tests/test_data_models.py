@@ -163,13 +163,18 @@ def test_balanced_class_weight_raises_minority_recall_on_a_95_5_problem():
 def test_streaming_path_trains_from_disk_and_matches_the_schema(tmp_path, monkeypatch):
     monkeypatch.setattr(csvfile, "BLOCK_BYTES", 4096)  # several blocks even for a small file
     frame = houses(300, seed=4)
+    frame["area"] = frame["area"].astype(object)
+    frame.loc[::40, "area"] = "?"  # a token that means "missing" in this file
     path = tmp_path / "big.csv"
     frame.to_csv(path, index=False)
     result = kk.fit_table(path, target="price", streaming=True, batch_size=16, epochs=8,
-                          seed=0, units=(32,), learning_rate=0.01)
+                          seed=0, units=(32,), learning_rate=0.01, na_values=["?"])
     assert [c.kind for c in result.schema.columns] == \
         ["numeric", "string_categorical", "integer_categorical", "boolean"]
     assert sum(result.splits.values()) == 300 and result.splits["test"] == 45
     assert result.report["test"]["r2"] > 0.5, result.report
+    assert result.schema["area"].kind == "numeric"
+    # The file's own "missing" token is kept in the model, so new rows read the same way.
+    assert table_metadata(result.model)["na_values"] == ["?"]
     predicted = kk.predict_table(result.model, path)
     assert predicted.shape == (300,) and np.isfinite(predicted).all()

@@ -172,7 +172,8 @@ def _fit_in_memory(data, target, *, y, types, ignore, task, target_transform, cr
     take = {name: {k: v[idx] for k, v in inputs.items()} for name, idx in parts.items()}
     stats = StatsAccumulator(schema, max_categories).update(take["train"]).result()
     model, train_model = build_table_model(schema, stats, encoder, crosses=crosses,
-                                           cross_bins=cross_bins, seed=seed, **build_options)
+                                           cross_bins=cross_bins, na_values=na_values, seed=seed,
+                                           **build_options)
     spec = encoder.spec_
     encoded = encoder.encode(frame[target])
     has_validation = "validation" in parts

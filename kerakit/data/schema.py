@@ -23,6 +23,13 @@ TRUE_TOKENS = ("true",)
 FALSE_TOKENS = ("false",)
 
 
+def _plain(series):
+    """A pandas categorical column as plain values (its categories' own types)."""
+    import pandas as pd
+
+    return series.astype(object) if isinstance(series.dtype, pd.CategoricalDtype) else series
+
+
 def _is_missing(series):
     return series.isna().to_numpy()
 
@@ -107,6 +114,11 @@ def _text(value):
 
 def _to_boolean(series, name, where):
     values = _bool_values(series)
+    if values is None and series.dtype.kind in "iuf":
+        # 0/1 numbers (as a JSON client may send them) mean False/True.
+        numbers = series.to_numpy(dtype=np.float64)
+        if np.isin(numbers[~np.isnan(numbers)], (0.0, 1.0)).all():
+            values = numbers.astype(np.float32)
     if values is None:
         present = series[~_is_missing(series)]
         raise DataTypeError(
@@ -322,7 +334,7 @@ def infer_schema(frame, target=None, types=None, ignore=None, where="rows"):
     for name in columns:
         if name == target or name in ignore:
             continue
-        series = frame[name]
+        series = _plain(frame[name])
         given = name in types
         kind = get_kind(types[name]).name if given else infer_kind(series, name, where)
         present = series[~_is_missing(series)]
@@ -348,4 +360,5 @@ def to_inputs(frame, schema, where="rows"):
             f"The rows lack column(s) {missing} that the model takes. Columns given: "
             f"{[str(c) for c in frame.columns]}."
         )
-    return {c.name: KINDS[c.kind].convert(frame[c.name], c.name, where) for c in schema.columns}
+    return {c.name: KINDS[c.kind].convert(_plain(frame[c.name]), c.name, where)
+            for c in schema.columns}

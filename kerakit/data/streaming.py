@@ -63,6 +63,7 @@ class CsvScan:
     class_tokens: dict  # raw target text → class index (classification)
     counts: dict  # rows per split
     train_class_counts: list | None  # training rows per class index (classification)
+    na_values: tuple = ()  # extra cell texts that mean "missing"
 
 
 def _parse_block(reader, first_line, block, schema, target, na_values):
@@ -220,7 +221,7 @@ def scan_csv(path, target, *, types=None, ignore=None, task="auto", target_trans
         skip = f.read(reader._data_start).count(b"\n")
     schema.rows = int(sum(counts.values()))
     return CsvScan(os.fspath(path), reader.columns, schema, encoder, stats.result(), assignment,
-                   skip, class_tokens, counts, train_counts)
+                   skip, class_tokens, counts, train_counts, tuple(na_values))
 
 
 # tf.data ----------------------------------------------------------------------
@@ -234,20 +235,22 @@ def _string_table(keys, values, default, value_dtype):
                                             tf.constant(list(values), value_dtype)), default)
 
 
-def _converters():
+def _converters(na_values=()):
     """Column kind → graph conversion of a string tensor, matching `schema.KINDS`."""
     import tensorflow as tf
 
-    na = _string_table(NA_TOKENS, [1] * len(NA_TOKENS), 0, tf.int64)
+    tokens = list(dict.fromkeys(list(NA_TOKENS) + [str(v) for v in na_values]))
+    na = _string_table(tokens, [1] * len(tokens), 0, tf.int64)
 
     def missing(s):
         return tf.equal(na.lookup(s), 1)
 
     def numeric(s):
-        return tf.strings.to_number(tf.where(missing(s), "nan", s), tf.float32)
+        return tf.strings.to_number(tf.where(missing(s), "nan", tf.strings.strip(s)), tf.float32)
 
     def integer(s):
-        values = tf.strings.to_number(tf.where(missing(s), "nan", s), tf.float64)
+        values = tf.strings.to_number(tf.where(missing(s), "nan", tf.strings.strip(s)),
+                                      tf.float64)
         return tf.cast(tf.where(tf.math.is_nan(values), tf.constant(-1.0, tf.float64), values),
                        tf.int64)
 
@@ -281,7 +284,7 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
     """
     import tensorflow as tf
 
-    converters, numeric = _converters()
+    converters, numeric = _converters(scan.na_values)
     used = [c.name for c in scan.schema.columns] + [scan.schema.target]
     select = sorted(scan.columns.index(n) for n in used)
     order = [scan.columns[i] for i in select]
@@ -357,7 +360,8 @@ def fit_csv_streaming(path, target, *, types, ignore, task, target_transform, cr
     if verbose:
         print(scan.schema)
     model, train_model = build_table_model(scan.schema, scan.stats, scan.encoder, crosses=crosses,
-                                           cross_bins=cross_bins, seed=seed, **build_options)
+                                           cross_bins=cross_bins, na_values=na_values, seed=seed,
+                                           **build_options)
     spec = scan.encoder.spec_
     batch_size = 1024 if batch_size == "auto" else int(batch_size)
     weights = _class_weight_vector(scan, class_weight)

@@ -116,6 +116,8 @@ def read_table(data, target=None, *, y=None, columns=None, types=None, ignore=No
         where, source = "line(s)", os.fspath(data)
     else:
         frame, target = _as_frame(data, y, target, columns)
+        if na_values:
+            frame = frame.replace(list(na_values), np.nan)
         where, source = "row(s)", type(data).__name__
     if len(frame) == 0:
         raise DataError(f"The data has no rows (columns: {list(frame.columns)}). Pass some rows.")
@@ -178,7 +180,7 @@ def split_table(n_or_labels, validation=0.15, test=0.15, seed=0, stratify=True):
 
 
 def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=64,
-                      body="mlp", seed=None, **build_options):
+                      na_values=(), body="mlp", seed=None, **build_options):
     """Builds the raw-column model: dict of raw columns → preprocessing layers → body → head.
 
     Returns `(model, train_model)`: `model` ends in `TableOutput` (original
@@ -193,6 +195,8 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
         target_encoder: a fitted `TargetEncoder`.
         crosses: column-name tuples crossed with `HashedCrossing`.
         cross_bins: hash buckets per cross. Defaults to 64.
+        na_values: extra cell texts that mean "missing", kept in the metadata
+            so `predict_table` reads new rows the same way.
         body, seed, **build_options: passed to `kerakit.build_model`.
     """
     import keras
@@ -212,6 +216,7 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
         "class_names": list(target_encoder.class_names_) if target_encoder.class_names_ else None,
         "target_transform": target_encoder.transform_,
         "columns": [{"name": c.name, "kind": c.kind} for c in schema.columns],
+        "na_values": [str(v) for v in na_values],
     }
     outputs = TableOutput(metadata, name=OUTPUT_LAYER)(train_model.outputs[0])
     model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
@@ -262,7 +267,7 @@ def _encoder_from_metadata(metadata):
     return encoder.fit_classes(metadata["target"], metadata["class_names"])
 
 
-def _rows_frame(rows):
+def _rows_frame(rows, na_values=()):
     import pandas as pd
 
     if isinstance(rows, pd.DataFrame):
@@ -270,7 +275,7 @@ def _rows_frame(rows):
     if _is_path(rows):
         from kerakit.data.csvfile import read_frame
 
-        return read_frame(rows), "line(s)"
+        return read_frame(rows, na_values=na_values), "line(s)"
     if isinstance(rows, dict):
         return pd.DataFrame({k: np.asarray(v).reshape(-1) for k, v in rows.items()}), "row(s)"
     if isinstance(rows, (list, tuple)) and rows and isinstance(rows[0], dict):
@@ -293,7 +298,10 @@ def table_inputs(model, rows):
     """
     metadata = table_metadata(model)
     schema = TableSchema.from_dict({"columns": metadata["columns"]})
-    frame, where = _rows_frame(rows)
+    na_values = metadata.get("na_values") or []
+    frame, where = _rows_frame(rows, na_values)
+    if na_values:
+        frame = frame.replace(na_values, np.nan)
     return to_inputs(frame, schema, where)
 
 
