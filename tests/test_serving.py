@@ -130,7 +130,7 @@ def test_concurrent_requests_share_one_model_call_and_get_their_own_rows(model, 
 
     for batching in (True, False):
         with kk.serve(model, port=0, block=False, name="m", batching=batching,
-                      batch_wait_ms=50) as running:
+                      batch_wait_ms=200) as running:
             answers, calls = burst(running)
         for i, answer in enumerate(answers):
             assert answer.status_code == 200

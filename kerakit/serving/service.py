@@ -149,6 +149,13 @@ class Service:
         max_body_bytes: larger request bodies are refused with 413.
             Defaults to 4 MiB.
         versions: "latest" or "all" (for an export folder). Defaults to "latest".
+
+    Example:
+
+    ```python
+    service = kerakit.serving.Service("models/digits", batch_wait_ms=2)
+    app = starlette.applications.Starlette(routes=[Mount("/digits", app=service.app)])
+    ```
     """
 
     def __init__(self, model, name=None, *, batching=True, max_batch_size=MAX_BATCH_SIZE,
@@ -406,6 +413,8 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
         httpx.post(server.model_url + ":predict", json={"instances": x[:2].tolist()})
     ```
     """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"`port` must be an integer in [0, 65535] (0 picks a free one). Received: {port!r}")
     import uvicorn
 
     service = Service(model, name, batching=batching, max_batch_size=max_batch_size,
