@@ -78,6 +78,10 @@ def main(argv=None):
         # Bad input is the user's to fix: one clear message, no traceback.
         print(f"kerakit {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # A run's manifest already says "interrupted"; files on disk are whole.
+        print(f"kerakit {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -331,3 +331,12 @@ def test_builtin_recipe_files_never_shadow_standard_modules():
     assert not [p.name for p in files if p.stem in sys.stdlib_module_names]
     assert recipes.recipe_name("recipes/csv_.py") == "csv"
     assert recipes.recipe_name("a/active_digits.py") == "active-digits"
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path, capsys):
+    path = _write(tmp_path, "stopped.py", TINY.replace(
+        "    rng = np.random.default_rng(config.seed)", "    raise KeyboardInterrupt"))
+    assert recipes.run_command(str(path), ["--runs-dir", str(tmp_path / "runs")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    manifest = json.loads(next((tmp_path / "runs" / "stopped").glob("*/manifest.json")).read_text())
+    assert manifest["status"] == "interrupted" and manifest["error"].startswith("KeyboardInterrupt")

@@ -235,6 +235,10 @@ def run_command(module_or_name, argv=None, *, prog=None, recipes_dir=None):
     except KerakitError as error:
         print(f"kerakit: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("kerakit: interrupted (the run's manifest says so; its files are whole)",
+              file=sys.stderr)
+        return 130
     return 0
 
 
