@@ -8,9 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerakit.data import (TableSchema, TargetEncoder, infer_schema, read_frame, read_table,
-                          split_table, to_inputs)
-from kerakit.data import csvfile
+from kerakit.data import (
+    TableSchema,
+    TargetEncoder,
+    csvfile,
+    read_frame,
+    read_table,
+    split_table,
+    to_inputs,
+)
 from kerakit.data.streaming import TEST, TRAIN, VALIDATION, scan_csv
 from kerakit.errors import ConfigError, DataError, DataTypeError, KerakitError, LabelError
 

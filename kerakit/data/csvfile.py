@@ -133,7 +133,7 @@ class CsvReader:
         bad = (widths != len(self.columns)) & ~blank
         if bad.any():
             where = [f"{int(n)} ({int(w)} field{'s' if w != 1 else ''})"
-                     for n, w in zip(lines[bad][:5], widths[bad][:5])]
+                     for n, w in zip(lines[bad][:5], widths[bad][:5], strict=True)]
             raise DataError(
                 f"{self.path!r} has ragged rows: the header has {len(self.columns)} columns but "
                 f"{int(bad.sum())} row(s) in this block do not, at line(s) "

@@ -3,15 +3,18 @@
 import dataclasses
 import os
 
-import numpy as np
-
-from kerakit.errors import ConfigError
-
 from kerakit.data.preprocess import StatsAccumulator
 from kerakit.data.schema import to_inputs
-from kerakit.data.table import (STREAMING_BYTES, _is_path, build_table_model, predict_table,
-                                read_table, split_table)
+from kerakit.data.table import (
+    STREAMING_BYTES,
+    _is_path,
+    build_table_model,
+    predict_table,
+    read_table,
+    split_table,
+)
 from kerakit.data.targets import TargetEncoder
+from kerakit.errors import ConfigError
 
 
 @dataclasses.dataclass

@@ -14,9 +14,8 @@ import re
 
 import numpy as np
 
-from kerakit.errors import ConfigError
-
 from kerakit.data.schema import KINDS
+from kerakit.errors import ConfigError
 
 # IntegerLookup maps its oov_token to the OOV bucket; keep it clear of real codes
 # (and of -1, the code for a missing integer).
@@ -73,7 +72,7 @@ class StatsAccumulator:
         self._missing[name] += int(np.sum(values == missing_value))
         uniques, counts = np.unique(values, return_counts=True)
         counter = self._counts[name]
-        counter.update(dict(zip(uniques.tolist(), counts.tolist())))
+        counter.update(dict(zip(uniques.tolist(), counts.tolist(), strict=True)))
         if len(counter) > MAX_TRACKED:
             self._counts[name] = collections.Counter(dict(counter.most_common(MAX_TRACKED // 2)))
 

@@ -25,12 +25,11 @@ import zlib
 
 import numpy as np
 
-from kerakit.errors import ConfigError, DataError, DataTypeError
-
 from kerakit.data.csvfile import NA_TOKENS, CsvReader
 from kerakit.data.preprocess import StatsAccumulator
 from kerakit.data.schema import _labels, _numbers, check_target, infer_schema, to_inputs
 from kerakit.data.targets import TARGET_TRANSFORMS, TargetEncoder, class_value, resolve_task
+from kerakit.errors import ConfigError, DataError, DataTypeError
 
 TRAIN, VALIDATION, TEST, DROP = 0, 1, 2, 255
 PART = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
@@ -298,7 +297,7 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
 
     def parse(lines):
         fields = tf.io.decode_csv(lines, record_defaults=[""] * len(select), select_cols=select)
-        cells = dict(zip(order, fields))
+        cells = dict(zip(order, fields, strict=True))
         features = {name: converters[kind](cells[name]) for name, kind in kinds.items()}
         raw = cells[scan.schema.target]
         if classes is not None:
@@ -348,8 +347,7 @@ def fit_csv_streaming(path, target, *, types, ignore, task, target_transform, cr
     from kerakit.callbacks import default_callbacks
     from kerakit.data.fit import TableResult
     from kerakit.data.table import build_table_model
-    from kerakit.training import (MAX_STEPS_PER_EXECUTION, _set_steps_per_execution, fit,
-                                  metrics_report)
+    from kerakit.training import MAX_STEPS_PER_EXECUTION, _set_steps_per_execution, fit, metrics_report
 
     if target is None:
         raise ConfigError("fit_table needs the target column: pass target='column_name'.")

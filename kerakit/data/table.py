@@ -12,11 +12,10 @@ import os
 
 import numpy as np
 
-from kerakit.errors import ConfigError, DataError, DataTypeError
-
-from kerakit.data.preprocess import StatsAccumulator, make_inputs, make_preprocessor
+from kerakit.data.preprocess import make_inputs, make_preprocessor
 from kerakit.data.schema import TableSchema, check_target, infer_schema, to_inputs
 from kerakit.data.targets import TargetEncoder, check_missing_target
+from kerakit.errors import ConfigError, DataError, DataTypeError
 
 # Above this size a CSV path trains through the streaming reader by default.
 STREAMING_BYTES = 256 << 20

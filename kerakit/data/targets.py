@@ -9,10 +9,9 @@ last layer inverts the transform, so it predicts in the target's own units.
 
 import numpy as np
 
+from kerakit.data.schema import TARGET_CLASS_LIMIT, _bool_values, _labels, _numbers
 from kerakit.errors import ConfigError, DataError, DataTypeError, LabelError
 from kerakit.spec import ProblemSpec
-
-from kerakit.data.schema import TARGET_CLASS_LIMIT, _bool_values, _labels, _numbers
 
 # name → (apply log1p first, then standardize)
 TARGET_TRANSFORMS = {
