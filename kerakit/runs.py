@@ -227,6 +227,7 @@ class Run:
         root: the runs folder. Defaults to $KERAKIT_RUNS_DIR or "runs".
         run_id: the run's id. Defaults to a new time-based id.
         quiet: make `print` silent. Defaults to False.
+        out: the stream `print` writes to. Defaults to sys.stdout at creation.
 
     Attributes:
         dir: the run directory, a `pathlib.Path` (`<root>/<recipe>/<run_id>`).
@@ -243,7 +244,7 @@ class Run:
     ```
     """
 
-    def __init__(self, recipe, root=None, run_id=None, quiet=False):
+    def __init__(self, recipe, root=None, run_id=None, quiet=False, out=None):
         self.recipe = recipe
         self.id = run_id or new_run_id()
         self.dir = runs_dir(root) / recipe / self.id
@@ -252,7 +253,7 @@ class Run:
         self.history = None
         self.figures = []
         self.manifest = {}
-        self._out = sys.stdout
+        self._out = out or sys.stdout
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
         except FileExistsError:

@@ -124,9 +124,7 @@ def test_save_model_is_atomic_when_saving_fails(tmp_path):
 
 def test_print_is_silent_when_quiet(tmp_path, capsys):
     runs.Run("a", root=tmp_path, quiet=True).print("hidden")
-    run = runs.Run("b", root=tmp_path)
-    run._out = sys.stdout
-    run.print("shown")
+    runs.Run("b", root=tmp_path, out=sys.stdout).print("shown")
     assert capsys.readouterr().out == "shown\n"
 
 

@@ -13,8 +13,6 @@ from kerakit.recipes.registry import check, load, module_recipe_name
 
 DATA_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "spec")
 
-# Running ----------------------------------------------------------------------
-
 
 def check_data(data, name="recipe"):
     """Checks the dict a recipe's `data(config)` returned against the contract."""
@@ -125,8 +123,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         from kerakit.distribute import use_strategy_for_run
 
         runs_dir, quiet = use_strategy_for_run(strategy, runs_dir, quiet)
-    run = runs_module.Run(name, root=runs_dir, quiet=quiet)
-    run._out = out
+    run = runs_module.Run(name, root=runs_dir, quiet=quiet, out=out)
     started = time.time()
     run.write_manifest(
         recipe=name,
