@@ -219,6 +219,7 @@ def test_a_given_spec_fixes_the_classes_when_the_data_lacks_one():
     model = KerasClassifier(spec=ProblemSpec(task="multiclass", num_classes=3), units=(8,),
                             epochs=2, validation_split=0.0, patience=None, seed=0).fit(x, y)
     assert list(model.classes_) == [0, 1, 2]
+    assert clone(model).spec == model.spec
     assert model.predict_proba(x).shape == (40, 3)
     assert model.model_.loss == "sparse_categorical_crossentropy"
 

@@ -24,7 +24,7 @@ from kerakit.sklearn import (
 # validation split each fit traces one training step, keeping the suite fast.
 # Training quality is still checked: scikit-learn asks for > 0.83 accuracy and
 # R² > 0.5 on its own data sets.
-_SMALL = dict(units=(16,), learning_rate=0.02, epochs=30, validation_split=0.0, patience=None, seed=0)
+_SMALL = dict(units=(16,), learning_rate=0.05, epochs=15, validation_split=0.0, patience=None, seed=0)
 ESTIMATORS = [KerasClassifier(**_SMALL), KerasRegressor(**_SMALL)]
 
 
