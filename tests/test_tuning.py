@@ -228,6 +228,20 @@ def run(config, data, run):
 '''
 
 
+def test_tune_help_is_instant_and_lists_the_four_tuners():
+    import subprocess
+    import sys
+
+    from kerakit.tuning import TUNERS
+
+    code = ("import sys; from kerakit import cli\n"
+            "try:\n    cli.main(['tune', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.strip().endswith("False") and "{random,grid,bayesian,hyperband}" in out
+    assert TUNERS == ("random", "grid", "bayesian", "hyperband")
+
+
 def test_kerakit_tune_command_on_a_recipe_file(tmp_path, capsys):
     from kerakit import cli
 

@@ -90,10 +90,10 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(cancer, tmp_p
     # Not re-run: even the trial's recorded duration is untouched.
     assert {t: (project / t / "trial.json").read_bytes() for t in done} == before
     assert result.fits == 4 - len(done)
-    assert {f"trial_{t}" for t in result.tuner.trials_run}.isdisjoint(done)
+    assert {f"trial_{t}" for t in result.trials_run}.isdisjoint(done)
     assert f"resuming: {len(done)} done" in result.plan
     pids = {json.loads((project / f"trial_{t}" / "kerakit_trial.json").read_text())["pid"]
-            for t in result.tuner.trials_run}
+            for t in result.trials_run}
     assert len(pids) == 1 and os.getpid() not in pids  # one child process ran them all
 
 

@@ -325,6 +325,8 @@ class TuneResult:
         fits: models trained by this process's search (the refit not counted).
         role: "local", "chief" or "worker".
         tuner: the Keras Tuner tuner that ran the search.
+        trials_run: ids of the trials this process ran (a resumed search skips
+            finished ones; a worker runs its share).
     """
 
     best_model: object
@@ -343,6 +345,7 @@ class TuneResult:
     fits: int
     role: str
     tuner: object = dataclasses.field(repr=False, default=None)
+    trials_run: list = dataclasses.field(default_factory=list)
 
     def summary(self):
         if self.best_trial_id is None:
@@ -444,6 +447,7 @@ def _digest(*parts):
 
 
 def _check_same_search(project_dir, fingerprint, overwrite):
+    """Refuses to resume a search over other data or settings in the same folder."""
     path = Path(project_dir) / SEARCH_FILE
     if not overwrite and path.exists():
         stored = _read_json(path)
@@ -454,8 +458,6 @@ def _check_same_search(project_dir, fingerprint, overwrite):
                 f"{', '.join(changed)}; resuming would mix two searches. Pass overwrite=True to "
                 f"start over, or another directory / project_name."
             )
-    Path(project_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, fingerprint)
 
 
 def _resolve_space(space, tuner):
@@ -683,18 +685,21 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
     if hyperparameters is not None:
         oracle.declared_names = set(hyperparameters.values) | {"grid"}
     project_dir = Path(directory) / project_name
+    fingerprint = {
+        "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
+        "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
+        + f" cv={cv} seed={seed}"}
     if role == "worker":
         overwrite = False  # only the chief may clear the shared folder
     else:
-        _check_same_search(project_dir, {
-            "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
-            "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
-            + f" cv={cv} seed={seed}"}, overwrite)
+        _check_same_search(project_dir, fingerprint, overwrite)
 
     tuner_obj = _tuner_class()(
         oracle, trial_runner, pool=pool, worker_timeout=worker_timeout, chief_timeout=chief_timeout,
         print_fn=print_fn, hypermodel=None if space_obj is not None else space,
         directory=str(directory), project_name=project_name, overwrite=overwrite)
+    if role != "worker":  # after the tuner: overwrite=True has cleared the folder by now
+        atomic_write_json(project_dir / SEARCH_FILE, fingerprint)
     done = 0 if role == "worker" else sum(
         t.status in ("COMPLETED", "FAILED") for t in tuner_obj.oracle.trials.values())
     plan = _plan(tuner, tuner_obj.oracle if role != "worker" else oracle, space_obj, runner,
@@ -711,9 +716,9 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
                         best_score_std=float("nan"), best_trial_id=None, objective=name,
                         direction=direction, trials=table, oof_predictions=None, fold_models=[],
                         ensemble=None, directory=Path(tuner_obj.project_dir), plan=plan,
-                        fits=tuner_obj.fits, role=role, tuner=tuner_obj)
+                        fits=tuner_obj.fits, role=role, tuner=tuner_obj,
+                        trials_run=list(tuner_obj.trials_run))
     if role == "worker":
-        result.trials_run = list(tuner_obj.trials_run)
         return result
     return _finish(result, tuner_obj, trial_runner, build, spec, refit, ensemble, cv,
                    (refit_x, refit_y), settings, seed)
