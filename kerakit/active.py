@@ -559,8 +559,13 @@ class ActiveLearner:
         if self.build is None:
             from kerakit.builders import build_model
 
-            return build_model(self.spec, input_shape=self.x_labeled_.shape[1:], seed=seed,
-                               **self.model_options)
+            options = dict(self.model_options)
+            optimizer = options.get("optimizer")
+            if isinstance(optimizer, keras.optimizers.Optimizer):
+                # An optimizer object is bound to the variables of its first model;
+                # each member and each rebuild gets a fresh one from its config.
+                options["optimizer"] = type(optimizer).from_config(optimizer.get_config())
+            return build_model(self.spec, input_shape=self.x_labeled_.shape[1:], seed=seed, **options)
         keras.utils.set_random_seed(seed)
         model = self.build()
         if not isinstance(model, keras.Model) or model.optimizer is None:
@@ -660,6 +665,25 @@ class ActiveLearner:
             samples = predictive_samples(self.model_, x, passes)
             return samples.mean(axis=0), samples.std(axis=0)
         return _predict_mean(self.model_, x)
+
+    def export_model(self):
+        """Returns one plain `keras.Model` that predicts like the learner.
+
+        The model itself, or for a deep ensemble a model that averages its
+        members' outputs — built from stock layers, so it saves, loads and
+        serves like any Keras model.
+        """
+        if self.ensemble_size == 1:
+            return self.model_
+        import keras
+
+        inputs = keras.Input(shape=self.x_labeled_.shape[1:], name="features")
+        for i, member in enumerate(self.model_):
+            member.name = f"member_{i}"  # a functional model needs unique names inside
+        outputs = keras.layers.Average(name="ensemble_mean")([member(inputs) for member in self.model_])
+        model = keras.Model(inputs, outputs, name="ensemble")
+        model._kerakit_spec = self.spec
+        return model
 
     def evaluate(self, x, y):
         """Held-out metrics (`kerakit.training.metrics_report`) of the current model."""
@@ -870,11 +894,12 @@ def _verdict(mine, base):
         if np.isclose(mine["mean"], base["mean"]):
             return "ties"
         return "beats" if mine["mean"] < base["mean"] else "does not beat"
-    if mine["mean"] is not None:
-        return "beats"
-    if base["mean"] is not None or mine["reached"] < base["reached"]:
-        return "does not beat"
-    return "not reached: cannot compare with"
+    # Not every seed got there: the one that got there on more seeds wins.
+    if mine["reached"] != base["reached"]:
+        return "beats" if mine["reached"] > base["reached"] else "does not beat"
+    if mine["reached"] == 0:
+        return "not reached: cannot compare with"
+    return "cannot be told apart from"
 
 
 def _ranges(values):
