@@ -126,7 +126,6 @@ def memory_run(trials, isolate, workdir):
     """One search in this (fresh) process; returns the RSS figures in MB."""
     import glob
 
-    import numpy as np
     from sklearn.datasets import load_digits
 
     import kerakit as kk
