@@ -1,0 +1,119 @@
+"""Predictions with uncertainty: Monte-Carlo dropout passes and deep-ensemble members.
+
+The Monte-Carlo passes over a pool run as one batched call of the model on
+the pool tiled `passes` times, inside one cached `tf.function` per model,
+not as `passes` Python calls of `predict`.
+"""
+
+import weakref
+
+import numpy as np
+
+from kerakit.errors import ConfigError
+
+# Monte-Carlo passes are run as one batch of tiled rows; chunks of the pool
+# keep that batch at most this many rows.
+MC_MAX_ROWS = 65536
+
+
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def _forward_function(model):
+    """One cached `tf.function` per model: deterministic or tiled Monte-Carlo passes."""
+    fn = _FORWARD.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def fn(x, passes, training):
+            if passes == 1:
+                return model(x, training=training)[None]
+            rows = tf.shape(x)[0]
+            tiled = tf.reshape(tf.tile(x[None], [passes, 1, 1]), [passes * rows, -1])
+            out = model(tiled, training=training)
+            return tf.reshape(out, [passes, rows, -1])
+
+        _FORWARD[model] = fn
+    return fn
+
+
+def _stochastic_layers(model):
+    import keras
+
+    layers = list(model._flatten_layers(include_self=False))
+    dropout = [layer for layer in layers if isinstance(layer, (keras.layers.Dropout,
+                                                                keras.layers.GaussianDropout,
+                                                                keras.layers.AlphaDropout,
+                                                                keras.layers.SpatialDropout1D))]
+    batchnorm = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return dropout, batchnorm
+
+
+def _validated_pool(model, x):
+    from kerakit.training import _model_input_shape, validate_features
+
+    return validate_features(x, _model_input_shape(model), what="x_pool")
+
+
+def _run(model, x, passes, training):
+    fn = _forward_function(model)
+    chunk = max(1, MC_MAX_ROWS // passes)
+    parts = [fn(x[i:i + chunk], passes, training).numpy() for i in range(0, len(x), chunk)]
+    return np.concatenate(parts, axis=1).astype(np.float64)
+
+
+def predictive_samples(model, x, passes=20):
+    """Draws predictions with dropout on (Monte-Carlo dropout) or one per ensemble member.
+
+    For a single model the pool is tiled `passes` times and run through the
+    model once per chunk with `training=True`, inside one `tf.function` —
+    not `passes` calls of `predict`. Batch-norm statistics are left as they
+    were. For a list of models (a deep ensemble) each member predicts once,
+    with dropout off.
+
+    Args:
+        model: a `keras.Model` with dropout layers, or a list of models.
+        x: features, shape (n, ...).
+        passes: number of Monte-Carlo passes for a single model. Defaults to 20.
+
+    Returns:
+        An array of shape (passes or members, n, outputs).
+
+    Example:
+
+    >>> samples = predictive_samples(model, x_pool, passes=20)
+    >>> mean, std = samples.mean(0), samples.std(0)
+    """
+    if isinstance(model, (list, tuple)):
+        if len(model) < 2:
+            raise ConfigError(
+                f"A deep ensemble needs at least 2 members. Received {len(model)}. Pass more "
+                f"models, or one model with dropout for Monte-Carlo dropout."
+            )
+        x = _validated_pool(model[0], x)
+        return np.concatenate([_run(member, x, 1, False) for member in model], axis=0)
+    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 2:
+        raise ConfigError(f"`passes` must be an integer of at least 2. Received: passes={passes!r}")
+    dropout, batchnorm = _stochastic_layers(model)
+    if not dropout:
+        raise ConfigError(
+            f"Monte-Carlo dropout needs dropout layers, and model '{model.name}' has none, so "
+            f"every pass would give the same prediction. Build it with dropout (e.g. "
+            f"build_model(..., dropout=0.2)) or use a deep ensemble (ensemble_size=5)."
+        )
+    x = _validated_pool(model, x)
+    # training=True also makes batch norm update its moving statistics; put them back.
+    saved = [(v, v.numpy()) for layer in batchnorm for v in layer.non_trainable_variables]
+    try:
+        return _run(model, x, int(passes), True)
+    finally:
+        for variable, value in saved:
+            variable.assign(value)
+
+
+def _predict_mean(model, x):
+    if isinstance(model, (list, tuple)):
+        x = _validated_pool(model[0], x)
+        return np.mean([_run(member, x, 1, False)[0] for member in model], axis=0)
+    return _run(model, _validated_pool(model, x), 1, False)[0]
