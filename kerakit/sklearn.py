@@ -222,6 +222,10 @@ class _KerasEstimator(BaseEstimator):
         weights = None if sample_weight is None else sample_weight[train]
         validation_data = None if val is None else (X[val], y[val])
         options = {name: getattr(self, name) for name in _MODEL_OPTIONS}
+        if not isinstance(self.optimizer, (str, type(None))):
+            # An optimizer object trains one model only; each fit gets a fresh copy.
+            optimizer = self.optimizer
+            options["optimizer"] = type(optimizer).from_config(optimizer.get_config())
         model = kerakit.build_model(
             spec, input_shape=(X.shape[1],), seed=self.seed, **options, **(self.body_options or {})
         )
@@ -300,8 +304,9 @@ class KerasClassifier(ClassifierMixin, _KerasEstimator):
         units, dropout, l1, l2, batchnorm: options of the "mlp" body; None
             (default) keeps `build_model`'s default (units=(128, 64),
             dropout=0.2, l1=0, l2=1e-4, no batch norm).
-        optimizer: "adam", "adamw", "rmsprop", "sgd", "adagrad" or "auto"
-            (Adam). Defaults to "auto".
+        optimizer: "adam", "adamw", "rmsprop", "sgd", "adagrad", "auto"
+            (Adam), or a Keras optimizer (copied at each fit). Defaults to
+            "auto".
         learning_rate: a float, or "auto" for the optimizer's usual rate.
         loss: "auto" for the spec's loss, or a Keras loss name.
         metrics: Keras metrics logged in `history_`; "auto" for the spec's.
@@ -451,8 +456,9 @@ class KerasRegressor(RegressorMixin, _KerasEstimator):
         units, dropout, l1, l2, batchnorm: options of the "mlp" body; None
             (default) keeps `build_model`'s default (units=(128, 64),
             dropout=0.2, l1=0, l2=1e-4, no batch norm).
-        optimizer: "adam", "adamw", "rmsprop", "sgd", "adagrad" or "auto"
-            (Adam). Defaults to "auto".
+        optimizer: "adam", "adamw", "rmsprop", "sgd", "adagrad", "auto"
+            (Adam), or a Keras optimizer (copied at each fit). Defaults to
+            "auto".
         learning_rate: a float, or "auto" for the optimizer's usual rate.
         loss: "auto" for the spec's loss, or a Keras loss name.
         metrics: Keras metrics logged in `history_`; "auto" for the spec's.

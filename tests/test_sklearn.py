@@ -213,15 +213,23 @@ def test_unpickling_refuses_lambda_layers(iris):
 
 
 def test_a_given_spec_fixes_the_classes_when_the_data_lacks_one():
+    import keras
+
     rng = np.random.RandomState(0)
     x = rng.normal(size=(40, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(int)  # classes 0 and 1 only; the spec says there are 3
+    optimizer = keras.optimizers.SGD(learning_rate=0.05, momentum=0.9)
     model = KerasClassifier(spec=ProblemSpec(task="multiclass", num_classes=3), units=(8,),
-                            epochs=2, validation_split=0.0, patience=None, seed=0).fit(x, y)
+                            optimizer=optimizer, epochs=2, validation_split=0.0, patience=None,
+                            seed=0)
+    first = model.fit(x, y).model_
     assert list(model.classes_) == [0, 1, 2]
     assert clone(model).spec == model.spec
     assert model.predict_proba(x).shape == (40, 3)
     assert model.model_.loss == "sparse_categorical_crossentropy"
+    model.fit(x, y)  # an optimizer object trains one model only: each fit copies it
+    assert model.model_.optimizer is not first.optimizer is not optimizer
+    assert model.model_.optimizer.learning_rate.numpy() == pytest.approx(0.05)
 
 
 def test_multi_output_regression_with_a_robust_spec():
