@@ -129,7 +129,7 @@ def memory_run(trials, isolate, workdir):
     from sklearn.datasets import load_digits
 
     import kerakit as kk
-    from kerakit.tuning.search import _memory_mb
+    from kerakit.tuning.trials import _memory_mb
 
     x, y = load_digits(return_X_y=True)
     x, y = (x[:200] / 16).astype("float32"), y[:200]

@@ -7,7 +7,8 @@ chief/worker mode with bounded waits. Importing this package does not import
 TensorFlow.
 """
 
-from kerakit.tuning.search import TUNERS, TuneResult, plot_trials, tune
+from kerakit.tuning.results import TuneResult, plot_trials
+from kerakit.tuning.search import TUNERS, tune
 from kerakit.tuning.spaces import DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_SPACE", "SearchSpace", "TUNERS", "TuneResult", "plot_trials", "tune"]
