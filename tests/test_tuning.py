@@ -114,6 +114,20 @@ def test_the_issue_grid_with_dropout_1_is_refused_before_any_fit(three_digits, t
     assert not list(tmp_path.glob("search/trial_*"))
 
 
+def test_scipy_distributions_are_sampled(cancer, tmp_path):
+    import scipy.stats
+
+    x, y = cancer
+    space = {"dropout": scipy.stats.uniform(0.1, 0.3), "learning_rate": scipy.stats.loguniform(1e-3, 1e-1),
+             "units": scipy.stats.randint(4, 9)}
+    result = kk.tune(kk.ProblemSpec(task="binary"), x, y, space, max_trials=3, epochs=1,
+                     directory=tmp_path, verbose=0)
+    table = result.trials
+    assert table["dropout"].between(0.1, 0.4).all() and table["units"].between(4, 8).all()
+    assert table["learning_rate"].between(1e-3, 1e-1).all() and table["dropout"].nunique() == 3
+    assert all(float(u).is_integer() for u in table["units"])
+
+
 @pytest.mark.parametrize("tuner, options", [
     ("random", dict(max_trials=2)),
     ("bayesian", dict(max_trials=2, ensemble=True, cv=2)),
@@ -244,20 +258,24 @@ def test_tune_help_is_instant_and_lists_the_four_tuners():
     assert TUNERS == ("random", "grid", "bayesian", "hyperband")
 
 
-def test_kerakit_tune_command_on_a_recipe_file(tmp_path, capsys):
+@pytest.mark.parametrize("tuner", ["grid", "random", "bayesian", "hyperband"])
+def test_kerakit_tune_command_on_a_recipe_file(tmp_path, capsys, tuner):
     from kerakit import cli
 
     recipe = tmp_path / "tiny_binary.py"
     recipe.write_text(RECIPE)
-    code = cli.main(["tune", str(recipe), "--tuner", "grid", "--cv", "2", "--directory",
-                     str(tmp_path / "tuning"), "--json", "--epochs", "2"])
+    code = cli.main(["tune", str(recipe), "--tuner", tuner, "--cv", "2", "--max-trials", "2",
+                     "--directory", str(tmp_path / "tuning"), "--json", "--epochs", "2"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["plan"] == "2 candidates × 2 folds = 4 fits" and report["fits"] == 4
+    assert report["plan"].endswith("2 candidates × 2 folds = " + ("up to " if tuner == "hyperband" else "")
+                                   + "4 fits") and report["fits"] == 4
     assert report["best_hyperparameters"]["units"] in (4, 8)
     assert report["test_metrics"]["n"] == 30 and report["test_metrics"]["accuracy"] > 0.6
     folder = tmp_path / "tuning" / "tiny-binary"
     assert {"trials.csv", "trials.png", "best_model.keras", "oof_predictions.npy"} <= set(os.listdir(folder))
+    if tuner != "grid":
+        return
     # Flags tune does not know go to the recipe's parser, which names the valid ones.
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["tune", str(recipe), "--epoch", "2", "--directory", str(tmp_path)])
