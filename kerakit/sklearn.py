@@ -229,11 +229,6 @@ class _KerasEstimator(BaseEstimator):
         model = kerakit.build_model(
             spec, input_shape=(X.shape[1],), seed=self.seed, **options, **(self.body_options or {})
         )
-        # Keras otherwise creates the optimizer's slots while tracing the first
-        # step, and TensorFlow then traces the step a second time; building them
-        # first (as Keras does when loading a model) halves the cost of a
-        # fit on small data, which is most of a cross-validated search.
-        model.optimizer.build(model.trainable_variables)
         callbacks = kerakit.default_callbacks(
             spec, patience=self.patience, monitor="val_loss" if val is not None else "loss"
         )
