@@ -100,6 +100,24 @@ def test_monte_carlo_samples_vary_and_leave_batchnorm_statistics_alone():
         np.testing.assert_array_equal(variable.numpy(), value)
 
 
+def test_monte_carlo_passes_keep_image_shaped_inputs_intact():
+    import keras
+
+    def image_model(rate):
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dropout(rate),
+                                 keras.layers.Dense(3, activation="softmax")])
+
+    images = np.random.default_rng(0).uniform(size=(5, 4, 4, 1)).astype("float32")
+    samples = active.predictive_samples(image_model(0.5), images, passes=4)
+    assert samples.shape == (4, 5, 3) and samples.std(axis=0).max() > 0
+    # A dropout layer that (almost) never drops: every tiled pass must equal predict.
+    model = image_model(1e-9)
+    expected = model.predict(images, verbose=0)
+    for sample in active.predictive_samples(model, images, passes=4):
+        np.testing.assert_allclose(sample, expected, rtol=1e-5)
+
+
 def test_monte_carlo_dropout_refuses_a_model_without_dropout():
     with pytest.raises(ConfigError, match="has none.*ensemble_size"):
         active.predictive_samples(probability_model(3), np.zeros((4, 3), "float32"), passes=5)

@@ -16,26 +16,33 @@ from kerakit.errors import ConfigError
 MC_MAX_ROWS = 65536
 
 
+# model → {(passes, training): tf.function}; entries go when the model does.
 _FORWARD = weakref.WeakKeyDictionary()
 
 
-def _forward_function(model):
-    """One cached `tf.function` per model: deterministic or tiled Monte-Carlo passes."""
-    fn = _FORWARD.get(model)
-    if fn is None:
+def _forward_function(model, passes, training, feature_shape):
+    """A cached `tf.function` for one model and mode, traced once for any number of rows.
+
+    With `passes > 1` the rows are tiled `passes` times and run through the
+    model in one call; the result has shape (passes, rows, ...outputs).
+    """
+    functions = _FORWARD.setdefault(model, {})
+    key = (int(passes), bool(training))
+    if key not in functions:
         import tensorflow as tf
 
-        @tf.function(reduce_retracing=True)
-        def fn(x, passes, training):
+        def forward(x):
             if passes == 1:
                 return model(x, training=training)[None]
             rows = tf.shape(x)[0]
-            tiled = tf.reshape(tf.tile(x[None], [passes, 1, 1]), [passes * rows, -1])
+            tiled = tf.repeat(x[None], passes, axis=0)  # (passes, rows, ...features)
+            tiled = tf.reshape(tiled, tf.concat([[passes * rows], tf.shape(x)[1:]], axis=0))
             out = model(tiled, training=training)
-            return tf.reshape(out, [passes, rows, -1])
+            return tf.reshape(out, tf.concat([[passes, rows], tf.shape(out)[1:]], axis=0))
 
-        _FORWARD[model] = fn
-    return fn
+        signature = [tf.TensorSpec((None, *feature_shape), tf.float32)]
+        functions[key] = tf.function(forward, input_signature=signature)
+    return functions[key]
 
 
 def _stochastic_layers(model):
@@ -57,9 +64,9 @@ def _validated_pool(model, x):
 
 
 def _run(model, x, passes, training):
-    fn = _forward_function(model)
+    fn = _forward_function(model, passes, training, x.shape[1:])
     chunk = max(1, MC_MAX_ROWS // passes)
-    parts = [fn(x[i:i + chunk], passes, training).numpy() for i in range(0, len(x), chunk)]
+    parts = [fn(x[i:i + chunk]).numpy() for i in range(0, len(x), chunk)]
     return np.concatenate(parts, axis=1).astype(np.float64)
 
 
