@@ -96,13 +96,14 @@ def run(config, data, run):
     if config.uncertainty == "ensemble":
         options["ensemble_size"] = 2 if config.smoke else config.members
     else:
-        options.update(dropout=config.dropout, strategy_options={"passes": config.passes})
+        options["dropout"] = config.dropout
     start = np.random.default_rng(config.seed).choice(len(x_pool), config.initial, replace=False)
     grid = data["x_test"]
 
     def label(strategy):
+        passes = {"passes": config.passes} if strategy == "std" and config.uncertainty == "dropout" else {}
         learner = kk.ActiveLearner(spec, strategy, x_labeled=x_pool[start], y_labeled=y_pool[start],
-                                   **options)
+                                   strategy_options=passes, **options)
         before = (*learner.predict(grid, return_std=True), learner.evaluate(grid, data["y_test"]))
         unlabeled = np.setdiff1d(np.arange(len(x_pool)), start)
         picked = []

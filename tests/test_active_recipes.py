@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kerakit import recipes
 
@@ -30,10 +31,11 @@ def test_active_sine_data_is_the_noisy_pool_and_the_true_curve():
     np.testing.assert_allclose(data["y_test"], np.sin(data["x_test"][:, 0]), atol=1e-6)
 
 
-def run_smoke(name, tmp_path):
+def run_smoke(name, tmp_path, **overrides):
     module = recipes.load(name)
     out = io.StringIO()
-    result = recipes.execute(module, recipes.make_config(module, smoke=True), runs_dir=tmp_path, out=out)
+    config = recipes.make_config(module, smoke=True, **overrides)
+    result = recipes.execute(module, config, runs_dir=tmp_path, out=out)
     return result, Path(result["run_dir"]), out.getvalue()
 
 
@@ -51,9 +53,11 @@ def test_active_digits_reports_each_strategy_against_random(tmp_path):
     assert (run_dir / "active_learning_curves.png").stat().st_size > 1000
 
 
-def test_active_sine_queries_new_points_and_compares_with_random(tmp_path):
-    result, run_dir, printed = run_smoke("active-sine", tmp_path)
+@pytest.mark.parametrize("uncertainty", ["ensemble", "dropout"])
+def test_active_sine_queries_new_points_and_compares_with_random(tmp_path, uncertainty):
+    result, run_dir, printed = run_smoke("active-sine", tmp_path, uncertainty=uncertainty)
     saved = json.loads((run_dir / "active_sine.json").read_text())
+    assert saved["uncertainty"] == uncertainty
     assert len(saved["initial_x"]) == 5 and len(saved["queried_x"]) == 2
     assert not set(saved["queried_x"]) & set(saved["initial_x"])
     assert "predictive std: test RMSE against sin(x)" in printed
