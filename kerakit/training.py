@@ -206,7 +206,9 @@ def build_optimizer_slots(model):
     """
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
-        optimizer.build(model.trainable_variables)
+        # Slots belong to the strategy the model was built under.
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
 
 
 def _check_monitors(callbacks, has_validation):
