@@ -46,6 +46,7 @@ _EXPORTS = {
     "SearchSpace": "kerakit.tuning",
     "cross_validate": "kerakit.validation",
     "make_folds": "kerakit.validation",
+    "load_model": "kerakit.analysis",
     "compare": "kerakit.analysis",
     "compare_predictions": "kerakit.analysis",
     "Comparison": "kerakit.analysis",

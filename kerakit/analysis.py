@@ -257,7 +257,7 @@ def get_metric(name, spec):
 
 
 def load_model(model_or_path):
-    """Returns a `keras.Model`: the object itself, or one loaded from a `.keras` file.
+    """Returns a `keras.Model`: the object itself, or one loaded from a `.keras` file or run.
 
     A run directory (holding `model.keras` and `manifest.json`) is accepted
     too. Files are loaded with `safe_mode=True`, so a model file cannot run
@@ -279,11 +279,12 @@ def load_model(model_or_path):
         raise DataTypeError(
             f"Expected a keras.Model, a .keras file or a run directory. Received: {model_or_path!r}"
         )
-    path, manifest = resolve_model_path(model_or_path)
-    import kerakit.data.layers  # noqa: F401  (registers the raw-column layers)
+    from kerakit.serving.models import load_model as load_keras_file
 
-    _weighted_average_class()
-    model = keras.saving.load_model(os.fspath(path), safe_mode=True)
+    path, manifest = resolve_model_path(model_or_path)
+    # One safe-mode loader for the whole project: it registers kerakit's own
+    # layers and explains a refused Lambda layer.
+    model = load_keras_file(path)
     spec = _table_spec(model) or _manifest_spec(manifest)
     if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
         model._kerakit_spec = spec

@@ -82,7 +82,7 @@ def validate_features(x, input_shape=None, what="x"):
     if input_shape is not None:
         expected = tuple(input_shape[1:])
         if len(expected) == x.ndim - 1 and any(
-            e is not None and e != a for e, a in zip(expected, x.shape[1:])
+            e is not None and e != a for e, a in zip(expected, x.shape[1:], strict=True)
         ):
             raise DataError(
                 f"The model expects {expected[-1] if len(expected) == 1 else expected} feature(s) "
@@ -135,7 +135,7 @@ def class_weights(spec, y, class_weight):
     classes = np.arange(spec.num_outputs if spec.task == "multiclass" else 2)
     if class_weight == "balanced":
         present = np.unique(labels)
-        table = dict(zip(present, compute_class_weight("balanced", classes=present, y=labels)))
+        table = dict(zip(present, compute_class_weight("balanced", classes=present, y=labels), strict=True))
     elif isinstance(class_weight, dict):
         names = spec.class_names or ()
         table = {names.index(k) if k in names else int(k): float(v) for k, v in class_weight.items()}

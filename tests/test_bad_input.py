@@ -33,7 +33,7 @@ def _refused(model, x, y, error, match, **kwargs):
     assert isinstance(info.value, KerakitError)
     assert isinstance(info.value, (ValueError, TypeError))
     # Nothing trained: the weights are untouched.
-    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
     return str(info.value)
 
 

@@ -156,8 +156,8 @@ def test_seed_makes_weights_reproducible():
     a = kk.build_model(SPEC, input_shape=(4,), seed=7).get_weights()
     b = kk.build_model(SPEC, input_shape=(4,), seed=7).get_weights()
     c = kk.build_model(SPEC, input_shape=(4,), seed=8).get_weights()
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_spec_must_be_a_problem_spec():
