@@ -1,0 +1,162 @@
+"""Ensembles for `kerakit.analysis`: `ensemble`, `ensemble_from_tuner` and the `WeightedAverage` layer.
+
+Keras is imported only when a function needs it.
+"""
+
+import math
+
+from kerakit.analysis.loading import _input_struct, load_model, spec_from_model
+from kerakit.errors import ConfigError, DataTypeError
+
+# Ensembles ---------------------------------------------------------------------
+
+
+def _weighted_average_layer():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="kerakit")
+    class WeightedAverage(keras.layers.Layer):
+        """Weighted mean of its inputs; the weights are fixed numbers in the config."""
+
+        def __init__(self, weights, **kwargs):
+            super().__init__(**kwargs)
+            self.member_weights = [float(w) for w in weights]
+
+        def call(self, inputs):
+            total = sum(self.member_weights)
+            return sum(t * (w / total) for t, w in zip(inputs, self.member_weights, strict=True))
+
+        def compute_output_shape(self, input_shape):
+            return input_shape[0]
+
+        def get_config(self):
+            return {**super().get_config(), "weights": self.member_weights}
+
+    return WeightedAverage
+
+
+_LAYERS = {}
+
+
+def _weighted_average_class():
+    """Defines and registers `kerakit>WeightedAverage` once (Keras is imported lazily)."""
+    if "WeightedAverage" not in _LAYERS:
+        _LAYERS["WeightedAverage"] = _weighted_average_layer()
+    return _LAYERS["WeightedAverage"]
+
+
+def _signature(model):
+    struct = _input_struct(model)
+    if struct is None:
+        return None
+    if isinstance(struct, dict):
+        return {k: (tuple(t.shape[1:]), str(t.dtype)) for k, t in struct.items()}
+    if isinstance(struct, (list, tuple)):
+        return [(tuple(t.shape[1:]), str(t.dtype)) for t in struct]
+    return (tuple(struct.shape[1:]), str(struct.dtype))
+
+
+def _members(models):
+    if hasattr(models, "get_best_models"):
+        raise DataTypeError(
+            "Received a tuner: use kerakit.ensemble_from_tuner(tuner, top_k=5) to average its "
+            "best models."
+        )
+    models = [load_model(m) for m in models]
+    if len(models) < 2:
+        raise ConfigError(f"An ensemble needs at least 2 models. Received {len(models)}.")
+    return models
+
+
+def ensemble(models, weights=None, *, spec=None, name="ensemble"):
+    """Averages several models' outputs into one saveable `keras.Model`.
+
+    Members must take the same inputs and produce outputs of the same shape.
+    Classifiers average their probabilities, regressors their predictions.
+    The result is a plain functional model: `save` it, `load_model` it with
+    `safe_mode=True`, serve it. It is not compiled (it predicts; compile it
+    yourself to train it further), and it shares the members' weights rather
+    than copying them.
+
+    Args:
+        models: a list of `keras.Model`s or `.keras` paths (tuner top-k,
+            cross-validation fold models, or any list).
+        weights: optional non-negative weight per member; equal by default.
+        spec: the `ProblemSpec`; defaults to the members'. It is attached for
+            `kerakit.evaluate`.
+        name: the model's name. Defaults to "ensemble".
+
+    Example:
+
+    >>> models = [kk.build_model(spec, input_shape=(64,), seed=s) for s in range(5)]
+    >>> for m in models: kk.fit(m, x_train, y_train, epochs=20)
+    >>> team = kk.ensemble(models)
+    >>> team.save("ensemble.keras")
+    """
+    import keras
+
+    members = _members(models)
+    signature = _signature(members[0])
+    if signature is None:
+        raise DataTypeError(
+            "Ensemble members must be functional or Sequential models with known inputs. "
+            "Call the model once on data (or build it with keras.Input) first."
+        )
+    for i, member in enumerate(members[1:], start=1):
+        if _signature(member) != signature:
+            raise ConfigError(
+                f"Member {i} takes inputs {_signature(member)}, member 0 takes {signature}. "
+                f"Every member must take the same inputs."
+            )
+        if tuple(member.output_shape) != tuple(members[0].output_shape):
+            raise ConfigError(
+                f"Member {i} outputs shape {member.output_shape}, member 0 outputs "
+                f"{members[0].output_shape}. Every member must predict the same thing."
+            )
+    if weights is not None:
+        weights = [float(w) for w in weights]
+        if len(weights) != len(members) or any(not math.isfinite(w) or w < 0 for w in weights) \
+                or sum(weights) <= 0:
+            raise ConfigError(
+                f"`weights` must be {len(members)} non-negative numbers, not all zero. "
+                f"Received: weights={weights!r}"
+            )
+    struct = members[0].input
+    if isinstance(struct, dict):
+        inputs = {k: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=k) for k, t in struct.items()}
+    elif isinstance(struct, (list, tuple)):
+        inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name) for t in struct]
+    else:
+        inputs = keras.Input(shape=struct.shape[1:], dtype=struct.dtype, name="features")
+    # Re-wrapping each member under a unique name: models built by the same
+    # factory share a name, and a functional model refuses duplicate names.
+    outputs = [
+        keras.Model(member.input, member.output, name=f"member_{i}")(inputs)
+        for i, member in enumerate(members)
+    ]
+    if weights is None or len(set(weights)) == 1:
+        averaged = keras.layers.Average(name="average")(outputs)
+    else:
+        averaged = _weighted_average_class()(weights, name="average")(outputs)
+    model = keras.Model(inputs, averaged, name=name)
+    spec = spec or spec_from_model(members[0])
+    if spec is not None:
+        model._kerakit_spec = spec
+    return model
+
+
+def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemble"):
+    """Averages the `top_k` best models of a Keras Tuner search (or of a kerakit tune result).
+
+    Example:
+
+    >>> team = kk.ensemble_from_tuner(tuner, top_k=3)
+    """
+    tuner = getattr(tuner, "tuner", tuner)
+    if not hasattr(tuner, "get_best_models"):
+        raise DataTypeError(
+            f"Expected a keras_tuner tuner (or a result with a `.tuner`). Received: "
+            f"{type(tuner).__name__}"
+        )
+    return ensemble(tuner.get_best_models(num_models=int(top_k)), weights=weights, spec=spec,
+                    name=name)

@@ -1,0 +1,222 @@
+"""Models, inputs and predictions for `kerakit.analysis`: `load_model`, `spec_from_model`,
+`model_inputs` and the chunked eager `_predict`.
+
+Only NumPy is imported with the module; Keras and TensorFlow load when a
+function needs them.
+"""
+
+import os
+
+import numpy as np
+
+from kerakit.errors import DataError, DataTypeError
+
+# Models, inputs and predictions ---------------------------------------------------
+
+
+def load_model(model_or_path):
+    """Returns a `keras.Model`: the object itself, or one loaded from a `.keras` file or run.
+
+    A run directory (holding `model.keras` and `manifest.json`) is accepted
+    too. Files are loaded with `safe_mode=True`, so a model file cannot run
+    code; kerakit's own layers (raw-column models, weighted ensembles) are
+    registered first. The problem spec is attached when the run's manifest or
+    a raw-column model's metadata records it.
+
+    Example:
+
+    >>> model = load_model("runs/digits/20250101-120000-ab12")
+    """
+    import keras
+
+    from kerakit.runs import resolve_model_path
+
+    if isinstance(model_or_path, keras.Model):
+        return model_or_path
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        raise DataTypeError(
+            f"Expected a keras.Model, a .keras file or a run directory. Received: {model_or_path!r}"
+        )
+    from kerakit.serving.models import load_model as load_keras_file
+
+    path, manifest = resolve_model_path(model_or_path)
+    # One safe-mode loader for the whole project: it registers kerakit's own
+    # layers and explains a refused Lambda layer.
+    model = load_keras_file(path)
+    spec = _table_spec(model) or _manifest_spec(manifest)
+    if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
+        model._kerakit_spec = spec
+    return model
+
+
+def _output_width(model):
+    shape = model.output_shape
+    return shape[-1] if isinstance(shape, tuple) else None
+
+
+def _table_spec(model):
+    from kerakit.data.table import OUTPUT_LAYER, spec_from_metadata, table_metadata
+
+    if OUTPUT_LAYER not in [layer.name for layer in model.layers]:
+        return None
+    return spec_from_metadata(table_metadata(model))
+
+
+def _manifest_spec(manifest):
+    from kerakit.spec import ProblemSpec
+
+    fields = (manifest or {}).get("spec")
+    if not isinstance(fields, dict):
+        return None
+    try:
+        return ProblemSpec(**fields)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_table_model(model):
+    """True for a raw-column model from `kerakit.data` (it ends in `TableOutput`)."""
+    from kerakit.data.table import OUTPUT_LAYER
+
+    return any(layer.name == OUTPUT_LAYER for layer in getattr(model, "layers", ()))
+
+
+def _input_struct(model):
+    """The model's symbolic inputs: a dict for raw-column models, else a tensor."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        return None
+
+
+def model_inputs(model, x):
+    """Converts `x` to what `model` takes.
+
+    Raw-column models (a dict of named inputs) accept a DataFrame or a dict of
+    columns; each column is shaped like its `keras.Input` and text columns
+    become string tensors. Other models get validated float32 arrays.
+    """
+    from kerakit.training import validate_features
+
+    if is_table_model(model):
+        from kerakit.data import table_inputs
+
+        return table_inputs(model, x)
+    struct = _input_struct(model)
+    if isinstance(struct, dict):
+        return _column_inputs(struct, x)
+    if hasattr(x, "to_numpy") and not isinstance(x, dict):
+        x = x.to_numpy()
+    if isinstance(x, dict):
+        raise DataTypeError(
+            f"This model takes one feature array, but received a dict of columns "
+            f"{sorted(x)[:5]}. Pass a numeric array with the training columns in order."
+        )
+    shape = None
+    try:
+        shape = tuple(model.input_shape)
+    except (AttributeError, ValueError, TypeError):
+        pass
+    return validate_features(x, shape)
+
+
+def _column_inputs(struct, x):
+    import tensorflow as tf
+
+    if hasattr(x, "columns"):
+        columns = {name: x[name].to_numpy() for name in x.columns}
+    elif isinstance(x, dict):
+        columns = {name: np.asarray(value) for name, value in x.items()}
+    else:
+        raise DataTypeError(
+            f"This model takes named columns {sorted(struct)}; pass a pandas DataFrame or a "
+            f"dict of columns. Received: {type(x).__name__}"
+        )
+    missing = sorted(set(struct) - set(columns))
+    if missing:
+        raise DataError(
+            f"The model needs column(s) {missing}, which the data lacks. Columns received: "
+            f"{sorted(columns)}."
+        )
+    rows = {len(v) for v in columns.values()}
+    if len(rows) > 1:
+        raise DataError(f"The columns have different lengths: {sorted(rows)}. Pass equal columns.")
+    out = {}
+    for name, tensor in struct.items():
+        value = columns[name]
+        shape = (len(value),) + tuple(1 if d is None else d for d in tensor.shape[1:])
+        if tensor.dtype == "string":
+            value = np.array(["" if v is None else str(v) for v in value.ravel()], dtype=object)
+            out[name] = tf.constant(value.reshape(shape), dtype=tf.string)
+        else:
+            try:
+                value = value.astype(tensor.dtype)
+            except (TypeError, ValueError):
+                raise DataTypeError(
+                    f"Column {name!r} must be numeric ({tensor.dtype}); it holds values such as "
+                    f"{value.ravel()[:3].tolist()!r}."
+                ) from None
+            out[name] = value.reshape(shape)
+    return out
+
+
+def _num_rows(x):
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def _predict(model, x, batch_size=4096):
+    """Predictions for inputs already converted by `model_inputs`.
+
+    Calls the model eagerly in chunks: permutation importance makes hundreds
+    of calls, and `model.predict` would trace a new function for each new
+    batch shape (TensorFlow then warns about retracing).
+    """
+    n = _num_rows(x)
+    parts = []
+    for start in range(0, n, batch_size):
+        chunk = (
+            {k: v[start:start + batch_size] for k, v in x.items()}
+            if isinstance(x, dict) else x[start:start + batch_size]
+        )
+        parts.append(np.asarray(model(chunk, training=False), dtype=np.float64))
+    return np.concatenate(parts) if parts else np.zeros((0,))
+
+
+# Output activation → task, for models loaded from a file (their spec is not saved).
+_TASK_OF_ACTIVATION = {"softmax": "multiclass", "sigmoid": "binary", "linear": "regression"}
+
+
+def spec_from_model(model):
+    """Returns the `ProblemSpec` of `model`: the one `build_model` attached, or one
+    read off the output layer (softmax → multiclass, sigmoid → binary or multilabel,
+    linear → regression). Returns None when the output layer says nothing.
+    """
+    from kerakit.builders import spec_of
+    from kerakit.spec import ProblemSpec
+
+    spec = spec_of(model)
+    if spec is not None:
+        return spec
+    layer = model.layers[-1] if model.layers else None
+    activation = getattr(getattr(layer, "activation", None), "__name__", None)
+    task = _TASK_OF_ACTIVATION.get(activation)
+    width = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if task is None or width is None:
+        return None
+    if task == "multiclass":
+        return ProblemSpec(task="multiclass", num_classes=int(width))
+    if task == "binary":
+        return ProblemSpec(task="binary") if width == 1 else ProblemSpec(task="multilabel", num_labels=int(width))
+    return ProblemSpec(task="regression", num_targets=int(width))
+
+
+def _resolve_spec(spec, models, y):
+    from kerakit.spec import infer_spec
+
+    if spec is not None:
+        return spec
+    for model in models:
+        found = spec_from_model(model)
+        if found is not None:
+            return found
+    return infer_spec(y)
