@@ -216,11 +216,13 @@ def test_launch_local_timeout_kills_every_worker(tmp_path):
 
 def test_module_command_runs_a_script_as_workers(tmp_path, capfd):
     script = tmp_path / "w.py"
-    script.write_text("import json, os\nprint('task', json.loads(os.environ['TF_CONFIG'])['task']['index'])\n")
+    # One write per line (an f-string, not print's separate pieces): the two
+    # workers share stdout, and unbuffered pieces would interleave.
+    script.write_text("import json, os\nprint(f\"task {json.loads(os.environ['TF_CONFIG'])['task']['index']}\")\n")
     assert distribute.main(["--workers", "2", "--timeout", "60", str(script)]) == 0
     out = capfd.readouterr().out
     assert "task 0" in out and "task 1" in out
-    code = "import os; print('worker', os.environ['KERAKIT_WORKER_INDEX'])"
+    code = "import os; print(f\"worker {os.environ['KERAKIT_WORKER_INDEX']}\")"
     assert distribute.main(["--workers", "2", "--", sys.executable, "-c", code]) == 0
     out = capfd.readouterr().out
     assert "worker 0" in out and "worker 1" in out
