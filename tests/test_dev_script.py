@@ -1,0 +1,42 @@
+"""scripts/dev.py: the README's two commands set up once and reuse the environment."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_dev(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("dev", ROOT / "scripts" / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    venv = tmp_path / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")  # an existing environment: no venv creation
+    monkeypatch.setattr(dev, "ROOT", tmp_path)
+    monkeypatch.setattr(dev, "VENV", venv)
+    monkeypatch.setattr(dev, "STAMP", venv / ".kerakit-setup-stamp")
+    monkeypatch.setattr(dev, "PYTHON", venv / "bin" / "python")
+    calls = []
+    monkeypatch.setattr(dev.subprocess, "run", lambda command, **kw: calls.append(command))
+    return dev, calls
+
+
+def test_setup_installs_once_and_again_only_when_pyproject_changes(monkeypatch, tmp_path):
+    dev, calls = _load_dev(monkeypatch, tmp_path)
+    dev.setup()
+    assert any("-e" in command for command in calls)  # first run installs the project
+    installs = len(calls)
+    dev.setup()
+    assert len(calls) == installs  # second run: nothing reinstalled
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '2'\n")
+    dev.setup()
+    assert len(calls) > installs  # a changed pyproject.toml reinstalls
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 scripts/dev.py test" in ci
+    assert "python3 scripts/dev.py test" in readme and "python3 scripts/dev.py main" in readme
