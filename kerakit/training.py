@@ -302,6 +302,17 @@ def fit(
     if seed is not None:
         set_seed(seed)
     if isinstance(x, tf.data.Dataset):
+        ignored = {"class_weight": class_weight, "sample_weight": sample_weight,
+                   "validation_split": validation_split or None}
+        given = sorted(k for k, v in ignored.items() if v is not None)
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} cannot be applied to a tf.data.Dataset, which is used as "
+                f"is. Put weights in the dataset as (x, y, sample_weight) elements and pass "
+                f"validation_data=..., or pass arrays instead."
+            )
+        if steps_per_execution != "auto":
+            _set_steps_per_execution(model, int(steps_per_execution))
         _check_monitors(callbacks, validation_data is not None)
         build_optimizer_slots(model)
         return model.fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks,

@@ -148,3 +148,13 @@ def test_early_stopping_on_val_loss_without_validation_data(sparse_model):
     message = _refused(sparse_model, X, RNG.integers(0, 3, 24), KerakitError, "no validation",
                        callbacks=kk.default_callbacks(SPARSE))
     assert "validation_split" in message
+
+
+def test_weights_or_split_with_a_dataset_are_refused(sparse_model):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((X, RNG.integers(0, 3, 24))).batch(8)
+    with pytest.raises(KerakitError, match="class_weight cannot be applied to a tf.data.Dataset"):
+        kk.fit(sparse_model, ds, class_weight="balanced", verbose=0)
+    with pytest.raises(KerakitError, match="validation_split"):
+        kk.fit(sparse_model, ds, validation_split=0.2, verbose=0)

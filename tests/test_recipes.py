@@ -340,3 +340,16 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path, capsys):
     assert "interrupted" in capsys.readouterr().err
     manifest = json.loads(next((tmp_path / "runs" / "stopped").glob("*/manifest.json")).read_text())
     assert manifest["status"] == "interrupted" and manifest["error"].startswith("KeyboardInterrupt")
+
+
+def test_split_data_keeps_class_proportions_and_leaves_real_targets_unstratified():
+    import numpy as np
+
+    x = np.arange(200, dtype="float32")[:, None]
+    labels = np.array([0] * 180 + [1] * 20)
+    splits = recipes.split_data(x, labels, test_size=0.25, val_size=0.25, seed=0)
+    assert splits["y_test"].sum() == 5 and splits["y_val"].sum() == 5
+    # A continuous target has no classes: stratifying would fail on 1-member "classes".
+    target = np.random.default_rng(0).normal(size=200)
+    splits = recipes.split_data(x, target, seed=0)
+    assert len(splits["y_test"]) == 40 and len(splits["y_train"]) == 120

@@ -280,3 +280,29 @@ def test_kerakit_tune_command_on_a_recipe_file(tmp_path, capsys, tuner):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["tune", str(recipe), "--epoch", "2", "--directory", str(tmp_path)])
     assert exit_info.value.code == 2 and "Did you mean '--epochs'" in capsys.readouterr().err
+
+
+def test_a_build_function_with_a_preprocessor_is_refused(cancer, tmp_path):
+    x, y = cancer
+    spec = kk.ProblemSpec(task="binary")
+
+    def build(hp):
+        return kk.build_model(spec, input_shape=(x.shape[1],), hp=hp)
+
+    with pytest.raises(ConfigError, match="put the preprocessing layer inside it"):
+        kk.tune(spec, x, y, build, max_trials=1, epochs=1, preprocessor=object,
+                directory=tmp_path, verbose=0)
+
+
+def test_cli_report_sorts_trials_by_the_objective_direction(capsys):
+    import pandas as pd
+
+    from kerakit.commands.tune import _print_report
+
+    trials = pd.DataFrame({"trial": [0, 1, 2], "status": ["COMPLETED"] * 3,
+                           "val_cosine_similarity": [0.2, 0.9, 0.5]})
+    _print_report({"role": "chief", "objective": "val_cosine_similarity", "direction": "max",
+                   "best_score": 0.9, "best_score_std": 0.0, "best_trial": 1,
+                   "best_hyperparameters": {}, "directory": "d", "_trials": trials})
+    table = capsys.readouterr().out.split("Best trials:")[1].splitlines()[2:5]
+    assert [line.split()[0] for line in table] == ["1", "2", "0"]

@@ -146,13 +146,22 @@ def ensemble(models, weights=None, *, spec=None, name="ensemble"):
 
 
 def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemble"):
-    """Averages the `top_k` best models of a Keras Tuner search (or of a kerakit tune result).
+    """Averages the `top_k` best models of a plain Keras Tuner search.
+
+    A kerakit `tune` search keeps fold weights rather than Keras Tuner's
+    per-trial checkpoints; ask it for its fold ensemble instead:
+    `kk.tune(..., cv=5, ensemble=True).ensemble`.
 
     Example:
 
     >>> team = kk.ensemble_from_tuner(tuner, top_k=3)
     """
-    tuner = getattr(tuner, "tuner", tuner)
+    if hasattr(tuner, "tuner") or type(tuner).__module__.startswith("kerakit."):
+        raise ConfigError(
+            "ensemble_from_tuner takes a plain keras_tuner tuner. For a kerakit.tune search, "
+            "pass ensemble=True with cv=k (kk.tune(..., cv=5, ensemble=True)) and use "
+            "result.ensemble, or build members with kk.ensemble([...])."
+        )
     if not hasattr(tuner, "get_best_models"):
         raise DataTypeError(
             f"Expected a keras_tuner tuner (or a result with a `.tuner`). Received: "

@@ -5,8 +5,9 @@ splits and the spec); Keras Tuner searches on the training rows (plus the
 validation rows with `--cv`), the best candidate is refit and reported once
 on the test split. A recipe may define `search_space(config)` returning a
 space (dict, list of dicts or build(hp) function); otherwise the default
-space of the "mlp" body is searched. Features are standardized inside the
-model with statistics of the tuning rows.
+space of the "mlp" body is searched. With kerakit's own spaces, features are
+standardized inside the model with statistics of the tuning rows; a
+build(hp) function builds its whole model, preprocessing included.
 
 Distributed search uses Keras Tuner's chief/worker mode: start
 `kerakit tune RECIPE --chief --oracle-port 8000` and, anywhere that reaches
@@ -90,6 +91,7 @@ def tune_recipe(args, rest):
     import functools
 
     import keras
+    import keras_tuner
     import numpy as np
 
     import kerakit as kk
@@ -119,6 +121,8 @@ def tune_recipe(args, rest):
     preprocessor = functools.partial(keras.layers.Normalization, mean=x.mean(axis=0),
                                      variance=np.maximum(x.var(axis=0), 1e-12))
     space = module.search_space(config) if hasattr(module, "search_space") else None
+    if space is not None and (callable(space) or isinstance(space, keras_tuner.HyperModel)):
+        preprocessor = None  # a build(hp) function builds its whole model, scaling included
     # --smoke: seconds, as for `kerakit run`: 2 epochs and 2 candidates unless asked otherwise.
     smoke = bool(getattr(config, "smoke", False))
     epochs = args.epochs or (2 if smoke else getattr(config, "epochs", None) or 50)
@@ -136,7 +140,8 @@ def tune_recipe(args, rest):
     if result.role == "worker":
         report["trials_run"] = result.trials_run
         return report
-    report.update(objective=result.objective, best_trial=result.best_trial_id,
+    report.update(objective=result.objective, direction=result.direction,
+                  best_trial=result.best_trial_id,
                   best_score=result.best_score, best_score_std=result.best_score_std,
                   best_hyperparameters={k: (list(v) if isinstance(v, tuple) else v)
                                         for k, v in result.best_hyperparameters.items()},
@@ -147,7 +152,10 @@ def tune_recipe(args, rest):
     if result.ensemble is not None:
         report["ensemble_test_metrics"] = kk.evaluate(
             result.ensemble, _features(data, "x_test"), data["y_test"], spec)
-        result.ensemble.save(str(result.directory / "ensemble.keras"))
+        from kerakit.runs import atomic_path
+
+        with atomic_path(result.directory / "ensemble.keras") as tmp:
+            result.ensemble.save(tmp)
     report["_trials"] = result.trials
     return report
 
@@ -159,7 +167,7 @@ def _print_report(report):
         return
     print()
     if trials is not None and len(trials):
-        ascending = not report["objective"].endswith(("accuracy", "auc", "precision", "recall"))
+        ascending = report["direction"] == "min"
         top = trials.sort_values(report["objective"], ascending=ascending).head(5)
         print("Best trials:")
         print(top.drop(columns=[c for c in ("status", "worker") if c in top]).to_string(index=False))

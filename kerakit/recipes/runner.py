@@ -120,9 +120,11 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     out = out or sys.stdout
     quiet = quiet or json_output
     if strategy is not None:
-        from kerakit.distribute import use_strategy_for_run
+        from kerakit.distribute import is_chief, use_strategy_for_run
 
         runs_dir, quiet = use_strategy_for_run(strategy, runs_dir, quiet)
+        # Only the chief reports: the other workers print nothing, JSON included.
+        json_output = json_output and is_chief()
     run = runs_module.Run(name, root=runs_dir, quiet=quiet, out=out)
     started = time.time()
     run.write_manifest(
@@ -298,7 +300,12 @@ def split_data(x, y, *, test_size=0.2, val_size=0.2, seed=0, stratify=True, limi
         if not stratify:
             return None
         labels = np.asarray(labels)
-        return labels.argmax(axis=1) if labels.ndim == 2 else labels
+        if labels.ndim == 2:
+            return labels.argmax(axis=1)
+        if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+            # Real-valued targets have no classes to keep in proportion.
+            return None
+        return labels
 
     if not (0 < test_size < 1 and 0 < val_size < 1 and test_size + val_size < 1):
         raise RecipeError(

@@ -314,6 +314,11 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         hyperparameters, tune_new = space_obj.hyperparameters(tuner), False
         describe = space_obj.describe()
     else:
+        if preprocessor is not None:
+            raise ConfigError(
+                "`preprocessor` applies to kerakit's own search spaces; a build(hp) function or "
+                "HyperModel builds its whole model, so put the preprocessing layer inside it."
+            )
         build = space.build if isinstance(space, keras_tuner.HyperModel) else space
         metric_names = _probe_metric_names(build, runner)
         hyperparameters, tune_new = None, True
