@@ -441,18 +441,13 @@ def average_ensemble(models, name="fold_ensemble"):
     ensemble = kerakit.validation.average_ensemble(result.models)
     ```
     """
-    import keras
-
     if not models:
         raise ConfigError("average_ensemble needs at least one model. Received none.")
     if len(models) == 1:
         return models[0]
-    inputs = keras.Input(shape=models[0].input_shape[1:], name="features")
-    outputs = keras.layers.Average(name="average")(
-        # Each member is re-wrapped under its own name: they often share one.
-        [keras.Model(m.input, m.output, name=f"member_{i}")(inputs) for i, m in enumerate(models)]
-    )
-    return keras.Model(inputs, outputs, name=name)
+    from kerakit.analysis import ensemble
+
+    return ensemble(models, name=name)
 
 
 # cross_validate -------------------------------------------------------------
