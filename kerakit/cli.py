@@ -29,6 +29,40 @@ COMMANDS = {
 }
 
 
+# Commands that never need TensorFlow, or that parse more flags of their own
+# (a recipe's) and import it themselves once those are read, so --help stays instant.
+_NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune"})
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up lines (absl, oneDNN, CUDA stub) held back.
+
+    TensorFlow 2.21 writes them to file descriptor 2 before
+    `TF_CPP_MIN_LOG_LEVEL` applies. They are shown if the import fails, or
+    always with `KERAKIT_TF_LOGS=1`.
+    """
+    if os.environ.get("KERAKIT_TF_LOGS") == "1" or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
@@ -72,6 +106,8 @@ def main(argv=None):
     if args.command is None:
         build_parser().print_help()
         return 0
+    if args.command not in _NO_EARLY_IMPORT:
+        import_tensorflow_quietly()
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
     except KerakitError as error:

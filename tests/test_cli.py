@@ -226,3 +226,14 @@ def test_env_reports_versions_and_devices(capsys):
     info = json.loads(capsys.readouterr().out)
     assert {"kerakit", "python", "tensorflow", "keras", "devices"} <= set(info)
     assert any(d["type"] == "CPU" for d in info["devices"])
+
+
+def test_commands_hold_back_tensorflow_start_up_lines():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "KERAKIT_TF_LOGS"}
+    result = subprocess.run([sys.executable, "-m", "kerakit.cli", "env", "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["tensorflow"]
+    assert "I0000" not in result.stderr and "absl" not in result.stderr, result.stderr

@@ -116,6 +116,9 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     >>> result = execute(recipe, make_config(recipe, smoke=True), runs_dir=tmp_path, quiet=True)
     >>> result["metrics"]["accuracy"]
     """
+    from kerakit.cli import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     name = name or module_recipe_name(module)
     out = out or sys.stdout
     quiet = quiet or json_output
