@@ -5,7 +5,15 @@ config, seed, data fingerprint, versions, start/end time, final metrics),
 `model.keras`, `history.csv`, `metrics.json` and PNG plots. Every file is
 written to a temporary name in the same folder and then renamed with
 `os.replace`, which is atomic: a run killed at any moment leaves either the
-previous complete file or none, never half of one.
+previous complete file or none, never half of one. Files get the mode the
+umask gives (0644 under the usual 022), like any file the user creates.
+
+The manifest records the process (`pid`, `host`), so `list_runs` can tell a
+run that is still going from one that was killed: a "running" run whose
+process is gone on this host is shown as "killed", one from another host
+that started long ago as "stale", and a run folder without a manifest (killed
+before its first write) as "incomplete". Half-written temporary files of dead
+writers are removed on the next run or listing.
 
 This module imports only the standard library at import time, so listing runs
 (`kerakit runs`) never loads TensorFlow.
@@ -20,8 +28,11 @@ import json
 import math
 import os
 import platform
+import re
+import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from kerakit.errors import ConfigError, RunError
@@ -40,6 +51,15 @@ KEY_METRICS = {
     "multilabel": ("f1", "subset_accuracy"),
     "regression": ("r2", "rmse"),
 }
+
+# A "running" run from another host is shown as "stale" once it is this old.
+STALE_AFTER_SECONDS = 7 * 24 * 3600
+# Temporary files (`.NAME.<pid>.<random>.tmp.SUFFIX`) older than this are
+# removed whoever wrote them; those of a dead process on this host at once.
+STALE_TEMP_SECONDS = 15 * 60
+RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+_TEMP_NAME = re.compile(r"^\..+\.tmp(\.[^.]+)?$")
+_TEMP_PID = re.compile(r"\.(\d+)\.[^.]+\.tmp(\.[^.]+)?$")
 
 
 # Atomic writes --------------------------------------------------------------
@@ -62,16 +82,34 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    # The pid in the name lets a later run or listing remove it if this process dies.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         _fsync(tmp)
+        # mkstemp creates 0600; the finished file gets the mode any new file would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask():
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path):
@@ -252,8 +290,11 @@ class Run:
         self.model = None
         self.history = None
         self.figures = []
-        self.manifest = {}
+        self.history_units = None
+        # Who writes this run: `list_runs` shows it "killed" once that process is gone.
+        self.manifest = process_identity()
         self._out = out or sys.stdout
+        remove_stale_temp_files(runs_dir(root))
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
@@ -286,8 +327,17 @@ class Run:
         self.model = model
         return self.path(name)
 
-    def save_history(self, history, name=HISTORY):
-        """Saves a Keras `History` (or a dict of per-epoch lists) as `history.csv`."""
+    def save_history(self, history, name=HISTORY, units=None):
+        """Saves a Keras `History` (or a dict of per-epoch lists) as `history.csv`.
+
+        Args:
+            history: a Keras `History` or a dict of per-epoch lists.
+            name: the file name. Defaults to "history.csv".
+            units: what the losses and metrics are measured in, when that is
+                not the target's own units (e.g. a standardized regression
+                target). Recorded in the manifest as `history_units` and on
+                the learning-curve axes. Defaults to None (the target's units).
+        """
         logs = getattr(history, "history", history)
         if not isinstance(logs, dict):
             raise ConfigError(
@@ -303,6 +353,9 @@ class Run:
             writer.writerow([i + 1, *(_cell(logs[c], i) for c in columns)])
         atomic_write_text(self.path(name), buffer.getvalue())
         self.history = logs
+        if units is not None:
+            self.history_units = str(units)
+            self.manifest["history_units"] = self.history_units
         return self.path(name)
 
     def save_figure(self, name, figure):
@@ -323,6 +376,28 @@ class Run:
         name = name if name.endswith(".json") else f"{name}.json"
         return atomic_write_json(self.path(name), obj)
 
+    def discard(self):
+        """Removes the run directory if it holds nothing but the manifest; returns whether it did.
+
+        For a run that refused its input before training: it leaves no run to list.
+        """
+        try:
+            names = [p.name for p in self.dir.iterdir()]
+        except OSError:
+            return False
+        if any(n != MANIFEST and not _TEMP_NAME.match(n) for n in names):
+            return False
+        for name in names:
+            with contextlib.suppress(OSError):
+                (self.dir / name).unlink()
+        try:
+            self.dir.rmdir()
+        except OSError:
+            return False
+        with contextlib.suppress(OSError):
+            self.dir.parent.rmdir()  # only if no other run of this recipe is there
+        return True
+
     def write_manifest(self, **fields):
         """Updates the manifest with `fields` and rewrites `manifest.json` atomically."""
         self.manifest.update(fields)
@@ -332,6 +407,103 @@ class Run:
         if MANIFEST not in self.manifest["files"]:
             self.manifest["files"] = sorted([*self.manifest["files"], MANIFEST])
         atomic_write_json(self.path(MANIFEST), self.manifest)
+
+
+def _process_start(pid):
+    """The start time of a process in clock ticks since boot (Linux), or None."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii") as stat:
+            return int(stat.read().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_identity():
+    """`{"pid", "host"}` of this process (plus its start time where known), for a manifest."""
+    found = {"pid": os.getpid(), "host": socket.gethostname()}
+    start = _process_start(os.getpid())
+    if start is not None:
+        found["process_start"] = start
+    return found
+
+
+def process_alive(pid, start=None):
+    """Whether process `pid` on this host still runs (False once it exited or was killed).
+
+    `start`, the start time recorded with the pid, tells a reused pid from the
+    original process. Returns None where the system cannot tell.
+    """
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    except (OSError, ValueError, TypeError, OverflowError):
+        return None
+    if start is not None:
+        now = _process_start(pid)
+        if now is not None and now != start:
+            return False
+    return True
+
+
+def run_state(manifest, now=None):
+    """The status `kerakit runs` shows: the recorded one, or "killed"/"stale" for a dead "running" run.
+
+    A "running" run whose process (manifest `pid` on `host`) no longer exists
+    was killed (SIGKILL, power loss) before it could record its end. A
+    "running" run of another host cannot be checked; it is "stale" once it
+    started more than `STALE_AFTER_SECONDS` ago.
+    """
+    status = manifest.get("status", "?")
+    if status != "running" or manifest.get("pid") is None:
+        return status
+    if manifest.get("host") == socket.gethostname():
+        alive = process_alive(manifest["pid"], manifest.get("process_start"))
+        return "killed" if alive is False else status
+    try:
+        started = datetime.datetime.fromisoformat(str(manifest.get("started"))).timestamp()
+    except (TypeError, ValueError):
+        return status
+    return "stale" if (now or time.time()) - started > STALE_AFTER_SECONDS else status
+
+
+def remove_stale_temp_files(root=None, now=None):
+    """Removes half-written temporary files that no process will finish; returns their paths.
+
+    A temporary file (`.model.keras.<pid>.<random>.tmp.keras`) in a run
+    directory is stale when the process named in it is gone, or when it is
+    older than `STALE_TEMP_SECONDS` (files of older versions carry no pid).
+    """
+    root = runs_dir(root)
+    removed = []
+    if not root.is_dir():
+        return removed
+    now = now or time.time()
+    for run_dir in root.glob("*/*/"):
+        try:
+            entries = list(os.scandir(run_dir))
+        except OSError:
+            continue
+        for entry in entries:
+            if not (entry.name.startswith(".") and _TEMP_NAME.match(entry.name)):
+                continue
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+            except OSError:
+                continue
+            owner = _TEMP_PID.search(entry.name)
+            dead = owner is not None and process_alive(int(owner.group(1))) is False
+            if dead or age > STALE_TEMP_SECONDS:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 def _cell(values, i):
@@ -374,8 +546,12 @@ def key_metric(manifest):
 def list_runs(root=None, recipe=None):
     """Returns the manifests of past runs under `root`, oldest first.
 
-    Each manifest gains `dir` (its run directory). Unreadable manifests are
-    returned with status "unreadable" rather than hidden.
+    Each manifest gains `dir` (its run directory), and its `status` is what
+    `run_state` says: a "running" run whose process is gone is "killed" (the
+    recorded status is kept as `recorded_status`). Unreadable manifests are
+    returned with status "unreadable" and run folders without a manifest (a
+    run killed before its first write) with status "incomplete", rather than
+    hidden. Stale temporary files are removed on the way.
 
     Example:
 
@@ -385,16 +561,72 @@ def list_runs(root=None, recipe=None):
     root = runs_dir(root)
     if not root.is_dir():
         return []
+    remove_stale_temp_files(root)
     found = []
-    for path in root.glob(f"{recipe or '*'}/*/{MANIFEST}"):
+    for folder in root.glob(f"{recipe or '*'}/*/"):
+        path = folder / MANIFEST
+        if not path.is_file():
+            if _looks_like_run_folder(folder):
+                found.append(_incomplete(folder))
+            continue
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            manifest = {"recipe": path.parent.parent.name, "id": path.parent.name,
-                        "status": "unreadable"}
-        manifest["dir"] = str(path.parent)
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):
+            manifest = {"recipe": folder.parent.name, "id": folder.name, "status": "unreadable"}
+        state = run_state(manifest)
+        if state != manifest.get("status", "?"):
+            manifest["recorded_status"] = manifest.get("status")
+            manifest["status"] = state
+        manifest["dir"] = str(folder)
         found.append(manifest)
     return sorted(found, key=lambda m: (str(m.get("started", "")), m["dir"]))
+
+
+def _looks_like_run_folder(folder):
+    if RUN_ID_PATTERN.match(folder.name):
+        return True
+    return any(folder.glob(f".{MANIFEST}.*"))
+
+
+def _incomplete(folder):
+    try:
+        started = datetime.datetime.fromtimestamp(folder.stat().st_mtime).astimezone()
+    except OSError:
+        started = None
+    return {"recipe": folder.parent.name, "id": folder.name, "status": "incomplete",
+            "started": started.isoformat(timespec="seconds") if started else "",
+            "dir": str(folder)}
+
+
+def data_label(manifest):
+    """`"file.csv → target"` for a run trained on a data file, the target alone, or "" if neither."""
+    data = manifest.get("data") or {}
+    source, target = data.get("source"), data.get("target")
+    name = Path(str(source)).name if source else ""
+    if name and target:
+        return f"{name} → {target}"
+    return name or (str(target) if target else "")
+
+
+def served_model_name(manifest, default=None):
+    """The name a run's model is served under: its data file's stem, else its recipe.
+
+    A run of the csv recipe on `penguins.csv` serves as "penguins", not
+    "csv"; other recipes serve under their own name.
+
+    Example:
+
+    >>> served_model_name({"recipe": "csv", "data": {"source": "data/penguins.csv"}})
+    'penguins'
+    """
+    source = (manifest.get("data") or {}).get("source")
+    if source:
+        stem = Path(str(source)).name.split(".")[0]
+        if stem:
+            return stem
+    return manifest.get("recipe") or default
 
 
 def resolve_model_path(run_or_model):

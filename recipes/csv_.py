@@ -1,13 +1,16 @@
 """CSV: any table with a target column, from raw rows to a model that takes raw rows.
 
-`kerakit run csv --path data.csv --target price` reads the file, infers each
+`kerakit run csv --path data.csv --target price` reads the file (separator
+sniffed unless --sep is given; --encoding, --na-values for extra missing-cell
+tokens, --drop-missing-target for rows without a target), infers each
 column's kind (numbers, integer or string categories, booleans; override with
 --types), splits train / validation / test (stratified for classification,
 seeded), learns scaling and vocabularies from the training rows only, and
 trains a model with that preprocessing inside it: missing cells are imputed
 with a missing-indicator, unseen categories go to an out-of-vocabulary
 bucket, a regression target is standardized (or log1p-transformed) and
-mapped back. The saved model predicts from raw rows: `kerakit predict RUN
+mapped back (the learning curves and history.csv are in the transformed
+units; the manifest records the transform). The saved model predicts from raw rows: `kerakit predict RUN
 --csv new.csv --out predictions.csv`. Without --path, --smoke trains on a
 small generated CSV. Files too large for memory: see `kerakit.fit_table`
 with streaming=True.
@@ -23,6 +26,10 @@ class Config:
     target: str = ""  # the column to predict (required, except with --smoke)
     ignore: tuple[str, ...] = ()  # columns to leave out (IDs, leaks)
     types: tuple[str, ...] = ()  # kind overrides as COLUMN=KIND, e.g. zip=string_categorical
+    sep: str = ""  # field separator, e.g. ';' or tab; default: sniffed from the file
+    encoding: str = "utf-8"  # the file's text encoding, e.g. latin-1 or cp1252
+    na_values: tuple[str, ...] = ()  # extra cell texts that mean missing, e.g. ? -
+    drop_missing_target: bool = False  # drop rows whose target is missing instead of refusing
     task: Literal["auto", "classification", "regression"] = "auto"  # what the target is
     target_transform: Literal["auto", "standardize", "log1p", "none"] = "auto"  # regression target scaling
     class_weight: Literal["none", "balanced"] = "none"  # re-weight classes for imbalanced targets
@@ -60,15 +67,71 @@ def _generated_csv(folder, seed):
     return path
 
 
+# Names a shell user can type for separators that are awkward to quote.
+SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
 def _types(config):
     pairs = [t.split("=", 1) for t in config.types]
     bad = [t for t, p in zip(config.types, pairs, strict=True) if len(p) != 2]
     if bad:
         from kerakit.errors import ConfigError
 
-        raise ConfigError(f"--types takes COLUMN=KIND pairs, e.g. zip=string_categorical. "
+        raise ConfigError(f"`types` takes COLUMN=KIND pairs, e.g. types=('zip=string_categorical',). "
                           f"Received: {bad}.")
     return dict(pairs) or None
+
+
+def _sep(config):
+    """The separator to read with; None sniffs it from the file."""
+    return SEPARATOR_NAMES.get(config.sep.lower(), config.sep) if config.sep else None
+
+
+def _read_options(config):
+    return dict(types=_types(config), ignore=list(config.ignore) or None, sep=_sep(config),
+                encoding=config.encoding, na_values=tuple(config.na_values),
+                drop_missing_target=config.drop_missing_target)
+
+
+def check_config(config):
+    """Checks the arguments before TensorFlow loads: file, target column, separator, fractions.
+
+    Reads only the header line; the rows are checked by `data`.
+    """
+    from kerakit.data.csvfile import CsvReader
+    from kerakit.errors import ConfigError, DataError, closest
+
+    if not (0 < config.validation < 1 and 0 < config.test < 1
+            and config.validation + config.test < 1):
+        raise ConfigError(
+            f"`validation` and `test` are fractions of the rows in (0, 1) that sum to less than "
+            f"1. Received: validation={config.validation}, test={config.test}."
+        )
+    types = _types(config)
+    if not config.path:
+        if config.smoke:
+            return
+        raise ConfigError(
+            "The csv recipe needs the file and the column to predict. Pass path='data.csv' and "
+            "target='COLUMN'."
+        )
+    if not config.target:
+        raise ConfigError(
+            f"The csv recipe needs the column to predict in {config.path}. Pass target='COLUMN'."
+        )
+    reader = CsvReader(config.path, encoding=config.encoding, sep=_sep(config))
+    columns = reader.columns
+    named = [("target", config.target)] + [("types", c) for c in types or {}] + [
+        ("ignore", c) for c in config.ignore]
+    for option, column in named:
+        if column not in columns:
+            hint = closest(column, columns)
+            did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+            shown = ", ".join(repr(c) for c in columns[:20]) + (", ..." if len(columns) > 20 else "")
+            raise DataError(
+                f"Column {column!r} ({option}={column!r}) is not in {config.path}.{did_you_mean} "
+                f"Columns (separator {reader.sep!r}): {shown}."
+            )
 
 
 def data(config):
@@ -76,20 +139,16 @@ def data(config):
     import tempfile
 
     from kerakit.data import TargetEncoder, read_table, split_table, to_inputs
-    from kerakit.errors import ConfigError
 
+    check_config(config)
     path, target = config.path, config.target
-    options = dict(types=_types(config), ignore=list(config.ignore) or None)
+    options = _read_options(config)
     if not path and config.smoke:
         with tempfile.TemporaryDirectory(prefix="kerakit-csv-smoke-") as folder:
             target = target or "price"
-            table = read_table(_generated_csv(folder, config.seed), target, **options)
+            table = read_table(_generated_csv(folder, config.seed), target,
+                               **{**options, "sep": ","})
             path = "generated.csv"
-    elif not path or not target:
-        raise ConfigError(
-            "The csv recipe needs the file and the column to predict: "
-            "kerakit run csv --path data.csv --target COLUMN."
-        )
     else:
         table = read_table(path, target, **options)
     schema, frame, where = table.schema, table.frame, table.where
@@ -109,7 +168,19 @@ def data(config):
         splits[f"y_{name}"] = labels[rows]
     return {**splits, "spec": encoder.spec_, "schema": schema, "encoder": encoder,
             "feature_names": schema.names, "target": target, "source": str(path),
-            "class_names": list(encoder.class_names_) if classification else None}
+            "class_names": list(encoder.class_names_) if classification else None,
+            "target_transform": None if classification else dict(encoder.transform_)}
+
+
+def history_units(data):
+    """What the training losses are measured in, when not the target's own units; else None."""
+    transform = data.get("target_transform") or {}
+    target = data["target"]
+    if transform.get("kind", "none") == "none":
+        return None
+    inner = f"log1p({target})" if transform.get("log1p") else target
+    return (f"standardized {inner} units (({inner} - {transform['mean']:.4g}) / "
+            f"{transform['scale']:.4g})")
 
 
 def run(config, data, run):
@@ -132,7 +203,7 @@ def run(config, data, run):
                      class_weight=None if config.class_weight == "none" else config.class_weight,
                      callbacks=kk.default_callbacks(spec, patience=config.patience),
                      seed=config.seed)
-    run.save_history(history)
+    run.save_history(history, units=history_units(data))
     run.save_model(model)
     run.save_json("schema", schema.to_dict())
     return kk.evaluate(model, data["x_test"], data["y_test"], spec)

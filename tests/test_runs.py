@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -176,3 +178,78 @@ def test_manifest_lists_its_files(tmp_path):
     manifest = json.loads((run.dir / "manifest.json").read_text())
     assert manifest["files"] == ["extra.json", "manifest.json"]
     assert not any(name.startswith(".") for name in os.listdir(run.dir))
+
+
+# Process, states and leftovers (issue 14) -------------------------------------
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: the pid no longer names a process
+    return child.pid
+
+
+def test_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = runs.atomic_write_text(tmp_path / "a.txt", "hello")
+        run = runs.Run("demo", root=tmp_path)
+        run.write_manifest(status="running")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE((run.dir / "manifest.json").stat().st_mode) == 0o644
+
+
+def test_a_killed_run_is_listed_killed_stale_or_incomplete(tmp_path):
+    run = runs.Run("demo", root=tmp_path, run_id="live")
+    run.write_manifest(recipe="demo", id="live", status="running", started=runs.timestamp())
+    manifest = json.loads((run.dir / "manifest.json").read_text())
+    assert manifest["pid"] == os.getpid() and manifest["host"] == socket.gethostname()
+
+    dead = runs.Run("demo", root=tmp_path, run_id="dead")
+    dead.manifest["pid"] = _dead_pid()
+    dead.write_manifest(recipe="demo", id="dead", status="running", started=runs.timestamp())
+    away = runs.Run("demo", root=tmp_path, run_id="away")
+    away.manifest.update(pid=1, host="another-host")
+    away.write_manifest(recipe="demo", id="away", status="running",
+                        started="2020-01-01T00:00:00+00:00")
+    # Killed between creating its folder and its first manifest write.
+    (tmp_path / "demo" / "20250101-120000-abcd").mkdir()
+    (tmp_path / "demo" / "20250101-120000-abcd" / ".manifest.json.99.x1y2z3.tmp.json").write_text("{")
+
+    states = {m["id"]: m["status"] for m in runs.list_runs(tmp_path)}
+    assert states == {"live": "running", "dead": "killed", "away": "stale",
+                      "20250101-120000-abcd": "incomplete"}
+    found = {m["id"]: m for m in runs.list_runs(tmp_path)}
+    assert found["dead"]["recorded_status"] == "running"
+    assert runs.run_state({"status": "running", "pid": 1, "host": "another-host",
+                           "started": runs.timestamp()}) == "running"
+
+
+def test_half_written_temp_files_of_dead_or_old_writers_are_removed(tmp_path):
+    run = runs.Run("demo", root=tmp_path)
+    run.write_manifest(status="completed")
+    orphan = run.dir / f".model.keras.{_dead_pid()}.ab12cd34.tmp.keras"
+    old_style = run.dir / ".history.csv.zz9yx8w7.tmp.csv"
+    ours = run.dir / f".model.keras.{os.getpid()}.ef56gh78.tmp.keras"
+    for path in (orphan, old_style, ours):
+        path.write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    os.utime(old_style, (hour_ago, hour_ago))
+    runs.list_runs(tmp_path)
+    assert not orphan.exists() and not old_style.exists()
+    assert ours.exists()  # a live writer's file is left alone
+    os.utime(ours, (hour_ago, hour_ago))
+    runs.Run("demo", root=tmp_path)  # the next run cleans up too
+    assert not ours.exists()
+    with runs.atomic_path(tmp_path / "x.keras") as tmp:
+        assert f".x.keras.{os.getpid()}." in tmp.name  # names its writer
+
+
+def test_served_name_and_data_label_come_from_the_data_file():
+    manifest = {"recipe": "csv", "data": {"source": "data/penguins.csv", "target": "species"}}
+    assert runs.served_model_name(manifest) == "penguins"
+    assert runs.data_label(manifest) == "penguins.csv → species"
+    assert runs.served_model_name({"recipe": "digits"}) == "digits"
+    assert runs.data_label({"recipe": "digits"}) == ""

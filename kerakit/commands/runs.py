@@ -1,4 +1,10 @@
-"""`kerakit runs`: list past runs with their key metric."""
+"""`kerakit runs`: list past runs with their data, status and key metric.
+
+STATUS is running, completed, failed or interrupted as recorded, or what the
+listing finds: killed (a running run whose process is gone), stale (running
+on another host, started long ago), incomplete (a run folder without a
+manifest) or unreadable.
+"""
 
 import json
 
@@ -19,23 +25,28 @@ def _metric_text(manifest):
 
 
 def run(args):
-    from kerakit.runs import list_runs, runs_dir
+    from kerakit.runs import data_label, list_runs, runs_dir
 
     found = list_runs(args.runs_dir, recipe=args.recipe)
     if args.last is not None:
         found = found[-args.last:] if args.last > 0 else []
     if args.json:
-        rows = [{k: m.get(k) for k in ("recipe", "id", "status", "started", "ended", "metrics",
-                                       "key_metric", "dir")} for m in found]
+        rows = [{**{k: m.get(k) for k in ("recipe", "id", "status", "started", "ended", "metrics",
+                                          "key_metric", "dir")},
+                 "data": {k: (m.get("data") or {}).get(k) for k in ("source", "target")},
+                 "warnings": m.get("warnings") or []} for m in found]
         print(json.dumps(rows, indent=2))
         return 0
     if not found:
         print(f"No runs under {runs_dir(args.runs_dir)}. Start one with `kerakit run digits`.")
         return 0
-    rows = [(f"{m.get('recipe', '?')}/{m.get('id', '?')}", m.get("status", "?"), _metric_text(m),
+    rows = [(f"{m.get('recipe', '?')}/{m.get('id', '?')}", data_label(m) or "-",
+             m.get("status", "?"), _metric_text(m) + (" (!)" if m.get("warnings") else ""),
              str(m.get("started", ""))[:19].replace("T", " "), m["dir"]) for m in found]
-    header = ("RUN", "STATUS", "KEY METRIC", "STARTED", "DIRECTORY")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    header = ("RUN", "DATA", "STATUS", "KEY METRIC", "STARTED", "DIRECTORY")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+        print("  ".join(str(v).ljust(w) for v, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
+    if any(m.get("warnings") for m in found):
+        print("(!) the test split was too small to measure; see the run's manifest.json warnings.")
     return 0

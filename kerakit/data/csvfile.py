@@ -7,6 +7,7 @@ valid in the file's encoding (with the line number) and ragged rows (with
 their line numbers and field counts) are refused before anything is trained.
 """
 
+import codecs
 import csv
 import io
 import os
@@ -23,6 +24,40 @@ NA_TOKENS = (
 )
 BLOCK_BYTES = 4 << 20
 _BOM = b"\xef\xbb\xbf"
+# Separators `sniff_separator` chooses from, most common first.
+SEPARATORS = (",", ";", "\t", "|")
+SNIFF_BYTES = 64 << 10
+
+
+def sniff_separator(path, encoding="utf-8"):
+    """Guesses a CSV file's field separator (`,` `;` tab or `|`) from its first lines.
+
+    Uses `csv.Sniffer` on the first 64 KiB, and keeps its answer only if the
+    header line contains that separator; otherwise (one column, or a sample
+    the sniffer cannot read) the answer is ",".
+
+    Example:
+
+    >>> sniff_separator("penguins_semicolon.csv")
+    ';'
+    """
+    with open(os.fspath(path), "rb") as f:
+        sample = f.read(SNIFF_BYTES)
+    if sample.startswith(_BOM):
+        sample = sample[len(_BOM):]
+    cut = sample.rfind(b"\n")
+    if 0 < cut < len(sample) - 1:
+        sample = sample[: cut + 1]  # whole lines only
+    text = sample.decode(encoding, errors="replace")
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        found = csv.Sniffer().sniff(text, delimiters="".join(SEPARATORS)).delimiter
+    except csv.Error:
+        found = None
+    if found not in SEPARATORS or found not in header:
+        counts = {sep: header.count(sep) for sep in SEPARATORS}
+        found = max(SEPARATORS, key=lambda sep: counts[sep]) if any(counts.values()) else ","
+    return found
 
 
 def _lines_text(lines, limit=5):
@@ -36,7 +71,8 @@ class CsvReader:
     Args:
         path: the CSV file.
         encoding: the file's text encoding. Defaults to "utf-8".
-        sep: the field separator. Defaults to ",".
+        sep: the field separator, or None to sniff it from the file (see
+            `sniff_separator`). Defaults to ",".
         block_bytes: bytes per block. Defaults to 4 MiB.
 
     Example:
@@ -52,11 +88,25 @@ class CsvReader:
     def __init__(self, path, encoding="utf-8", sep=",", block_bytes=None):
         self.path = os.fspath(path)
         self.encoding = encoding
-        self.sep = sep
         self.block_bytes = int(block_bytes or BLOCK_BYTES)
         self.multiline = False
         if not os.path.isfile(self.path):
             raise DataError(f"No CSV file at {self.path!r}. Check the path.")
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise DataError(
+                f"Unknown text encoding {encoding!r} for {self.path!r}. Pass a Python codec "
+                f"name, e.g. encoding='utf-8', encoding='latin-1' or encoding='cp1252'."
+            ) from None
+        if sep is None:
+            sep = sniff_separator(self.path, encoding)
+        if not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n\"":
+            raise DataError(
+                f"The CSV separator must be one character other than a quote or a line end, "
+                f"such as ',' or ';'. Received: sep={sep!r}."
+            )
+        self.sep = sep
         with open(self.path, "rb") as f:
             header = f.readline()
             while header and not header.strip():
@@ -78,6 +128,14 @@ class CsvReader:
                 f"{self.path!r} has duplicate column names {duplicates}. Rename them so each "
                 f"column has its own name."
             )
+        if len(names) == 1:
+            others = [c for c in SEPARATORS if c != sep and c in names[0]]
+            if others:
+                raise DataError(
+                    f"{self.path!r} reads as a single column named {names[0]!r} with separator "
+                    f"{sep!r}, but that name contains {others[0]!r}: the file looks separated by "
+                    f"{others[0]!r}. Pass sep={others[0]!r}."
+                )
         self.columns = names
 
     def _decode(self, block, first_line):
@@ -193,6 +251,8 @@ class CsvReader:
 
 def read_frame(path, encoding="utf-8", sep=",", na_values=()):
     """Reads a whole CSV as text columns, indexed by line number, blank lines dropped.
+
+    `sep=None` sniffs the separator (see `sniff_separator`).
 
     Every cell is kept as the text of the file (missing cells as NaN), so types
     are inferred by `kerakit.data` the same way for a file read whole and for

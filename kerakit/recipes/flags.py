@@ -4,6 +4,8 @@ import argparse
 import ast
 import dataclasses
 import io
+import re
+import shlex
 import sys
 import textwrap
 import tokenize
@@ -250,3 +252,114 @@ def make_config(module, **overrides):
         )
     return module.Config(**overrides)
 
+
+
+# Python argument spellings → flags ---------------------------------------------
+
+# A Python literal after `name=`: a bracketed or quoted value, or one token.
+_TOKEN = re.compile(r"[+-]?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\w+)")
+_CLOSE = {"[": "]", "{": "}", "(": ")"}
+
+
+def _literal_end(text, start):
+    """The end of the Python literal starting at `text[start]`, or None."""
+    if start >= len(text):
+        return None
+    first = text[start]
+    if first in "'\"":
+        i = start + 1
+        while i < len(text):
+            if text[i] == "\\":
+                i += 2
+                continue
+            if text[i] == first:
+                return i + 1
+            i += 1
+        return None
+    if first in _CLOSE:
+        depth, quote, i = 0, None, start
+        while i < len(text):
+            char = text[i]
+            if quote:
+                if char == "\\":
+                    i += 1
+                elif char == quote:
+                    quote = None
+            elif char in "'\"":
+                quote = char
+            elif char in _CLOSE:
+                depth += 1
+            elif char in _CLOSE.values():
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        return None
+    match = _TOKEN.match(text, start)
+    return match.end() if match else None
+
+
+def _flag_text(name, hint, value):
+    """`--name value` as a shell user types it, or None when the value has no flag form."""
+    flag = f"--{name.replace('_', '-')}"
+    hint, optional = _optional(hint)
+    if hint is bool:
+        return {True: flag, False: f"--no-{name.replace('_', '-')}"}.get(value) \
+            if isinstance(value, bool) else None
+    if value is None:
+        return f"{flag} none" if optional else None
+    if typing.get_origin(hint) in (tuple, list):
+        if isinstance(value, dict):
+            items = [f"{k}={v}" for k, v in value.items()]
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            items = ["..." if v is Ellipsis else str(v) for v in value]
+        else:
+            items = [str(value)]
+        return " ".join([flag, *(shlex.quote(item) for item in items)]) if items else None
+    if isinstance(value, (dict, list, tuple, set, frozenset)) or value is Ellipsis:
+        return None
+    return f"{flag} {shlex.quote(str(value))}"
+
+
+def shell_message(message, config_class):
+    """Rewrites a message's Python arguments (`na_values=['?']`) as the recipe's flags.
+
+    kerakit's errors name options the way a Python caller spells them
+    (`drop_missing_target=True`, `types={'zip': 'string_categorical'}`). On
+    the command line the same options are flags; this is the one place that
+    translates: every `field=value` whose field is a config field of the
+    recipe becomes `--field value` (`--drop-missing-target`,
+    `--types zip=string_categorical`), and a field named in backticks
+    (`` `epochs` ``) its flag. Anything else is left as written.
+
+    Example:
+
+    >>> shell_message("pass na_values=['?'] if it means missing", csv_recipe.Config)
+    "pass --na-values '?' if it means missing"
+    """
+    hints = typing.get_type_hints(config_class)
+    names = sorted((f.name for f in dataclasses.fields(config_class) if f.init), key=len,
+                   reverse=True)
+    if not names:
+        return message
+    pattern = re.compile(r"(?<![\w.\-])(" + "|".join(map(re.escape, names)) + r")=")
+    # A field named on its own, in backticks: `epochs` → `--epochs`.
+    message = re.sub(r"`(" + "|".join(map(re.escape, names)) + r")`",
+                     lambda m: f"`--{m.group(1).replace('_', '-')}`", message)
+    parts, position = [], 0
+    for match in pattern.finditer(message):
+        if match.start() < position:
+            continue
+        end = _literal_end(message, match.end())
+        if end is None:
+            continue
+        try:
+            value = ast.literal_eval(message[match.end():end])
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        flag = _flag_text(match.group(1), hints.get(match.group(1), str), value)
+        if flag is None:
+            continue
+        parts += [message[position:match.start()], flag]
+        position = end
+    return "".join(parts) + message[position:]

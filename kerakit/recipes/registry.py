@@ -107,8 +107,54 @@ def _looks_like_path(text):
     return text.endswith(".py") or os.sep in text or (os.altsep or os.sep) in text
 
 
+# Files people pass to `kerakit run` hoping to train on them.
+DATA_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".data", ".dat", ".json", ".jsonl",
+                           ".parquet", ".xls", ".xlsx", ".gz", ".zip"})
+
+
+def data_file_command(path, argv=()):
+    """The `kerakit run csv` command line that trains on a data file given as a recipe."""
+    import shlex
+
+    rest = list(argv)
+    target = "COLUMN"
+    for i, arg in enumerate(rest):
+        if arg == "--target" and i + 1 < len(rest):
+            target = rest.pop(i + 1)
+            rest.pop(i)
+            break
+        if arg.startswith("--target="):
+            target = rest.pop(i).split("=", 1)[1]
+            break
+    words = ["kerakit", "run", "csv", "--path", str(path), "--target", target, *rest]
+    return " ".join(w if w == "COLUMN" else shlex.quote(w) for w in words)
+
+
+def refuse_data_file(name_or_path, argv=()):
+    """Raises a `RecipeError` naming `kerakit run csv ...` when `name_or_path` is a data file.
+
+    `argv`, the rest of the command line, is carried into the suggested
+    command (`--target y` included), so it can be pasted as it is.
+    """
+    path = Path(str(name_or_path))
+    suffix = path.suffix.lower()
+    if not suffix or suffix == ".py" or (suffix not in DATA_SUFFIXES and not path.is_file()):
+        return
+    state = "" if path.is_file() else " (and no such file exists)"
+    raise RecipeError(
+        f"'{path}' is a data file{state}, not a recipe: `kerakit run` takes a recipe name or a "
+        f"recipe .py file. To train on a table, run the csv recipe on it: "
+        f"{data_file_command(path, argv)}"
+    )
+
+
 def find(name_or_path, recipes_dir=None):
-    """Returns the `RecipeInfo` of a recipe name or `.py` path; says "did you mean" if unknown."""
+    """Returns the `RecipeInfo` of a recipe name or `.py` path; says "did you mean" if unknown.
+
+    A data file (`data.csv`) is refused with the `kerakit run csv` command
+    that trains on it.
+    """
+    refuse_data_file(name_or_path)
     if _looks_like_path(name_or_path):
         path = Path(name_or_path)
         if not path.is_file():

@@ -2,16 +2,56 @@
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 import time
 
 from kerakit import runs as runs_module
-from kerakit.errors import KerakitError, RecipeError
-from kerakit.recipes.flags import parse_args
-from kerakit.recipes.registry import check, load, module_recipe_name
+from kerakit.errors import ConfigError, KerakitError, RecipeError
+from kerakit.recipes.flags import parse_args, shell_message
+from kerakit.recipes.registry import check, load, module_recipe_name, refuse_data_file
 
 DATA_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "spec")
+
+# Below these, a test split measures little: the report says so, with the interval.
+MIN_TEST_ROWS = 30
+MIN_TEST_ROWS_PER_CLASS = 5
+
+
+def _whole_number(minimum):
+    def valid(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+    return valid, f"a whole number of at least {minimum}"
+
+
+# Config fields many recipes share, and what they must hold. Checked before
+# TensorFlow loads and before a run directory exists.
+FIELD_RULES = {
+    "epochs": _whole_number(1),
+    "batch_size": _whole_number(1),
+    "patience": _whole_number(0),
+}
+
+
+def check_config(module, config):
+    """Checks a recipe's config before anything heavy happens; raises a `ConfigError`.
+
+    Runs the shared `FIELD_RULES`, then the recipe's own `check_config(config)`
+    when it defines one (a cheap look at its arguments: files exist, columns
+    are there). `execute` calls this before TensorFlow is imported and before
+    the run directory is created, so a wrong argument costs no start-up time
+    and leaves no run behind.
+    """
+    for field, (valid, expected) in FIELD_RULES.items():
+        if hasattr(config, field) and not valid(getattr(config, field)):
+            raise ConfigError(
+                f"`{field}` must be {expected}. Received: {field}={getattr(config, field)!r}."
+            )
+    own = getattr(module, "check_config", None)
+    if callable(own):
+        own(config)
 
 
 def check_data(data, name="recipe"):
@@ -67,7 +107,7 @@ def _data_summary(data):
         "fingerprint": runs_module.data_fingerprint(data),
         "rows": {split: rows(data.get(f"x_{split}")) for split in ("train", "val", "test")},
     }
-    for key in ("feature_names", "class_names", "target", "source"):
+    for key in ("feature_names", "class_names", "target", "source", "target_transform"):
         if data.get(key) is not None:
             value = data[key]
             summary[key] = list(value) if isinstance(value, (tuple, list)) else value
@@ -118,6 +158,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     """
     from kerakit.cli import import_tensorflow_quietly
 
+    check_config(module, config)
     import_tensorflow_quietly()
     name = name or module_recipe_name(module)
     out = out or sys.stdout
@@ -142,35 +183,118 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         versions=runs_module.versions(),
     )
     run.print(f"[kerakit] {name}: run directory {run.dir}")
+    data_checked = False
     try:
         with _silenced(quiet):
             from kerakit.training import set_seed
 
             set_seed(int(config.seed))
             data = check_data(module.data(config), name)
+            data_checked = True
             summary, spec = _data_summary(data)
             run.write_manifest(data=summary, spec=spec)
             metrics = _check_metrics(module.run(config, data, run), name)
             skipped = _standard_plots(run, data)
     except BaseException as error:
+        if isinstance(error, KerakitError) and not data_checked and run.discard():
+            # The recipe refused its input before training: nothing ran, nothing to list.
+            raise
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         run.write_manifest(status=status, ended=runs_module.timestamp(),
                            duration_s=round(time.time() - started, 3),
                            error=f"{type(error).__name__}: {error}")
         raise
+    warnings = measurement_warnings(data["spec"], data["y_test"], metrics)
     runs_module.atomic_write_json(run.path(runs_module.METRICS), metrics)
     key = runs_module.key_metric({"metrics": metrics, "spec": spec})
     run.write_manifest(status="completed", ended=runs_module.timestamp(),
                        duration_s=round(time.time() - started, 3), metrics=metrics,
                        key_metric=key[0], plots=list(run.figures),
-                       **({"plots_skipped": skipped} if skipped else {}))
+                       **({"plots_skipped": skipped} if skipped else {}),
+                       **({"warnings": warnings} if warnings else {}))
     result = {"recipe": name, "run_id": run.id, "run_dir": str(run.dir), "metrics": metrics,
               "key_metric": key[0], "config": dataclasses.asdict(config)}
+    if warnings:
+        result["warnings"] = warnings
+    if run.history_units:
+        result["history_units"] = run.history_units
     if json_output:
         print(runs_module.to_json(result), end="", file=out, flush=True)
+        for warning in warnings:
+            print(f"kerakit: warning: {warning}", file=sys.stderr, flush=True)
     elif not quiet:
         print(format_report(result, skipped), file=out, flush=True)
     return result
+
+
+def wilson_interval(proportion, n, z=1.96):
+    """The 95 % Wilson score interval `(low, high)` of a proportion measured on `n` rows."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = min(max(float(proportion), 0.0), 1.0)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _class_counts(spec, y):
+    import numpy as np
+
+    y = np.asarray(y)
+    if spec.task == "multilabel":
+        positives = y.reshape(len(y), -1).sum(axis=0)
+        return {f"label {j}": int(min(c, len(y) - c)) for j, c in enumerate(positives)}
+    index = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1).astype(np.int64)
+    names = list(spec.class_names or [])
+    classes = spec.num_classes or (2 if spec.task == "binary" else int(index.max()) + 1)
+    counts = np.bincount(index[(index >= 0) & (index < classes)], minlength=classes)
+    return {str(names[i]) if i < len(names) else str(i): int(c) for i, c in enumerate(counts)}
+
+
+def measurement_warnings(spec, y_test, metrics):
+    """Warnings for a test split too small to measure, with how wide the uncertainty is.
+
+    A split is too small below `MIN_TEST_ROWS` rows, or (classification) with
+    fewer than `MIN_TEST_ROWS_PER_CLASS` rows of some class. The warning gives
+    the 95 % Wilson interval of the accuracy measured on that many rows, or
+    for regression the relative 95 % interval of an RMSE (±1.96/√(2n)).
+
+    Example:
+
+    >>> measurement_warnings(ProblemSpec(task="binary"), [0, 1, 1, 0, 1], {"accuracy": 0.8})
+    ['The test split has only 5 rows: too few to measure the model. ...']
+    """
+    n = len(y_test) if y_test is not None else 0
+    if n == 0:
+        return []
+    problems = []
+    if n < MIN_TEST_ROWS:
+        problems.append(f"only {n} rows")
+    if spec.is_classification:
+        counts = _class_counts(spec, y_test)
+        thin = {k: c for k, c in counts.items() if c < MIN_TEST_ROWS_PER_CLASS}
+        if thin:
+            listed = ", ".join(f"{k!r}: {c}" for k, c in list(thin.items())[:5])
+            problems.append(f"fewer than {MIN_TEST_ROWS_PER_CLASS} rows of some classes ({listed})")
+    if not problems:
+        return []
+    fix = ("Use more rows, a larger test fraction, or cross-validation (kerakit.cross_validate) "
+           "before trusting or comparing these numbers.")
+    if spec.is_classification:
+        name = next((k for k in ("accuracy", "subset_accuracy", "binary_accuracy") if k in metrics),
+                    None)
+        value = metrics.get(name, 0.5) if name else 0.5
+        low, high = wilson_interval(value, n)
+        measured = (f"{name} {value:.3f} on {n} rows has a 95 % interval of {low:.2f} to "
+                    f"{high:.2f} (width {high - low:.2f})" if name else
+                    f"a proportion measured on {n} rows has a 95 % interval up to "
+                    f"{high - low:.2f} wide")
+    else:
+        spread = 1.96 / math.sqrt(2 * n)
+        measured = (f"an RMSE measured on {n} rows is uncertain by about ±{spread:.0%} "
+                    f"(95 % interval), and R² by more")
+    return [f"The test split has {' and '.join(problems)}: too few to measure the model; "
+            f"{measured}. {fix}"]
 
 
 # Figures the runner adds when the recipe did not save them itself.
@@ -186,7 +310,12 @@ def _standard_plots(run, data):
 
     skipped = {}
     if run.history and "learning_curves" not in run.figures:
-        run.save_figure("learning_curves", plots.learning_curves(run.history))
+        figure = plots.learning_curves(run.history)
+        if run.history_units:  # e.g. a standardized regression target: say so on the axes
+            for ax in figure.axes:
+                if ax.get_title():
+                    ax.set_ylabel(run.history_units.split(" (")[0])
+        run.save_figure("learning_curves", figure)
     kind = "classification" if data["spec"].is_classification else "regression"
     wanted = [f for f in _EVALUATION_FIGURES[kind] if f not in run.figures]
     if not wanted:
@@ -217,6 +346,11 @@ def format_report(result, skipped=None):
         lines.append(f"  {key:<{width}}  {text}{marker}")
     for figure, reason in (skipped or {}).items():
         lines.append(f"  (no {figure} plot: {reason})")
+    if result.get("history_units"):
+        lines.append(f"  (learning curves and history.csv are in {result['history_units']}; "
+                     f"the metrics above are in the target's own units)")
+    for warning in result.get("warnings") or ():
+        lines.append(f"Warning: {warning}")
     lines.append(f"Run directory: {result['run_dir']}")
     return "\n".join(lines)
 
@@ -227,21 +361,35 @@ def run_command(module_or_name, argv=None, *, prog=None, recipes_dir=None):
     Used by `kerakit run` and by recipe scripts' `main()`. kerakit errors are
     printed as one clear message (exit status 1) instead of a traceback.
     """
+    module = None
     try:
         module = module_or_name
         if isinstance(module_or_name, (str, os.PathLike)):
+            module = None
+            refuse_data_file(module_or_name, argv or ())
             module = load(module_or_name, recipes_dir)
         name = module_recipe_name(module)
         config, options = parse_args(module, argv, name=name, prog=prog)
         execute(module, config, name=name, argv=argv, **options)
     except KerakitError as error:
-        print(f"kerakit: error: {error}", file=sys.stderr)
+        print(f"kerakit: error: {cli_message(error, module)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("kerakit: interrupted (the run's manifest says so; its files are whole)",
               file=sys.stderr)
         return 130
     return 0
+
+
+def cli_message(error, module=None):
+    """An error's message with Python arguments spelled as the recipe's flags (see `shell_message`)."""
+    config_class = getattr(module, "Config", None)
+    if config_class is None or not dataclasses.is_dataclass(config_class):
+        return str(error)
+    try:
+        return shell_message(str(error), config_class)
+    except Exception:  # a message must always reach the user, rewritten or not
+        return str(error)
 
 
 def main(argv=None):

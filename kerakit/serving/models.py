@@ -16,7 +16,10 @@ from kerakit.errors import ConfigError, DataTypeError, RunError
 SIGNATURE = "serving_default"
 # Extra files inside a SavedModel go in assets.extra/ (TensorFlow Serving ignores them).
 KERAKIT_ASSET = Path("assets.extra") / "kerakit.json"
-VERSION_NAME = re.compile(r"^[0-9]+$")
+# A version is 1 to 18 digits (TensorFlow Serving's versions are int64). `fullmatch`
+# only: "$" would also match before a trailing newline ("1\n").
+MAX_VERSION_DIGITS = 18
+VERSION_NAME = re.compile(rf"[0-9]{{1,{MAX_VERSION_DIGITS}}}")
 _AUTO_INPUT_NAME = re.compile(r"^(keras_tensor|input_layer|input)(_[0-9]+)?$")
 
 
@@ -48,7 +51,8 @@ def load_model(path):
         raise DataTypeError(f"Expected a keras.Model or the path of a .keras file. Received: {path!r}")
     file = Path(path)
     if file.is_dir():
-        if is_saved_model(file) or version_dirs(file):
+        # A run directory serves its model.keras even if SavedModel folders sit beside it.
+        if not is_run_directory(file) and (is_saved_model(file) or version_dirs(file)):
             raise RunError(
                 f"{file} is a SavedModel export, not a .keras file. Serve it with "
                 f"`kerakit serve {file}` (or kerakit.serve), or load the .keras file it was "
@@ -103,6 +107,35 @@ def is_saved_model(path):
     return (Path(path) / "saved_model.pb").is_file()
 
 
+def is_run_directory(path):
+    """A kerakit run directory (manifest.json or model.keras inside): only its model.keras is served.
+
+    A SavedModel is a TensorFlow program, so one found inside a run directory
+    (written there by anyone) is never loaded from it; a SavedModel is served
+    only when the user names its export folder.
+    """
+    path = Path(path)
+    return (path / "manifest.json").is_file() or (path / "model.keras").exists()
+
+
+def require_tensorflow(what):
+    """Refuses SavedModel work on a Keras backend other than TensorFlow, naming the alternative.
+
+    Args:
+        what: the subject of the sentence, e.g. "The SavedModel at models/x/1".
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RunError(
+            f"{what} needs TensorFlow: a SavedModel is a TensorFlow program, and the Keras "
+            f"backend here is {backend!r} (KERAS_BACKEND={backend}). Serve the model's .keras "
+            f"file instead (kerakit serve model.keras works on every backend), or set "
+            f"KERAS_BACKEND=tensorflow."
+        )
+
+
 def version_dirs(base):
     """`{version: folder}` for the numbered SavedModel folders under `base`."""
     base = Path(base)
@@ -110,7 +143,7 @@ def version_dirs(base):
         return {}
     return {
         int(d.name): d for d in base.iterdir()
-        if d.is_dir() and VERSION_NAME.match(d.name) and is_saved_model(d)
+        if d.is_dir() and VERSION_NAME.fullmatch(d.name) and is_saved_model(d)
     }
 
 
@@ -237,7 +270,7 @@ class Servable:
 
     @classmethod
     def from_keras(cls, model, name, version=1, source="keras.Model"):
-        import tensorflow as tf
+        import keras
 
         kind, keys, names, tensors = _layout(model)
 
@@ -246,18 +279,17 @@ class Servable:
                 return {k: feeds[n] for k, n in zip(keys, names, strict=True)}
             return [feeds[n] for n in names] if kind == "list" else feeds[names[0]]
 
-        specs = {n: tf.TensorSpec(t.shape, tf.as_dtype(t.dtype), name=n) for n, t in zip(names, tensors, strict=True)}
-        # One concrete function with a free batch dimension: traced once, then
-        # called directly (no retracing, no per-call `predict` set-up).
-        function = tf.function(lambda feeds: _name_outputs(model(arrange(feeds), training=False)))
-        concrete = function.get_concrete_function(specs)
+        if keras.backend.backend() == "tensorflow":
+            call, outputs = _tensorflow_call(model, arrange, names, tensors)
+        else:
+            call, outputs = _padded_call(model, arrange), _name_outputs(model.output)
         inputs = [TensorInfo(n, tuple(t.shape[1:]), _dtype_name(t.dtype)) for n, t in zip(names, tensors, strict=True)]
-        outputs = [TensorInfo(k, tuple(v.shape[1:]), _dtype_name(v.dtype))
-                   for k, v in concrete.structured_outputs.items()]
-        return cls(name, version, inputs, outputs, concrete, source, table_metadata(model), model)
+        outputs = [TensorInfo(k, tuple(v.shape[1:]), _dtype_name(v.dtype)) for k, v in outputs.items()]
+        return cls(name, version, inputs, outputs, call, source, table_metadata(model), model)
 
     @classmethod
     def from_saved_model(cls, path, name, version=1):
+        require_tensorflow(f"Serving the SavedModel at {path}")
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(path))
@@ -282,12 +314,41 @@ class Servable:
         return {k: np.asarray(v) for k, v in self._call(feeds).items()}
 
 
+def _tensorflow_call(model, arrange, names, tensors):
+    """One concrete function with a free batch dimension: traced once, then called directly."""
+    import tensorflow as tf
+
+    specs = {n: tf.TensorSpec(t.shape, tf.as_dtype(t.dtype), name=n) for n, t in zip(names, tensors, strict=True)}
+    function = tf.function(lambda feeds: _name_outputs(model(arrange(feeds), training=False)))
+    concrete = function.get_concrete_function(specs)
+    return concrete, concrete.structured_outputs
+
+
+def _padded_call(model, arrange):
+    """`predict_on_batch` with the rows padded to a power of two (JAX, PyTorch).
+
+    JAX compiles once per input shape; padding (with copies of the last row)
+    bounds the shapes micro-batching produces to a handful.
+    """
+
+    def call(feeds):
+        rows = len(next(iter(feeds.values())))
+        size = 1 << max(rows - 1, 0).bit_length()
+        if size > rows:
+            feeds = {k: np.concatenate([v, np.repeat(v[-1:], size - rows, axis=0)]) for k, v in feeds.items()}
+        outputs = _name_outputs(model.predict_on_batch(arrange(feeds)))
+        return {k: np.asarray(v)[:rows] for k, v in outputs.items()}
+
+    return call
+
+
 def load_servables(model, name=None, versions="latest"):
     """Loads what the service serves; returns `(name, {version: Servable})`.
 
     Args:
-        model: a `keras.Model`, a `.keras` file, a run directory, a SavedModel
-            folder, or an export base folder with numbered versions.
+        model: a `keras.Model`, a `.keras` file, a run directory (its
+            `model.keras`, never a SavedModel inside it), a SavedModel folder,
+            or an export base folder with numbered versions.
         name: the model name in the URLs. Defaults to the recipe name for a
             run, the folder name for an export, the file name for a `.keras` file.
         versions: "latest" (TensorFlow Serving's default) or "all", for an
@@ -312,13 +373,13 @@ def load_servables(model, name=None, versions="latest"):
             f"Received: {model!r}"
         )
     path = Path(model)
-    found = version_dirs(path)
+    found = {} if is_run_directory(path) else version_dirs(path)
     if found:
         chosen = sorted(found) if versions == "all" else [max(found)]
         name = clean_name(name or path.resolve().name)
         return name, {v: Servable.from_saved_model(found[v], name, v) for v in chosen}
-    if is_saved_model(path):
-        numbered = bool(VERSION_NAME.match(path.name))
+    if is_saved_model(path) and not is_run_directory(path):
+        numbered = bool(VERSION_NAME.fullmatch(path.name))
         version = int(path.name) if numbered else 1
         name = clean_name(name or (path.resolve().parent.name if numbered else path.resolve().name))
         return name, {version: Servable.from_saved_model(path, name, version)}
@@ -328,12 +389,15 @@ def load_servables(model, name=None, versions="latest"):
 
 
 def _keras_file_name(path):
-    """A run's recipe name (runs/<recipe>/<id>/model.keras), else the file or folder name."""
+    """A run's name (its data file's stem, else its recipe), else the file or folder name."""
     run_dir = path if path.is_dir() else path.parent
     manifest = run_dir / "manifest.json"
     if manifest.is_file():
         try:
-            return json.loads(manifest.read_text(encoding="utf-8")).get("recipe") or run_dir.parent.name
+            from kerakit.runs import served_model_name  # the data file's stem, else the recipe
+
+            return served_model_name(json.loads(manifest.read_text(encoding="utf-8")),
+                                     run_dir.parent.name)
         except (OSError, ValueError, AttributeError):
             return run_dir.parent.name
     return path.stem if path.is_file() else path.resolve().name
@@ -371,6 +435,7 @@ def export(model, directory, version=None, overwrite=False):
     """
     model = load_model(model)
     base = Path(directory)
+    require_tensorflow(f"Exporting to {base}")
     if base.exists() and not base.is_dir():
         raise ConfigError(f"`directory` must be a folder. Received a file: {base}")
     if is_saved_model(base):
