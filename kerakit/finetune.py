@@ -10,6 +10,7 @@ import dataclasses
 import os
 import tempfile
 
+from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, DataTypeError, unknown_name
 
 
@@ -83,7 +84,7 @@ def _with_new_head(model, spec, seed):
     import keras
 
     if seed is not None:
-        keras.utils.set_random_seed(int(seed))
+        set_random_seed(int(seed))
     head = _head_layer(model)
     outputs = keras.layers.Dense(
         spec.num_outputs, activation=spec.activation, dtype="float32", name="output"

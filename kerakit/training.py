@@ -1,227 +1,51 @@
-"""`fit` and `evaluate`: the fast training path and honest held-out metrics.
+"""`fit`, `evaluate` and `predict`: validated training on the engine that suits the backend.
 
 `fit` means what `model.fit` means — same arguments, same History — but
-validates the data first, feeds a `tf.data` pipeline (cached, reshuffled
-every epoch, batched, prefetched) and runs several steps per call into
-TensorFlow (`steps_per_execution`), which is where the time goes on small
-tabular data. `evaluate` computes metrics with scikit-learn.
+checks the options and the data first, then hands validated arrays to one
+training engine, chosen once (`kerakit.engines`): a cached `tf.data`
+pipeline with several steps per call on TensorFlow, device-resident jitted
+epochs on JAX, device-resident tensors on PyTorch, or a `tf.distribute`
+strategy. `evaluate` computes held-out metrics with scikit-learn.
 """
 
 import math
+import sys
 
 import numpy as np
 
+from kerakit import backend, checks, engines
+from kerakit.backend import set_random_seed
 from kerakit.builders import spec_of
-from kerakit.errors import ConfigError, DataError, DataTypeError
+from kerakit.checks import class_weights, prepare, validate_features
+from kerakit.errors import ConfigError, DataError
 from kerakit.spec import class_indices, validate_labels
 
-# One call into TensorFlow runs at most this many batches: enough to hide
-# Python overhead, few enough that progress bars and callbacks stay live.
-MAX_STEPS_PER_EXECUTION = 64
-VALIDATION_BATCH_SIZE = 1024
+__all__ = ["class_weights", "evaluate", "fit", "metrics_report", "predict", "prepare", "set_seed",
+           "validate_features"]
 
 
 def set_seed(seed, deterministic=True):
-    """Seeds Python, NumPy and Keras, and asks TensorFlow for deterministic ops.
+    """Seeds Python, NumPy and Keras, and on TensorFlow asks for deterministic ops.
 
     With the same seed, two separate processes produce the same history.
 
     Args:
         seed: an integer.
-        deterministic: also call `tf.config.experimental.enable_op_determinism()`.
-            Defaults to True.
+        deterministic: on the TensorFlow backend, also call
+            `tf.config.experimental.enable_op_determinism()`. Defaults to True.
     """
-    import keras
-
-    keras.utils.set_random_seed(int(seed))
-    if deterministic:
+    set_random_seed(seed)
+    if deterministic and backend.name() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
 
 
-# Validation -----------------------------------------------------------------
-
-
-def _rows(x):
-    if isinstance(x, dict):
-        return len(next(iter(x.values()))) if x else 0
-    return len(x)
-
-
-def validate_features(x, input_shape=None, what="x"):
-    """Checks a feature array and returns it as float32.
-
-    Refuses object or string dtypes, NaN or infinite cells (naming where the
-    first ones are), empty data and a width that differs from the model's.
-    """
-    if hasattr(x, "to_numpy") and not isinstance(x, dict):
-        x = x.to_numpy()
-    x = np.asarray(x)
-    if x.size == 0 or x.ndim == 0:
-        raise DataError(f"`{what}` is empty (shape {x.shape}). Pass at least one example.")
-    if x.dtype.kind not in "biuf":
-        sample = x.ravel()[:3].tolist()
-        raise DataTypeError(
-            f"`{what}` must be numeric; received dtype {x.dtype} (values such as {sample!r}). "
-            f"Encode text or categorical columns first (see kerakit.data for raw-column "
-            f"models) or convert with x.astype('float32')."
-        )
-    if x.ndim == 1:
-        x = x[:, None]
-    x = x.astype(np.float32, copy=False)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        where = np.argwhere(bad)[:3].tolist()
-        raise DataError(
-            f"`{what}` has {int(bad.sum())} NaN or infinite cell(s) in "
-            f"{int(bad.reshape(len(x), -1).any(axis=1).sum())} row(s); first at (row, column) "
-            f"{where}. A single NaN turns the whole model into NaN. Impute or drop them "
-            f"(e.g. sklearn.impute.SimpleImputer), or use a raw-column model from kerakit.data."
-        )
-    if input_shape is not None:
-        expected = tuple(input_shape[1:])
-        if len(expected) == x.ndim - 1 and any(
-            e is not None and e != a for e, a in zip(expected, x.shape[1:], strict=True)
-        ):
-            raise DataError(
-                f"The model expects {expected[-1] if len(expected) == 1 else expected} feature(s) "
-                f"per row; `{what}` has {x.shape[1] if x.ndim == 2 else x.shape[1:]}. Use the "
-                f"same columns as at build time."
-            )
-    return x
-
-
-def _check_same_rows(x, y, what="x"):
-    if y is not None and _rows(x) != len(y):
-        raise DataError(
-            f"`{what}` has {_rows(x)} rows but the labels have {len(y)}. Each example needs "
-            f"exactly one label row."
-        )
-
-
-def _model_input_shape(model):
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        return None
-    return shape if isinstance(shape, tuple) else None
-
-
-def prepare(model, x, y=None, spec=None, what="x"):
-    """Validates features and labels for `model`; returns arrays ready for tf.data."""
-    spec = spec or spec_of(model)
-    if not isinstance(x, dict):
-        x = validate_features(x, _model_input_shape(model), what=what)
-    if y is not None:
-        if spec is not None:
-            y = validate_labels(spec, y)
-        else:
-            y = np.asarray(y)
-        _check_same_rows(x, y, what)
-    return x, y
-
-
-def class_weights(spec, y, class_weight):
-    """Returns per-example weights for `class_weight` ("balanced" or {class: weight})."""
-    from sklearn.utils.class_weight import compute_class_weight
-
-    if spec is None or spec.task not in ("binary", "multiclass"):
-        raise ConfigError(
-            "`class_weight` applies to binary and multiclass problems with a known spec. "
-            f"Received task={getattr(spec, 'task', None)!r}."
-        )
-    labels = class_indices(spec, y).astype(np.int64)
-    classes = np.arange(spec.num_outputs if spec.task == "multiclass" else 2)
-    if class_weight == "balanced":
-        present = np.unique(labels)
-        table = dict(zip(present, compute_class_weight("balanced", classes=present, y=labels), strict=True))
-    elif isinstance(class_weight, dict):
-        names = spec.class_names or ()
-        table = {names.index(k) if k in names else int(k): float(v) for k, v in class_weight.items()}
-        unknown = sorted(set(table) - set(classes.tolist()))
-        if unknown:
-            raise ConfigError(f"`class_weight` names classes {unknown} that the spec does not have.")
-    else:
-        raise ConfigError(
-            f"`class_weight` must be 'balanced' or a dict {{class: weight}}. "
-            f"Received: class_weight={class_weight!r}"
-        )
-    return np.array([table.get(c, 1.0) for c in labels], dtype=np.float32)
-
-
-# Pipeline -------------------------------------------------------------------
-
-
-def make_dataset(x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=None, cache=True):
-    """Builds the input pipeline: slices → cache → (reshuffle each epoch) → batch → prefetch."""
-    import tensorflow as tf
-
-    parts = tuple(p for p in (x, y, sample_weight) if p is not None)
-    ds = tf.data.Dataset.from_tensor_slices(parts if len(parts) > 1 else parts[0])
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        # A seeded shuffle that still gives a new order every epoch; stock
-        # `fit` on NumPy with a fixed seed repeats the same order.
-        ds = ds.shuffle(_rows(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def _split(arrays, validation_split):
-    """Keeps Keras's meaning: the last `validation_split` fraction, before shuffling."""
-    if not 0 < validation_split < 1:
-        raise ConfigError(f"`validation_split` must be in (0, 1). Received: {validation_split!r}")
-    n = _rows(arrays[0])
-    cut = int(math.floor(n * (1 - validation_split)))
-    if cut == 0 or cut == n:
-        raise DataError(
-            f"validation_split={validation_split} leaves no rows for training or validation "
-            f"with {n} rows. Pass more data or another fraction."
-        )
-
-    def take(a, sl):
-        if a is None:
-            return None
-        if isinstance(a, dict):
-            return {k: v[sl] for k, v in a.items()}
-        return a[sl]
-
-    return [take(a, slice(0, cut)) for a in arrays], [take(a, slice(cut, None)) for a in arrays]
-
-
-def _set_steps_per_execution(model, steps):
-    if model.steps_per_execution != steps:
-        model.steps_per_execution = steps
-        # Compiled functions bake the value in; force them to be rebuilt.
-        model.train_function = model.test_function = model.predict_function = None
-
-
-def build_optimizer_slots(model):
-    """Creates the optimizer's slot variables before the first step.
-
-    Keras otherwise creates them while tracing the first step, and TensorFlow
-    then traces the step a second time; building them first (as Keras does
-    when loading a model) roughly halves the start-up cost of a small fit.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and not optimizer.built:
-        # Slots belong to the strategy the model was built under.
-        with model.distribute_strategy.scope():
-            optimizer.build(model.trainable_variables)
-
-
-def _check_monitors(callbacks, has_validation):
-    if has_validation:
-        return
-    for callback in callbacks or ():
-        monitor = getattr(callback, "monitor", None)
-        if isinstance(monitor, str) and monitor.startswith("val_"):
-            raise ConfigError(
-                f"{type(callback).__name__} watches {monitor!r}, but there is no validation "
-                f"data. Pass validation_data=(x_val, y_val) or validation_split=0.2, or watch "
-                f"{monitor[4:]!r}."
-            )
+def resolve_verbose(verbose):
+    """`"auto"` means a progress bar on a terminal and one plain line per epoch otherwise."""
+    if verbose == "auto":
+        return 1 if getattr(sys.stdout, "isatty", lambda: False)() else 2
+    return verbose
 
 
 def fit(
@@ -242,8 +66,10 @@ def fit(
     steps_per_execution="auto",
     spec=None,
     strategy=None,
+    initial_epoch=0,
+    engine="auto",
 ):
-    """Trains `model` like `model.fit`, on a fast validated input pipeline.
+    """Trains `model` like `model.fit`, on the training engine that suits the backend.
 
     Same meaning as `keras.Model.fit` for the arguments it shares; returns the
     same `History`. Before anything runs it checks features (numeric, finite,
@@ -268,8 +94,12 @@ def fit(
         seed: seeds Keras's generators and the shuffle, so two runs (even in
             separate processes) give the same history; epochs are still
             reshuffled.
-        steps_per_execution: batches per call into TensorFlow, or "auto"
-            (one epoch, up to 64).
+        steps_per_execution: batches per call into the backend, or "auto"
+            (one epoch, up to 64 on TensorFlow; a whole epoch per call on JAX).
+        initial_epoch: epoch to start from (for resuming), as in Keras.
+        engine: "auto" (chosen from the backend, the strategy and the data),
+            or one of `kerakit.engines.ENGINES`: "tensorflow", "jax", "torch",
+            "keras" (Keras's own `model.fit`) or "distributed".
         spec: the `ProblemSpec`; defaults to the one `build_model` attached.
         strategy: a `tf.distribute.Strategy` or name ("mirrored",
             "multiworker", "default") the model was built under
@@ -284,72 +114,51 @@ def fit(
                           callbacks=kerakit.default_callbacks(spec))
     ```
     """
-    import tensorflow as tf
-
-    from kerakit import distribute
-
-    # A model built under a strategy trains under it (as with model.fit).
-    strategy = strategy if strategy is not None else distribute.model_strategy(model)
-    if strategy is not None:
-        return distribute.fit(
-            model, x, y, strategy=strategy, batch_size=batch_size, epochs=epochs,
-            verbose=verbose, callbacks=callbacks, validation_split=validation_split,
-            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
-            sample_weight=sample_weight, seed=seed, steps_per_execution=steps_per_execution,
-            spec=spec,
-        )
+    checks.check_fit_arguments(batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                               sample_weight=sample_weight, class_weight=class_weight,
+                               initial_epoch=initial_epoch)
+    name = engines.choose(model, x, strategy=strategy, engine=engine)
     spec = spec or spec_of(model)
     if seed is not None:
         set_seed(seed)
-    if isinstance(x, tf.data.Dataset):
+    options = engines.FitOptions(
+        batch_size=int(batch_size), epochs=int(epochs), initial_epoch=int(initial_epoch),
+        verbose=resolve_verbose(verbose), callbacks=list(callbacks or []), shuffle=bool(shuffle),
+        seed=seed, steps_per_execution=steps_per_execution, strategy=strategy,
+    )
+    data = _training_data(model, x, y, spec, validation_split, validation_data, class_weight, sample_weight)
+    checks.check_monitors(options.callbacks, data.validation is not None)
+    return engines.get(name).fit(model, data, options)
+
+
+def _training_data(model, x, y, spec, validation_split, validation_data, class_weight, sample_weight):
+    """Checks features, labels and weights once, for every engine; splits off validation rows."""
+    if engines.is_dataset(x):
         ignored = {"class_weight": class_weight, "sample_weight": sample_weight,
-                   "validation_split": validation_split or None}
+                   "validation_split": validation_split or None, "y": y}
         given = sorted(k for k, v in ignored.items() if v is not None)
         if given:
             raise ConfigError(
                 f"{', '.join(given)} cannot be applied to a tf.data.Dataset, which is used as "
-                f"is. Put weights in the dataset as (x, y, sample_weight) elements and pass "
-                f"validation_data=..., or pass arrays instead."
+                f"is. Put labels and weights in the dataset as (x, y, sample_weight) elements "
+                f"and pass validation_data=..., or pass arrays instead."
             )
-        if steps_per_execution != "auto":
-            _set_steps_per_execution(model, int(steps_per_execution))
-        _check_monitors(callbacks, validation_data is not None)
-        build_optimizer_slots(model)
-        return model.fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                         validation_data=validation_data, shuffle=False)
+        return engines.TrainingData(x, None, validation=validation_data)
     if y is None:
         raise DataError("`y` is required when `x` is not a tf.data.Dataset.")
     x, y = prepare(model, x, y, spec)
-    weights = None
-    if class_weight is not None:
-        weights = class_weights(spec, y, class_weight)
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
-        _check_same_rows(x, sample_weight, "sample_weight")
-        weights = sample_weight if weights is None else weights * sample_weight
+    checks.check_magnitude(x)
+    weights = checks.example_weights(spec, y, class_weight, checks.check_weights(sample_weight))
     if validation_split and validation_data is None:
-        (x, y, weights), (xv, yv, _) = _split([x, y, weights], validation_split)
+        (x, y, weights), (xv, yv, _) = checks.split_validation([x, y, weights], validation_split)
         validation_data = (xv, yv)
-    _check_monitors(callbacks, validation_data is not None)
-    train = make_dataset(x, y, weights, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    val = None
-    if validation_data is not None:
-        if isinstance(validation_data, tf.data.Dataset):
-            val = validation_data
-        else:
-            xv, yv = validation_data[0], validation_data[1]
-            xv, yv = prepare(model, xv, yv, spec, what="validation x")
-            # Validation metrics are averaged over examples, so a larger batch
-            # gives the same numbers in fewer steps.
-            val = make_dataset(xv, yv, batch_size=max(batch_size, VALIDATION_BATCH_SIZE))
-    steps = math.ceil(_rows(x) / batch_size)
-    if steps_per_execution == "auto":
-        steps_per_execution = max(1, min(steps, MAX_STEPS_PER_EXECUTION))
-    _set_steps_per_execution(model, int(steps_per_execution))
-    build_optimizer_slots(model)
-    # The pipeline already reshuffles; Keras's own shuffle flag does not apply to it.
-    return model.fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                     validation_data=val, shuffle=False)
+    if validation_data is not None and not engines.is_dataset(validation_data):
+        xv, yv = prepare(model, validation_data[0], validation_data[1], spec, what="validation x")
+        checks.check_magnitude(xv, "validation x")
+        wv = checks.check_weights(validation_data[2], "validation sample_weight") \
+            if len(validation_data) == 3 else None
+        validation_data = (xv, yv) if wv is None else (xv, yv, wv)
+    return engines.TrainingData(x, y, weights, validation_data)
 
 
 # Evaluation -----------------------------------------------------------------
@@ -358,7 +167,7 @@ def fit(
 def predict(model, x, batch_size=256):
     """Predicts with a validated input and a large batch (fast for small models)."""
     if not isinstance(x, dict):
-        x = validate_features(x, _model_input_shape(model))
+        x = validate_features(x, checks.model_input_shape(model))
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
 
@@ -474,5 +283,5 @@ def evaluate(model, x, y, spec=None, threshold=0.5, batch_size=256):
             "evaluate needs the problem spec for a model not built by kerakit: pass spec=... ."
         )
     x, _ = prepare(model, x, None, spec)
-    _check_same_rows(x, y)
+    checks.check_same_rows(x, y)
     return metrics_report(spec, y, predict(model, x, batch_size), threshold)

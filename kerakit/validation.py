@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, DataError, closest
 from kerakit.spec import ProblemSpec, class_indices, validate_labels
 
@@ -212,9 +213,17 @@ class FoldsOutcome:
 
 def predict_eager(model, x):
     """Predicts with direct calls, in chunks: no predict function is traced."""
-    parts = [np.asarray(model(x[i : i + PREDICT_CHUNK], training=False))
+    import keras
+
+    parts = [keras.ops.convert_to_numpy(model(x[i : i + PREDICT_CHUNK], training=False))
              for i in range(0, len(x), PREDICT_CHUNK)]
     return np.concatenate(parts).astype(np.float32)
+
+
+def _on_tensorflow():
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
 
 
 def _weights_path(directory, fold):
@@ -285,20 +294,34 @@ class FoldRunner:
         return self.x_val, self.y_val
 
     def pipelines(self, fold, batch_size):
-        """Returns `(train, validation, steps)` for a fold, built on first use."""
+        """Returns `(train, validation)` for a fold, built on first use.
+
+        On TensorFlow these are cached `tf.data` pipelines, reused by every
+        configuration; on other backends, `(x, y)` array pairs that the
+        engine puts on the device.
+        """
         key = (fold, int(batch_size))
         if key not in self._pipelines:
-            from kerakit.training import VALIDATION_BATCH_SIZE, make_dataset
-
             rows = self.splits[fold][0]
-            train = make_dataset(self.x[rows], self.y[rows], batch_size=int(batch_size),
-                                 shuffle=True, seed=self.seed + fold)
             x_val, y_val = self._validation_arrays(fold)
-            val = None
-            if x_val is not None:
-                val = make_dataset(x_val, y_val, batch_size=max(int(batch_size), VALIDATION_BATCH_SIZE))
-            self._pipelines[key] = (train, val, math.ceil(len(rows) / int(batch_size)))
+            val = None if x_val is None else (x_val, y_val)
+            train = (self.x[rows], self.y[rows])
+            if _on_tensorflow():
+                from kerakit.engines.tensorflow import make_dataset, validation_pipeline
+
+                train = make_dataset(*train, batch_size=int(batch_size), shuffle=True, seed=self.seed + fold)
+                val = validation_pipeline(val, int(batch_size))
+            self._pipelines[key] = (train, val)
         return self._pipelines[key]
+
+    def _fit(self, model, train, val, *, batch_size, epochs, **options):
+        from kerakit import training
+
+        if _on_tensorflow():
+            return training.fit(model, train, validation_data=val, epochs=int(epochs),
+                                steps_per_execution=self.steps_per_execution(batch_size, epochs), **options)
+        return training.fit(model, *train, validation_data=val, epochs=int(epochs),
+                            batch_size=int(batch_size), **options)
 
     def steps_per_execution(self, batch_size, epochs):
         """Batches per call into TensorFlow for a fit of `epochs` on this data.
@@ -307,7 +330,7 @@ class FoldRunner:
         Keras trace a loop, which costs about as much as 100-odd single steps:
         a fit that takes fewer steps than that in all runs one step per call.
         """
-        from kerakit.training import MAX_STEPS_PER_EXECUTION
+        from kerakit.engines.keras_fit import MAX_STEPS_PER_EXECUTION
 
         steps = math.ceil(len(self.splits[0][0]) / int(batch_size))
         if steps * int(epochs) <= SMALL_FIT_STEPS:
@@ -344,7 +367,6 @@ class FoldRunner:
 
         import keras
 
-        from kerakit import training
         from kerakit.callbacks import TerminateOnNaN
 
         start = time.perf_counter()
@@ -355,14 +377,13 @@ class FoldRunner:
         # A fresh graph state per configuration keeps metric names stable ("auc",
         # not "auc_1"); free_memory=False skips a full gc.collect per model.
         keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(self.seed)
+        set_random_seed(self.seed)
         model = build(hp)
         initial_weights = model.get_weights()
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        initial_state = [v.numpy() for v in optimizer.variables]
-        training._set_steps_per_execution(model, self.steps_per_execution(batch_size, epochs))
+        initial_state = [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
         for fold in range(len(self.splits)):
             if warm_start is not None:
                 model.load_weights(_weights_path(warm_start, fold))
@@ -370,19 +391,14 @@ class FoldRunner:
                 model.set_weights(initial_weights)
             for variable, value in zip(optimizer.variables, initial_state, strict=True):
                 variable.assign(value)
-            train, val, _ = self.pipelines(fold, batch_size)
+            train, val = self.pipelines(fold, batch_size)
             fold_callbacks = [TerminateOnNaN()] + copy.deepcopy(list(callbacks or []))
             if patience is not None and val is not None:
                 fold_callbacks.insert(0, keras.callbacks.EarlyStopping(
                     monitor=monitor, mode=direction, patience=int(patience), restore_best_weights=True))
-            if initial_epoch:
-                # kerakit.fit has no initial_epoch; on a dataset it is model.fit anyway.
-                history = model.fit(train, validation_data=val, epochs=int(epochs),
-                                    initial_epoch=int(initial_epoch), callbacks=fold_callbacks,
-                                    verbose=verbose, shuffle=False)
-            else:
-                history = training.fit(model, train, validation_data=val, epochs=int(epochs),
-                                       callbacks=fold_callbacks, verbose=verbose)
+            history = self._fit(model, train, val, batch_size=batch_size, epochs=epochs,
+                                initial_epoch=int(initial_epoch), callbacks=fold_callbacks,
+                                verbose=verbose)
             outcome.fits += 1
             logs = history.history
             if monitor not in logs:
@@ -414,17 +430,19 @@ class FoldRunner:
         """Trains `build(hp)` on every training row (no validation) for `epochs`."""
         import keras
 
-        from kerakit import training
-
         keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(self.seed)
+        set_random_seed(self.seed)
         model = build(hp)
         key = ("all", int(batch_size))
         if key not in self._pipelines:
-            self._pipelines[key] = training.make_dataset(
-                self.x, self.y, batch_size=int(batch_size), shuffle=True, seed=self.seed)
-        training._set_steps_per_execution(model, self.steps_per_execution(batch_size, epochs))
-        training.fit(model, self._pipelines[key], epochs=int(epochs), verbose=verbose)
+            train = (self.x, self.y)
+            if _on_tensorflow():
+                from kerakit.engines.tensorflow import make_dataset
+
+                train = make_dataset(*train, batch_size=int(batch_size), shuffle=True, seed=self.seed)
+            self._pipelines[key] = (train, None)
+        self._fit(model, self._pipelines[key][0], None, batch_size=batch_size, epochs=epochs,
+                  verbose=verbose)
         return model
 
 

@@ -13,7 +13,7 @@ from sklearn import metrics
 
 import kerakit as kk
 from kerakit.callbacks import TerminateOnNaN, TrainingDivergedError
-from kerakit.training import make_dataset
+from kerakit.engines.tensorflow import make_dataset
 
 
 def test_fit_learns_digits_better_than_chance(digits):

@@ -58,9 +58,9 @@ def _stochastic_layers(model):
 
 
 def _validated_pool(model, x):
-    from kerakit.training import _model_input_shape, validate_features
+    from kerakit.checks import model_input_shape, validate_features
 
-    return validate_features(x, _model_input_shape(model), what="x_pool")
+    return validate_features(x, model_input_shape(model), what="x_pool")
 
 
 def _run(model, x, passes, training):

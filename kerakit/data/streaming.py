@@ -347,7 +347,8 @@ def fit_csv_streaming(path, target, *, types, ignore, task, target_transform, cr
     from kerakit.callbacks import default_callbacks
     from kerakit.data.fit import TableResult
     from kerakit.data.table import build_table_model
-    from kerakit.training import MAX_STEPS_PER_EXECUTION, _set_steps_per_execution, fit, metrics_report
+    from kerakit.engines.keras_fit import MAX_STEPS_PER_EXECUTION
+    from kerakit.training import fit, metrics_report
 
     if target is None:
         raise ConfigError("fit_table needs the target column: pass target='column_name'.")
@@ -371,9 +372,9 @@ def fit_csv_streaming(path, target, *, types, ignore, task, target_transform, cr
     if has_validation and patience is not None:
         all_callbacks = default_callbacks(spec, patience=patience) + all_callbacks
     # Several steps per call into TensorFlow, as kerakit.fit does for arrays.
-    _set_steps_per_execution(train_model, max(1, min(len(train), MAX_STEPS_PER_EXECUTION)))
     history = fit(train_model, train, validation_data=val, epochs=epochs, callbacks=all_callbacks,
-                  seed=seed, verbose=verbose and 2, spec=spec)
+                  seed=seed, verbose=verbose and 2, spec=spec,
+                  steps_per_execution=max(1, min(len(train), MAX_STEPS_PER_EXECUTION)))
     report = {}
     for name in ("validation", "test"):
         if scan.counts[name]:

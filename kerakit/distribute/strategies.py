@@ -2,7 +2,6 @@
 
 import atexit
 import contextlib
-import contextvars
 import json
 import os
 import shutil
@@ -55,9 +54,6 @@ STRATEGIES = {
 }
 _INSTANCES = {}
 _DEFAULT = [None]  # set_default_strategy's choice
-# True while `fit` below hands a distributed model to `training.fit`, so that
-# `training.fit` does not hand it back.
-_DISPATCHED = contextvars.ContextVar("kerakit_distribute_dispatched", default=False)
 
 
 def set_default_strategy(strategy):
@@ -105,8 +101,6 @@ def use_strategy_for_run(strategy, runs_dir=None, quiet=False):
 
 def model_strategy(model):
     """Returns the non-default `tf.distribute.Strategy` a model was built under, or None."""
-    if _DISPATCHED.get():
-        return None
     import tensorflow as tf
 
     strategy = getattr(model, "distribute_strategy", None)
@@ -320,7 +314,8 @@ def save_on_chief(model, path, strategy=None):
     return path
 
 
-def _is_multiworker(strategy):
+def is_multiworker(strategy):
+    """True for a `tf.distribute.MultiWorkerMirroredStrategy`."""
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)

@@ -1,0 +1,285 @@
+"""Input checks shared by every engine: features, labels, weights, splits, callbacks.
+
+Core floor: imports only `errors` and `spec` (and NumPy / scikit-learn), so
+any feature package may use it. Each check raises a kerakit error that says
+what was found, what was expected and how to fix it, before training starts.
+"""
+
+import math
+
+import numpy as np
+
+from kerakit.errors import ConfigError, DataError, DataTypeError
+from kerakit.spec import class_indices, validate_labels
+
+
+def rows(x):
+    """Number of examples in an array, a DataFrame or a dict of columns."""
+    if isinstance(x, dict):
+        return len(next(iter(x.values()))) if x else 0
+    return len(x)
+
+
+def validate_features(x, input_shape=None, what="x"):
+    """Checks a feature array and returns it as float32.
+
+    Refuses object or string dtypes, NaN or infinite cells (naming where the
+    first ones are), empty data and a width that differs from the model's.
+    """
+    if hasattr(x, "to_numpy") and not isinstance(x, dict):
+        x = x.to_numpy()
+    x = np.asarray(x)
+    if x.size == 0 or x.ndim == 0:
+        raise DataError(f"`{what}` is empty (shape {x.shape}). Pass at least one example.")
+    if x.dtype.kind not in "biuf":
+        sample = x.ravel()[:3].tolist()
+        raise DataTypeError(
+            f"`{what}` must be numeric; received dtype {x.dtype} (values such as {sample!r}). "
+            f"Encode text or categorical columns first (see kerakit.data for raw-column "
+            f"models) or convert with x.astype('float32')."
+        )
+    if x.ndim == 1:
+        x = x[:, None]
+    x = x.astype(np.float32, copy=False)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        where = np.argwhere(bad)[:3].tolist()
+        raise DataError(
+            f"`{what}` has {int(bad.sum())} NaN or infinite cell(s) in "
+            f"{int(bad.reshape(len(x), -1).any(axis=1).sum())} row(s); first at (row, column) "
+            f"{where}. A single NaN turns the whole model into NaN. Impute or drop them "
+            f"(e.g. sklearn.impute.SimpleImputer), or use a raw-column model from kerakit.data."
+        )
+    if input_shape is not None:
+        expected = tuple(input_shape[1:])
+        if len(expected) == x.ndim - 1 and any(
+            e is not None and e != a for e, a in zip(expected, x.shape[1:], strict=True)
+        ):
+            raise DataError(
+                f"The model expects {expected[-1] if len(expected) == 1 else expected} feature(s) "
+                f"per row; `{what}` has {x.shape[1] if x.ndim == 2 else x.shape[1:]}. Use the "
+                f"same columns as at build time."
+            )
+    return x
+
+
+def check_same_rows(x, y, what="x"):
+    """Refuses labels (or weights) whose row count differs from the features'."""
+    if y is not None and rows(x) != len(y):
+        raise DataError(
+            f"`{what}` has {rows(x)} rows but the labels have {len(y)}. Each example needs "
+            f"exactly one label row."
+        )
+
+
+def model_input_shape(model):
+    """The model's input shape as a tuple, or None when it has several inputs or none yet."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        return None
+    return shape if isinstance(shape, tuple) else None
+
+
+def prepare(model, x, y=None, spec=None, what="x"):
+    """Validates features and labels for `model`; returns NumPy arrays ready to train on."""
+    if not isinstance(x, dict):
+        x = validate_features(x, model_input_shape(model), what=what)
+    if y is not None:
+        y = validate_labels(spec, y) if spec is not None else np.asarray(y)
+        check_same_rows(x, y, what)
+    return x, y
+
+
+def class_weights(spec, y, class_weight):
+    """Returns per-example weights for `class_weight` ("balanced" or {class: weight})."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    if spec is None or spec.task not in ("binary", "multiclass"):
+        raise ConfigError(
+            "`class_weight` applies to binary and multiclass problems with a known spec. "
+            f"Received task={getattr(spec, 'task', None)!r}."
+        )
+    labels = class_indices(spec, y).astype(np.int64)
+    classes = np.arange(spec.num_outputs if spec.task == "multiclass" else 2)
+    if class_weight == "balanced":
+        present = np.unique(labels)
+        table = dict(zip(present, compute_class_weight("balanced", classes=present, y=labels), strict=True))
+    elif isinstance(class_weight, dict):
+        names = spec.class_names or ()
+        table = {names.index(k) if k in names else int(k): float(v) for k, v in class_weight.items()}
+        unknown = sorted(set(table) - set(classes.tolist()))
+        if unknown:
+            raise ConfigError(f"`class_weight` names classes {unknown} that the spec does not have.")
+    else:
+        raise ConfigError(
+            f"`class_weight` must be 'balanced' or a dict {{class: weight}}. "
+            f"Received: class_weight={class_weight!r}"
+        )
+    return np.array([table.get(c, 1.0) for c in labels], dtype=np.float32)
+
+
+def example_weights(spec, y, class_weight=None, sample_weight=None):
+    """Combines `class_weight` and `sample_weight` into one weight per example, or None."""
+    weights = None
+    if class_weight is not None:
+        weights = class_weights(spec, y, class_weight)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
+        check_same_rows(sample_weight, y, "sample_weight")
+        weights = sample_weight if weights is None else weights * sample_weight
+    return weights
+
+
+def split_validation(arrays, validation_split):
+    """Keeps Keras's meaning: the last `validation_split` fraction, before shuffling."""
+    if not 0 < validation_split < 1:
+        raise ConfigError(f"`validation_split` must be in (0, 1). Received: {validation_split!r}")
+    n = rows(arrays[0])
+    cut = int(math.floor(n * (1 - validation_split)))
+    if cut == 0 or cut == n:
+        raise DataError(
+            f"validation_split={validation_split} leaves no rows for training or validation "
+            f"with {n} rows. Pass more data or another fraction."
+        )
+
+    def take(a, sl):
+        if a is None:
+            return None
+        if isinstance(a, dict):
+            return {k: v[sl] for k, v in a.items()}
+        return a[sl]
+
+    return [take(a, slice(0, cut)) for a in arrays], [take(a, slice(cut, None)) for a in arrays]
+
+
+def check_monitors(callbacks, has_validation):
+    """Refuses a callback that watches `val_*` when there is no validation data."""
+    if has_validation:
+        return
+    for callback in callbacks or ():
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("val_"):
+            raise ConfigError(
+                f"{type(callback).__name__} watches {monitor!r}, but there is no validation "
+                f"data. Pass validation_data=(x_val, y_val) or validation_split=0.2, or watch "
+                f"{monitor[4:]!r}."
+            )
+
+
+def _is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_count(name, value, minimum=1, spelled=None):
+    """Refuses a count (epochs, batch_size, ...) that is not a whole number >= `minimum`.
+
+    Returns it as an `int`. `spelled` is how the caller writes the option
+    (e.g. "--epochs" from the shell); defaults to `name`.
+    """
+    spelled = spelled or name
+    if not _is_integer(value):
+        hint = f" Pass {spelled}={int(value)}." if isinstance(value, float) and value.is_integer() else ""
+        raise ConfigError(
+            f"`{spelled}` must be a whole number >= {minimum}. Received: {spelled}={value!r} "
+            f"({type(value).__name__}).{hint}"
+        )
+    if value < minimum:
+        raise ConfigError(f"`{spelled}` must be >= {minimum}. Received: {spelled}={value!r}.")
+    return int(value)
+
+
+def check_weights(weights, what="sample_weight"):
+    """Refuses weights that are not finite non-negative numbers with at least one above zero."""
+    if weights is None:
+        return None
+    array = np.asarray(weights)
+    if array.dtype.kind not in "biuf":
+        raise DataTypeError(
+            f"`{what}` must be numbers, one per example; received dtype {array.dtype} (values "
+            f"such as {array.ravel()[:3].tolist()!r}). Convert with np.asarray(w, dtype=float)."
+        )
+    array = array.astype(np.float32).reshape(-1)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise DataError(
+            f"`{what}` has {int(bad.sum())} NaN or infinite value(s), first at row "
+            f"{int(np.argmax(bad))}; the loss would be NaN. Give every example a finite weight."
+        )
+    if (array < 0).any():
+        raise DataError(
+            f"`{what}` has {int((array < 0).sum())} negative value(s), first at row "
+            f"{int(np.argmax(array < 0))} ({float(array[np.argmax(array < 0)])}); a negative "
+            f"weight rewards the loss for growing. Weights must be >= 0."
+        )
+    if array.size and not (array > 0).any():
+        raise DataError(f"Every `{what}` value is 0, so nothing would be learned. Give some examples weight.")
+    return array
+
+
+def check_class_weight(class_weight):
+    """Refuses a `class_weight` that is neither "balanced" nor a {class: finite weight >= 0} dict."""
+    if class_weight is None or class_weight == "balanced":
+        return
+    if not isinstance(class_weight, dict):
+        raise ConfigError(
+            f"`class_weight` must be 'balanced' or a dict {{class: weight}}. "
+            f"Received: class_weight={class_weight!r}"
+        )
+    for key, value in class_weight.items():
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) or value < 0:
+            raise ConfigError(
+                f"`class_weight` values must be finite numbers >= 0. Received: "
+                f"class_weight[{key!r}]={value!r}."
+            )
+
+
+# The largest float32 whose square is still finite: a feature beyond it
+# overflows in the first matrix product or variance computed on it.
+FEATURE_LIMIT = float(np.sqrt(np.finfo(np.float32).max))
+
+
+def check_magnitude(x, what="x"):
+    """Refuses finite features so large that float32 arithmetic on them overflows."""
+    if isinstance(x, dict):
+        return
+    big = np.abs(x) > FEATURE_LIMIT
+    if big.any():
+        where = np.argwhere(big)[:3].tolist()
+        raise DataError(
+            f"`{what}` has {int(big.sum())} value(s) larger than {FEATURE_LIMIT:.3g} in magnitude, "
+            f"first at (row, column) {where}; their square overflows float32 and the loss becomes "
+            f"NaN. Scale the features first (e.g. sklearn.preprocessing.StandardScaler or a log)."
+        )
+
+
+def check_validation_data(validation_data):
+    """Refuses `validation_data` that is not `(x_val, y_val)` or `(x_val, y_val, weights)`."""
+    if validation_data is None or hasattr(validation_data, "element_spec"):
+        return validation_data
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        got = f"a {type(validation_data).__name__}"
+        if isinstance(validation_data, (tuple, list)):
+            got += f" of {len(validation_data)} item(s)"
+        raise ConfigError(
+            f"`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight). "
+            f"Received {got}."
+        )
+    return validation_data
+
+
+def check_fit_arguments(*, batch_size, epochs, validation_data=None, sample_weight=None,
+                        class_weight=None, initial_epoch=0):
+    """Checks `fit`'s options in one place, before any data is touched or anything trains."""
+    check_count("batch_size", batch_size)
+    check_count("epochs", epochs)
+    check_count("initial_epoch", initial_epoch, minimum=0)
+    if initial_epoch >= epochs:
+        raise ConfigError(
+            f"`initial_epoch` ({initial_epoch}) must be smaller than `epochs` ({epochs}), or "
+            f"nothing trains. Pass epochs={initial_epoch + 1} or more."
+        )
+    check_validation_data(validation_data)
+    check_class_weight(class_weight)
+    if sample_weight is not None:
+        check_weights(sample_weight)
