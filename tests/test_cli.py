@@ -237,3 +237,65 @@ def test_commands_hold_back_tensorflow_start_up_lines():
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["tensorflow"]
     assert "I0000" not in result.stderr and "absl" not in result.stderr, result.stderr
+
+
+# Issue 14: data files, flags in messages, fast argument errors, run listing ----
+
+
+def test_a_data_file_given_as_recipe_points_to_the_csv_recipe(tmp_path, capsys):
+    (tmp_path / "file.csv").write_text("a,y\n1,2\n")
+    assert cli.main(["run", str(tmp_path / "file.csv"), "--target", "y"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "AttributeError" not in err
+    assert f"kerakit run csv --path {tmp_path / 'file.csv'} --target y" in err
+    assert cli.main(["run", "file.csv"]) == 1
+    err = capsys.readouterr().err
+    assert "Unknown recipe" not in err and "kerakit run csv --path file.csv --target COLUMN" in err
+
+
+def test_argument_errors_come_before_tensorflow_and_leave_no_run(tmp_path):
+    """`kerakit run csv` without --target: a clear error in well under a second of work."""
+    (tmp_path / "semi.csv").write_text("species;island;mass\nA;x;1\nB;y;2\n")
+    script = textwrap.dedent("""
+        import contextlib, io, sys, time
+        from kerakit.cli import main
+        for argv in (["run", "csv"], ["run", "csv", "--path", "semi.csv"],
+                     ["run", "csv", "--path", "semi.csv", "--target", "specis"],
+                     ["run", "csv", "--path", "semi.csv", "--target", "species", "--epochs", "0"]):
+            err = io.StringIO()
+            start = time.time()
+            with contextlib.redirect_stderr(err):
+                code = main(argv + ["--runs-dir", "runs"])
+            print(code, "|", round(time.time() - start, 2), "|", "tensorflow" in sys.modules, "|",
+                  err.getvalue().strip())
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(" | ") for line in result.stdout.strip().splitlines()]
+    assert [(code, tf) for code, _, tf, _ in lines] == [("1", "False")] * 4
+    assert all(float(seconds) < 5 for _, seconds, _, _ in lines)
+    messages = [message for *_, message in lines]
+    assert "Pass --path data.csv and --target COLUMN" in messages[0]
+    assert "Pass --target COLUMN" in messages[1]
+    # The separator was sniffed: the columns are the semicolon file's three.
+    assert "(--target specis)" in messages[2] and "Did you mean 'species'?" in messages[2]
+    assert "'species', 'island', 'mass'" in messages[2]
+    assert "`--epochs` must be" in messages[3] and "Received: --epochs 0" in messages[3]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_runs_lists_the_data_file_target_and_state(tmp_path, capsys):
+    from kerakit import runs
+
+    run = runs.Run("csv", root=tmp_path, run_id="20250101-120000-abcd")
+    run.write_manifest(recipe="csv", id=run.id, status="completed", started="2025-01-01T12:00:00",
+                       data={"source": "data/penguins.csv", "target": "species"},
+                       warnings=["The test split has only 5 rows"])
+    assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "DATA" in out and "penguins.csv → species" in out and "too small to measure" in out
+    assert cli.main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["data"] == {"source": "data/penguins.csv", "target": "species"}
+    assert row["warnings"] == ["The test split has only 5 rows"]

@@ -353,3 +353,118 @@ def test_split_data_keeps_class_proportions_and_leaves_real_targets_unstratified
     target = np.random.default_rng(0).normal(size=200)
     splits = recipes.split_data(x, target, seed=0)
     assert len(splits["y_test"]) == 40 and len(splits["y_train"]) == 120
+
+
+# Issue 14: flags in messages, checks before training, units, small splits -----
+
+
+def _csv_recipe():
+    return recipes.load("csv")
+
+
+def test_python_arguments_in_messages_become_the_recipes_flags():
+    config = _csv_recipe().Config
+    message = ("Fix those cells, pass na_values=['?'] if they mean 'missing', or declare it "
+               "types={'zip': 'string_categorical'}. Drop rows with drop_missing_target=True, "
+               "pass encoding='latin-1', sep=';', ignore=['id'], or na_values=[...]. "
+               "`epochs` must be at least 1. Received: epochs=-1. spec.task='x', units=(64, 32)")
+    assert recipes.shell_message(message, config) == (
+        "Fix those cells, pass --na-values '?' if they mean 'missing', or declare it "
+        "--types zip=string_categorical. Drop rows with --drop-missing-target, "
+        "pass --encoding latin-1, --sep ';', --ignore id, or --na-values .... "
+        "`--epochs` must be at least 1. Received: --epochs -1. spec.task='x', --units 64 32")
+    # Names that are not fields of the recipe, and Python callers, keep the Python spelling.
+    assert recipes.shell_message("pass cross_bins=3", config) == "pass cross_bins=3"
+
+
+def test_small_test_splits_are_flagged_with_their_uncertainty():
+    from kerakit.spec import ProblemSpec
+
+    low, high = recipes.wilson_interval(0.8, 5)
+    assert 0.37 < low < 0.38 and 0.96 < high < 0.97
+    binary = ProblemSpec(task="binary")
+    [warning] = recipes.measurement_warnings(binary, [0, 1, 1, 0, 1], {"accuracy": 0.8})
+    assert "only 5 rows" in warning and "0.38 to 0.96" in warning and "width 0.59" in warning
+    assert recipes.measurement_warnings(binary, [0, 1] * 50, {"accuracy": 0.8}) == []
+    [thin] = recipes.measurement_warnings(binary, [0] * 97 + [1] * 3, {"accuracy": 0.97})
+    assert "fewer than 5 rows of some classes ('1': 3)" in thin
+    [regression] = recipes.measurement_warnings(ProblemSpec(task="regression"), [1.0] * 8, {})
+    assert "RMSE measured on 8 rows is uncertain by about ±49%" in regression
+
+
+UNITS = '''
+"""Units: a regression recipe trained on a standardized target, tested on 10 rows."""
+import dataclasses
+
+
+@dataclasses.dataclass
+class Config:
+    fail: bool = False  # refuse the data
+    seed: int = 0  # seed
+    smoke: bool = False  # smoke
+
+
+def data(config):
+    import numpy as np
+    import kerakit as kk
+    from kerakit.errors import DataError
+
+    if config.fail:
+        raise DataError("Column 'x' mixes numbers and text.")
+    x = np.arange(40, dtype="float32").reshape(20, 2)
+    return {"x_train": x[:5], "y_train": x[:5, 0], "x_val": x[5:10], "y_val": x[5:10, 0],
+            "x_test": x[10:], "y_test": x[10:, 0], "spec": kk.ProblemSpec(task="regression"),
+            "target_transform": {"kind": "standardize", "mean": 20.0, "scale": 11.5}}
+
+
+def run(config, data, run):
+    run.save_history({"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]}, units="standardized y units")
+    return {"rmse": 2.5, "n": 10}
+'''
+
+
+def test_history_units_target_transform_and_small_split_warning_reach_the_run(tmp_path, capsys):
+    module = recipes.load(str(_write(tmp_path / "src", "units.py", UNITS)))
+    result = recipes.execute(module, module.Config(), runs_dir=tmp_path / "runs")
+    out = capsys.readouterr().out
+    assert "learning curves and history.csv are in standardized y units" in out
+    assert "Warning: The test split has only 10 rows" in out
+    manifest = json.loads((Path(result["run_dir"]) / "manifest.json").read_text())
+    assert manifest["history_units"] == "standardized y units"
+    assert manifest["data"]["target_transform"] == {"kind": "standardize", "mean": 20.0,
+                                                    "scale": 11.5}
+    assert manifest["warnings"] == result["warnings"] and "±44%" in result["warnings"][0]
+
+    # Input the recipe refuses before training leaves no run directory behind.
+    with pytest.raises(RecipeError.__mro__[1], match="mixes numbers"):
+        recipes.execute(module, module.Config(fail=True), runs_dir=tmp_path / "runs", quiet=True)
+    assert [p.name for p in (tmp_path / "runs" / "units").iterdir()] == [result["run_id"]]
+
+
+@pytest.mark.slow
+def test_csv_recipe_reads_a_semicolon_file_with_the_new_flags(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"size": rng.normal(50, 10, 80).round(1).astype(object),
+                          "color": rng.choice(["red", "blue"], 80)})
+    frame["price"] = (frame["size"].astype(float) * 3 + rng.normal(0, 1, 80)).round(1)
+    frame.loc[[3, 9], "size"] = "?"
+    frame.loc[5, "price"] = None
+    (tmp_path / "houses.csv").write_bytes(frame.to_csv(sep=";", index=False).encode("latin-1"))
+    base = [str(tmp_path / "houses.csv"), "--target", "price", "--epochs", "2",
+            "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    assert recipes.run_command("csv", ["--path", *base]) == 1
+    assert "--drop-missing-target (keeps 79 rows)" in capsys.readouterr().err
+    assert recipes.run_command("csv", ["--path", *base, "--drop-missing-target"]) == 1
+    err = capsys.readouterr().err
+    assert "pass --na-values ... for tokens" in err and "na_values" not in err
+    assert recipes.run_command("csv", ["--path", *base, "--drop-missing-target", "--na-values",
+                                       "?", "--encoding", "latin-1"]) == 0
+    [run_dir] = (tmp_path / "runs" / "csv").iterdir()  # the refused tries left nothing
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["data"]["rows"]["test"] == 12
+    assert manifest["data"]["target_transform"]["kind"] == "standardize"
+    assert manifest["history_units"].startswith("standardized price units")
+    assert manifest["warnings"] and "only 12 rows" in manifest["warnings"][0]

@@ -30,6 +30,7 @@ from kerakit.recipes.flags import (
     build_parser,
     make_config,
     parse_args,
+    shell_message,
 )
 from kerakit.recipes.registry import (
     BUILTIN_PACKAGE,
@@ -40,20 +41,27 @@ from kerakit.recipes.registry import (
     available,
     builtin_dir,
     check,
+    data_file_command,
     find,
     load,
     module_recipe_name,
     recipe_dirs,
     recipe_name,
+    refuse_data_file,
 )
 from kerakit.recipes.runner import (
     DATA_KEYS,
+    FIELD_RULES,
+    check_config,
     check_data,
+    cli_message,
     execute,
     format_report,
     main,
+    measurement_warnings,
     run_command,
     split_data,
+    wilson_interval,
 )
 
 # Public aliases (`kerakit.load_recipe`, `kerakit.run_recipe`).
@@ -66,4 +74,6 @@ __all__ = [
     "builtin_dir", "check", "check_data", "execute", "find", "format_report", "load",
     "load_recipe", "main", "make_config", "module_recipe_name", "parse_args", "recipe_dirs",
     "recipe_name", "run_command", "run_recipe", "split_data",
+    "FIELD_RULES", "check_config", "cli_message", "data_file_command", "measurement_warnings",
+    "refuse_data_file", "shell_message", "wilson_interval",
 ]
