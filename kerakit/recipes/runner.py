@@ -198,6 +198,8 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     except BaseException as error:
         if isinstance(error, KerakitError) and not data_checked and run.discard():
             # The recipe refused its input before training: nothing ran, nothing to list.
+            run.print(f"[kerakit] {name}: the input was refused before training; run directory "
+                      f"removed")
             raise
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         run.write_manifest(status=status, ended=runs_module.timestamp(),
