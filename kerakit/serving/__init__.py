@@ -15,8 +15,12 @@ routes the requests and uvicorn speaks HTTP.
 
 `.keras` files are always loaded with `safe_mode=True`. A SavedModel is a
 TensorFlow program: serve only exports you trust (TensorFlow's own advice).
+It is served only from a folder named explicitly: a run directory
+(manifest.json or model.keras inside) always serves its model.keras.
 
-Importing this package does not import TensorFlow.
+Every Keras backend serves a `.keras` model; a SavedModel needs TensorFlow.
+Importing this package does not import TensorFlow, and serving a `.keras`
+model on JAX or PyTorch never does.
 """
 
 from kerakit.serving.models import (
@@ -32,15 +36,19 @@ from kerakit.serving.service import (
     BATCH_WAIT_MS,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    KEEP_ALIVE_TIMEOUT,
     MAX_BATCH_SIZE,
     MAX_BODY_BYTES,
+    MAX_CONNECTIONS,
+    REQUEST_TIMEOUT,
     RunningServer,
     Service,
     serve,
 )
 
 __all__ = [
-    "BATCH_WAIT_MS", "DEFAULT_HOST", "DEFAULT_PORT", "MAX_BATCH_SIZE", "MAX_BODY_BYTES",
+    "BATCH_WAIT_MS", "DEFAULT_HOST", "DEFAULT_PORT", "KEEP_ALIVE_TIMEOUT", "MAX_BATCH_SIZE",
+    "MAX_BODY_BYTES", "MAX_CONNECTIONS", "REQUEST_TIMEOUT",
     "RunningServer", "Servable", "Service", "TensorInfo", "export", "format_response",
     "input_signature", "load_model", "load_servables", "parse_request", "serve",
 ]

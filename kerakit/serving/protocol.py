@@ -140,7 +140,8 @@ def _convert(info, value, where, has_bool):
 # Column kind (kerakit.data) → the JSON types a cell may have (null is always allowed).
 _CELL_TYPES = {
     "numeric": ((int, float), "a number"),
-    "integer_categorical": ((int,), "a whole number"),
+    # 5.0 is what pandas' to_dict and a CSV give for an integer code: accepted; 5.5 is not.
+    "integer_categorical": ((int, float), "a whole number"),
     "string_categorical": ((str,), "a string"),
     "boolean": ((bool,), "true or false"),
 }
@@ -155,6 +156,8 @@ def _check_cells(column, values, where):
         if not bad and isinstance(cell, float) and not np.isfinite(cell):
             fail(f"Column '{column['name']}' in {where} {i} is {cell}. Send a finite number, "
                  f"or null for a missing value (the model fills it as in training).")
+        if not bad and column["kind"] == "integer_categorical" and isinstance(cell, float):
+            bad = not cell.is_integer() or abs(cell) > 2**53
         if bad:
             fail(f"Column '{column['name']}' ({column['kind']}) in {where} {i} must be {wanted} "
                  f"or null; received {short(cell)}.")

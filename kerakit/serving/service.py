@@ -10,12 +10,13 @@ import collections
 import concurrent.futures
 import contextlib
 import json
+import logging
 import threading
 
 import numpy as np
 
 from kerakit.errors import ConfigError, RequestError, RunError
-from kerakit.serving.models import SIGNATURE, VERSION_NAME, clean_name, load_servables
+from kerakit.serving.models import MAX_VERSION_DIGITS, SIGNATURE, VERSION_NAME, clean_name, load_servables
 from kerakit.serving.protocol import fail, format_response, parse_request, short
 
 DEFAULT_HOST = "127.0.0.1"
@@ -26,18 +27,44 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_BATCH_SIZE = 64
 # How long the batcher waits for more requests once one has arrived.
 BATCH_WAIT_MS = 1.0
+# Seconds a client has to send a whole request (headers and body) once it starts one
+# (and to start one on a new connection); then it gets 408 and the connection closes.
+REQUEST_TIMEOUT = 30.0
+# Seconds an idle keep-alive connection stays open between requests.
+KEEP_ALIVE_TIMEOUT = 5.0
+# Open connections at most; more are refused with 503 and closed ("auto": below the
+# process's open-file limit, so idle sockets cannot starve the server of descriptors).
+MAX_CONNECTIONS = "auto"
+
+_log = logging.getLogger("kerakit.serving")
 
 
 # Micro-batching -----------------------------------------------------------------
+
+
+class _Request:
+    """One waiting `:predict`: its feeds, rows, the future it awaits, and its batch key."""
+
+    __slots__ = ("feeds", "rows", "future", "key")
+
+    def __init__(self, feeds, rows, future):
+        self.feeds = feeds
+        self.rows = rows
+        self.future = future
+        # Only requests with the same per-row shapes and dtypes can be concatenated
+        # (a variable-length input gives different shapes).
+        self.key = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(feeds.items()))
 
 
 class _Batcher:
     """Queues requests for one servable and runs them together on the model thread.
 
     With batching on, the first waiting request opens a batch; requests that
-    arrive within `wait` seconds (or are already queued) join it, up to
-    `max_rows` rows; the batch runs as one model call and each request gets
-    its slice back. With batching off, each request is its own model call.
+    arrive within `wait` seconds (or are already queued) and have the same
+    per-row shapes and dtypes join it, up to `max_rows` rows; the batch runs
+    as one model call and each request gets its slice back. With batching
+    off, each request is its own model call. Whatever goes wrong with a batch
+    is answered to that batch's requests; the batcher itself keeps running.
     """
 
     def __init__(self, servable, executor, batching, max_rows, wait):
@@ -51,9 +78,27 @@ class _Batcher:
         self._ready = None
         self._task = None
 
+    @property
+    def alive(self):
+        return self._task is not None and not self._task.done()
+
     def start(self):
         self._ready = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.add_done_callback(self._stopped)
+
+    def _stopped(self, task):
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("kerakit serve: the batcher of model version %s stopped: %r",
+                       self.servable.version, task.exception())
+        self._fail_pending(RequestError("The model's batching task has stopped; this model version "
+                                        "cannot answer. Restart the server.", 503))
+
+    def _fail_pending(self, error):
+        while self._pending:
+            future = self._pending.popleft().future
+            if not future.done():
+                future.set_exception(error)
 
     async def stop(self):
         if self._task is not None:
@@ -62,24 +107,33 @@ class _Batcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        for _, _, future in self._pending:
-            if not future.done():
-                future.cancel()
+        for item in self._pending:
+            if not item.future.done():
+                item.future.cancel()
 
     async def predict(self, feeds, rows):
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((feeds, rows, future))
+        if not self.alive:
+            fail("This model version's batching task has stopped; it cannot answer. Restart the "
+                 "server.", 503)
+        item = _Request(feeds, rows, asyncio.get_running_loop().create_future())
+        self._pending.append(item)
         self._ready.set()
-        return await future
+        return await item.future
 
     def _take(self):
-        batch = [self._pending.popleft()]
-        rows = batch[0][1]
-        while self.batching and self._pending and rows + self._pending[0][1] <= self.max_rows:
+        """The next batch: the oldest request and those after it it can be concatenated with."""
+        first = self._pending.popleft()
+        batch, rows, rest = [first], first.rows, collections.deque()
+        while self.batching and self._pending:
             item = self._pending.popleft()
-            batch.append(item)
-            rows += item[1]
-        return batch
+            if item.key == first.key and rows + item.rows <= self.max_rows:
+                batch.append(item)
+                rows += item.rows
+            else:
+                rest.append(item)
+        rest.extend(self._pending)  # with batching off, nothing above was looked at
+        self._pending = rest
+        return [item for item in batch if not item.future.cancelled()]
 
     async def _run(self):
         loop = asyncio.get_running_loop()
@@ -87,31 +141,31 @@ class _Batcher:
             await self._ready.wait()
             self._ready.clear()
             while self._pending:
-                if self.batching and self.wait > 0 and sum(r for _, r, _ in self._pending) < self.max_rows:
+                if self.batching and self.wait > 0 and sum(i.rows for i in self._pending) < self.max_rows:
                     await asyncio.sleep(self.wait)
-                batch = [item for item in self._take() if not item[2].cancelled()]
-                if not batch:
-                    continue
-                await self._execute(loop, batch)
+                batch = self._take()
+                if batch:
+                    await self._execute(loop, batch)
 
     async def _execute(self, loop, batch):
-        if len(batch) == 1:
-            feeds = batch[0][0]
-        else:
-            feeds = {k: np.concatenate([item[0][k] for item in batch]) for k in batch[0][0]}
-        self.calls += 1
         try:
+            if len(batch) == 1:
+                feeds = batch[0].feeds
+            else:
+                feeds = {k: np.concatenate([item.feeds[k] for item in batch]) for k in batch[0].feeds}
+            self.calls += 1
             outputs = await loop.run_in_executor(self._executor, self.servable.predict, feeds)
-        except Exception as error:  # the model failed: every request in the batch learns why
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        start = 0
-        for _, rows, future in batch:
-            if not future.done():
-                future.set_result({k: v[start:start + rows] for k, v in outputs.items()})
-            start += rows
+            start = 0
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result({k: v[start:start + item.rows] for k, v in outputs.items()})
+                start += item.rows
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # every request in the batch learns why; the batcher lives on
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
 
 
 # The HTTP service -----------------------------------------------------------------
@@ -149,6 +203,8 @@ class Service:
         max_body_bytes: larger request bodies are refused with 413.
             Defaults to 4 MiB.
         versions: "latest" or "all" (for an export folder). Defaults to "latest".
+        request_timeout: seconds a request's body may take to arrive; slower
+            ones get 408 and the connection closes. Defaults to 30.
 
     Example:
 
@@ -159,11 +215,13 @@ class Service:
     """
 
     def __init__(self, model, name=None, *, batching=True, max_batch_size=MAX_BATCH_SIZE,
-                 batch_wait_ms=BATCH_WAIT_MS, max_body_bytes=MAX_BODY_BYTES, versions="latest"):
+                 batch_wait_ms=BATCH_WAIT_MS, max_body_bytes=MAX_BODY_BYTES, versions="latest",
+                 request_timeout=REQUEST_TIMEOUT):
         for option, value, minimum in (("max_batch_size", max_batch_size, 1),
                                        ("max_body_bytes", max_body_bytes, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"`{option}` must be an integer >= {minimum}. Received: {value!r}")
+        _check_seconds("request_timeout", request_timeout)
         if not isinstance(batch_wait_ms, (int, float)) or not 0 <= batch_wait_ms <= 1000:
             raise ConfigError(
                 f"`batch_wait_ms` must be a number of milliseconds in [0, 1000]. "
@@ -178,6 +236,7 @@ class Service:
         self.max_batch_size = max_batch_size
         self.batch_wait = batch_wait_ms / 1000.0
         self.max_body_bytes = max_body_bytes
+        self.request_timeout = float(request_timeout)
         self.batchers = {}
         self._executor = None
         self.app = self._build_app()
@@ -258,16 +317,35 @@ class Service:
         if version is None:
             return self.servables[max(self.servables)]
         loaded = ", ".join(str(v) for v in sorted(self.servables))
-        if not VERSION_NAME.match(version) or int(version) not in self.servables:
+        if not VERSION_NAME.fullmatch(version):
+            fail(f"Version {short(version)} is not a version number: expected 1 to "
+                 f"{MAX_VERSION_DIGITS} digits. Loaded version(s) of model '{self.name}': {loaded}.")
+        if int(version) not in self.servables:
             fail(f"Version {short(version)} of model '{self.name}' is not loaded. Loaded "
                   f"version(s): {loaded}.", 404)
         return self.servables[int(version)]
 
     async def _guard(self, handler, request):
+        from starlette.requests import ClientDisconnect
+
+        close = {"connection": "close"}
+        if "content-length" in request.headers and "transfer-encoding" in request.headers:
+            # Two framings for one body is how requests are smuggled: refuse, then close.
+            return self._json({"error": "The request has both Content-Length and Transfer-Encoding "
+                                        "headers. Send one of them."}, 400, close)
         try:
             return await handler(request)
         except RequestError as error:
+            # The rest of a refused body (413, 408) is read and dropped, within the
+            # protocol's deadline: closing now would reset the connection before the
+            # client reads the answer.
             return self._json({"error": str(error)}, error.status)
+        except ClientDisconnect:
+            client = request.client
+            _log.warning("kerakit serve: %s%s closed the connection before sending the whole "
+                         "request body.", "client " if client else "the client",
+                         f"{client.host}:{client.port}" if client else "")
+            return self._json({"error": "The client disconnected."}, 400)
 
     async def _status(self, request):
         return await self._guard(self._status_body, request)
@@ -275,10 +353,16 @@ class Service:
     async def _status_body(self, request):
         chosen = self._servable(request)
         versions = [chosen.version] if "version" in request.path_params else sorted(self.servables, reverse=True)
-        return self._json({"model_version_status": [
-            {"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-            for v in versions
-        ]})
+        return self._json({"model_version_status": [self._version_status(v) for v in versions]})
+
+    def _version_status(self, version):
+        batcher = self.batchers.get(version)
+        if batcher is None or batcher.alive:
+            return {"version": str(version), "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""}}
+        return {"version": str(version), "state": "END",
+                "status": {"error_code": "UNAVAILABLE",
+                           "error_message": "The batching task has stopped. Restart the server."}}
 
     async def _metadata(self, request):
         return await self._guard(self._metadata_body, request)
@@ -321,9 +405,21 @@ class Service:
             fail(f"Unsupported method ':{verb}'. This service answers ':predict' "
                   f"(classify/regress need tf.Example signatures).", status)
         servable = self._servable(request)
-        body = await self._read_body(request)
+        try:
+            body = await asyncio.wait_for(self._read_body(request), self.request_timeout)
+        except asyncio.TimeoutError:
+            fail(f"The request body did not arrive within {self.request_timeout:g} s. Send the "
+                 f"whole body at once, with a correct Content-Length.", 408)
         feeds, rows, columnar = parse_request(servable, body)
-        outputs = await self.batchers[servable.version].predict(feeds, rows)
+        try:
+            outputs = await self.batchers[servable.version].predict(feeds, rows)
+        except (RequestError, asyncio.CancelledError):
+            raise
+        except Exception as error:  # the model failed on this input: one line in the log, 500
+            _log.error("kerakit serve: the model failed on a request: %s: %s",
+                       type(error).__name__, str(error)[:500])
+            return self._json({"error": f"The model failed on this request: "
+                                        f"{type(error).__name__}: {str(error)[:1000]}"}, 500)
         return self._json(format_response(outputs, columnar))
 
     async def _read_body(self, request):
@@ -354,6 +450,131 @@ _TF_DTYPES = {
 
 
 # Running it -------------------------------------------------------------------------
+
+
+def _check_seconds(option, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise ConfigError(f"`{option}` must be a number of seconds in (0, 3600]. Received: {value!r}")
+
+
+def _connection_cap(max_connections):
+    """`max_connections` as an integer; "auto" stays below the open-file limit."""
+    if max_connections == "auto":
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        except (ImportError, OSError, ValueError):  # Windows has no RLIMIT_NOFILE
+            soft = 1024
+        if soft in (-1, None) or soft > 1_000_000:
+            return 1000
+        # Leave descriptors for the model's own files, logs and the listening socket.
+        return max(1, min(1000, soft - 128))
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+        raise ConfigError(f"`max_connections` must be an integer >= 1 or 'auto'. "
+                          f"Received: {max_connections!r}")
+    return max_connections
+
+
+def _raw_json_response(status, reason, message):
+    """A complete HTTP/1.1 response that closes the connection, for refusals outside the app."""
+    body = json.dumps({"error": message}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+def _protocol_class(request_timeout, max_connections):
+    """uvicorn's h11 protocol plus what it lacks: a deadline for request headers, a connection
+    cap refused with JSON, and JSON instead of plain text for malformed HTTP.
+
+    uvicorn times out only idle keep-alive connections (`timeout_keep_alive`);
+    a connection that never sends a request, or sends half its headers, would
+    stay open forever, and enough of them exhaust the file descriptors. Each
+    connection here gets `request_timeout` seconds to deliver its request
+    headers (the app bounds the body), counted from the connection or the end
+    of the previous response.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._deadline = None
+            self._draining = False
+            self._over_cap = len(self.connections) > max_connections
+            # A connection over the cap is refused at its first bytes, or after a second of silence.
+            self._arm(min(1.0, request_timeout) if self._over_cap else request_timeout)
+
+        def connection_lost(self, exc):
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data):
+            if self._over_cap:
+                self._refuse_over_cap()
+                return
+            super().data_received(data)
+            if self._draining and self.conn.their_state is not h11.SEND_BODY:
+                self._draining = False  # the refused body is all read: a fresh clock for the next
+                self._disarm()
+            # Between requests (none started, or the last one answered) the headers' clock runs.
+            if self.cycle is None or self.cycle.response_complete:
+                if self._deadline is None:
+                    self._arm(request_timeout)
+            else:
+                self._disarm()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            self._disarm()
+            self._draining = not self.transport.is_closing() and self.conn.their_state is h11.SEND_BODY
+            if self._draining:
+                # The client has not finished the request we answered (a refused body): bound it too.
+                self._arm(request_timeout)
+
+        def _arm(self, seconds):
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self):
+            if getattr(self, "_deadline", None) is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self):
+            self._deadline = None
+            if self.transport.is_closing():
+                return
+            if self._over_cap:
+                self._refuse_over_cap()
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                return  # the app is answering; it bounds the body itself
+            started = bool(self.conn.trailing_data[0]) or self.conn.their_state is not h11.IDLE
+            if started and not self._draining:  # a drained body was answered already
+                self.transport.write(_raw_json_response(
+                    408, "Request Timeout", f"The request did not arrive within "
+                    f"{request_timeout:g} s. Send whole requests."))
+            self.transport.close()
+
+        def _refuse_over_cap(self):
+            if not self.transport.is_closing():
+                self.transport.write(_raw_json_response(
+                    503, "Service Unavailable", f"The server has {max_connections} open "
+                    f"connections, the most it accepts. Retry later, or reuse one connection "
+                    f"for several requests."))
+                self.transport.close()
+
+        def send_400_response(self, msg):
+            # uvicorn answers malformed HTTP (h11 cannot parse it) in plain text.
+            self.transport.write(_raw_json_response(
+                400, "Bad Request", f"Invalid HTTP request: the request line or headers could "
+                f"not be parsed ({msg.rstrip('.')}). Send an HTTP/1.1 request."))
+            self.transport.close()
+
+    return Protocol
 
 
 class RunningServer:
@@ -388,20 +609,33 @@ class RunningServer:
 
 def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=True,
           max_batch_size=MAX_BATCH_SIZE, batch_wait_ms=BATCH_WAIT_MS, max_body_bytes=MAX_BODY_BYTES,
-          versions="latest", block=True, ready=None):
+          versions="latest", request_timeout=REQUEST_TIMEOUT, keep_alive_timeout=KEEP_ALIVE_TIMEOUT,
+          max_connections=MAX_CONNECTIONS, block=True, ready=None):
     """Serves a model over TensorFlow Serving's REST API with uvicorn.
 
     Binds 127.0.0.1 unless `host` says otherwise. With `block=True` (the
     command line) it runs until interrupted; with `block=False` it runs on a
     background thread and returns a `RunningServer` (use it in a `with` block).
 
+    Every refusal is JSON `{"error": ...}`: the app's own (4xx, 500), a request
+    that is not whole within `request_timeout` (408, then the connection
+    closes), a connection over `max_connections` (503, closed), and HTTP that
+    cannot be parsed (400, closed). A connection that stays silent is closed
+    without an answer.
+
     Args:
         model: a `keras.Model`, a `.keras` file, a run directory, a SavedModel
             folder or an export base folder with numbered versions.
         host: address to bind. Defaults to "127.0.0.1" (this machine only).
         port: TCP port; 0 picks a free one. Defaults to 8501 (TF Serving's REST port).
-        name, batching, max_batch_size, batch_wait_ms, max_body_bytes, versions:
-            see `Service`.
+        name, batching, max_batch_size, batch_wait_ms, max_body_bytes, versions,
+            request_timeout: see `Service`. `request_timeout` also bounds the
+            request headers, counted from the connection or the previous answer.
+        keep_alive_timeout: seconds an idle connection stays open between
+            requests. Defaults to 5.
+        max_connections: open connections at most; more get 503 and are
+            closed. Defaults to "auto": 1000, or less under a low open-file
+            limit (`ulimit -n`).
         block: run in this thread until stopped. Defaults to True.
         ready: called with the `RunningServer` once the socket listens (for
             printing the address when `port=0`).
@@ -417,11 +651,16 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
         raise ConfigError(f"`port` must be an integer in [0, 65535] (0 picks a free one). Received: {port!r}")
     import uvicorn
 
+    _check_seconds("keep_alive_timeout", keep_alive_timeout)
+    _check_seconds("request_timeout", request_timeout)
+    cap = _connection_cap(max_connections)
     service = Service(model, name, batching=batching, max_batch_size=max_batch_size,
-                      batch_wait_ms=batch_wait_ms, max_body_bytes=max_body_bytes, versions=versions)
+                      batch_wait_ms=batch_wait_ms, max_body_bytes=max_body_bytes, versions=versions,
+                      request_timeout=request_timeout)
     config = uvicorn.Config(service.app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="on", http="h11", loop="asyncio",
-                            timeout_graceful_shutdown=5)
+                            access_log=False, lifespan="on", loop="asyncio",
+                            http=_protocol_class(float(request_timeout), cap),
+                            timeout_keep_alive=keep_alive_timeout, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     sock = config.bind_socket()
     bound_port = sock.getsockname()[1]
