@@ -481,21 +481,29 @@ try:
     refused = ""
 except RunError as error:
     refused = str(error)
+tensorflow = "tensorflow" in sys.modules
+try:  # text columns need TensorFlow's string ops (Keras imports TensorFlow to load them)
+    load_servables(sys.argv[4])
+    text = ""
+except RunError as error:
+    text = str(error)
 print(json.dumps({"predictions": answers[1]["predictions"], "one": answers[0]["predictions"],
-                  "tensorflow": "tensorflow" in sys.modules, "refused": refused}))
+                  "tensorflow": tensorflow, "refused": refused, "text": text}))
 """
 
 
 @pytest.mark.slow
 def test_a_keras_file_is_served_on_jax_without_tensorflow(model, digits, tmp_path):
     import kerakit as kk
+    from kerakit import data
 
     model.save(tmp_path / "digits.keras")
     export = kk.export(model, tmp_path / "export")
+    data.save_table_model(_table_model()[0], tmp_path / "table.keras")
     x = digits[1][:3]
     out = subprocess.run(
         [sys.executable, "-c", SERVE_ON_BACKEND, str(tmp_path / "digits.keras"), str(export),
-         json.dumps(x.tolist())],
+         json.dumps(x.tolist()), str(tmp_path / "table.keras")],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3"))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -504,3 +512,4 @@ def test_a_keras_file_is_served_on_jax_without_tensorflow(model, digits, tmp_pat
     np.testing.assert_allclose(result["one"], model.predict(x[:1], verbose=0), atol=1e-4)
     assert result["tensorflow"] is False
     assert "'jax'" in result["refused"] and "kerakit serve model.keras" in result["refused"]
+    assert "text inputs ['city']" in result["text"] and "KERAS_BACKEND=tensorflow" in result["text"]

@@ -90,6 +90,9 @@ def _register_kerakit_layers(file):
         return  # Keras will say what is wrong with the file
     if b"kerakit" not in config:
         return
+    from kerakit.metadata import spec_layer_class
+
+    spec_layer_class()  # SpecOutput, the problem spec every kerakit model carries
     try:
         import kerakit.data.layers  # noqa: F401
     except ImportError:
@@ -279,9 +282,17 @@ class Servable:
                 return {k: feeds[n] for k, n in zip(keys, names, strict=True)}
             return [feeds[n] for n in names] if kind == "list" else feeds[names[0]]
 
-        if keras.backend.backend() == "tensorflow":
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             call, outputs = _tensorflow_call(model, arrange, names, tensors)
         else:
+            text = [n for n, t in zip(names, tensors, strict=True) if _dtype_name(t.dtype) == "string"]
+            if text:
+                raise RunError(
+                    f"Model {model.name!r} takes text inputs {text} (string lookup layers, as a "
+                    f"raw-column model's text columns use), which run only on TensorFlow; the "
+                    f"Keras backend here is {backend!r}. Serve it with KERAS_BACKEND=tensorflow."
+                )
             call, outputs = _padded_call(model, arrange), _name_outputs(model.output)
         inputs = [TensorInfo(n, tuple(t.shape[1:]), _dtype_name(t.dtype)) for n, t in zip(names, tensors, strict=True)]
         outputs = [TensorInfo(k, tuple(v.shape[1:]), _dtype_name(v.dtype)) for k, v in outputs.items()]
