@@ -34,6 +34,20 @@ COMMANDS = {
 _NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune"})
 
 
+def configured_backend():
+    """The Keras backend this process will use, read as Keras reads it, without importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    import json
+
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as handle:
+            return json.load(handle).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
 def import_tensorflow_quietly():
     """Imports TensorFlow with its C++ start-up lines (absl, oneDNN, CUDA stub) held back.
 
@@ -41,6 +55,8 @@ def import_tensorflow_quietly():
     `TF_CPP_MIN_LOG_LEVEL` applies. They are shown if the import fails, or
     always with `KERAKIT_TF_LOGS=1`.
     """
+    if configured_backend() != "tensorflow":
+        return  # JAX and PyTorch runs never load TensorFlow
     if os.environ.get("KERAKIT_TF_LOGS") == "1" or "tensorflow" in sys.modules:
         import tensorflow  # noqa: F401
 

@@ -1,12 +1,18 @@
 """Set up the project's virtual environment (once) and run the main job or the tests.
 
     python3 scripts/dev.py main     # set up, then run the default recipe (digits)
-    python3 scripts/dev.py test     # set up, then run the test suite
+    python3 scripts/dev.py test     # set up, then run the test suite (see below)
 
 Needs only Python 3 and pip. The environment lives in `.venv/` inside the
 checkout; it is created on first use and re-installed only when
 `pyproject.toml` changes (a stamp file records its hash), so a second run
 starts at once. Extra arguments go to the command, e.g. `dev.py test -k spec`.
+
+`test` runs the whole suite on TensorFlow (the default backend), then the
+backend-neutral tests (marker `backends`) again on every other Keras backend
+installed in the environment: JAX always (a dev dependency), PyTorch where
+it is installed (its default wheel is several GB; it is skipped with a note
+otherwise). `KERAKIT_TEST_BACKENDS=tensorflow` runs only the first pass.
 """
 
 import hashlib
@@ -51,9 +57,34 @@ def main(argv):
         return 0
     if what == "main":
         command = [str(BIN / "kerakit"), "run", "digits", *extra]
-    else:
-        command = [str(PYTHON), "-m", "pytest", "-q", *extra]
-    return subprocess.run(command, cwd=ROOT, env=env).returncode
+        return subprocess.run(command, cwd=ROOT, env=env).returncode
+    return run_tests(extra, env)
+
+
+def _installed(module):
+    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    result = subprocess.run([str(PYTHON), "-c", code], cwd=ROOT)
+    return getattr(result, "returncode", 1) == 0
+
+
+def run_tests(extra, env):
+    """The whole suite on TensorFlow, then the `backends` tests on each other installed backend."""
+    wanted = os.environ.get("KERAKIT_TEST_BACKENDS", "tensorflow,jax,torch").split(",")
+    pytest = [str(PYTHON), "-m", "pytest", "-q"]
+    codes = []
+    if "tensorflow" in wanted:
+        codes.append(subprocess.run(pytest + list(extra), cwd=ROOT, env=dict(env, KERAS_BACKEND="tensorflow")))
+    for backend in ("jax", "torch"):
+        if backend not in wanted:
+            continue
+        if not _installed(backend):
+            print(f"[dev] {backend} is not installed: skipping the backend-neutral tests on it "
+                  f"(pip install -e '.[{backend}]' to run them)", flush=True)
+            continue
+        print(f"[dev] backend-neutral tests on KERAS_BACKEND={backend}", flush=True)
+        codes.append(subprocess.run(pytest + ["-m", "backends", *extra], cwd=ROOT,
+                                    env=dict(env, KERAS_BACKEND=backend)))
+    return max((getattr(c, "returncode", 0) or 0 for c in codes), default=0)
 
 
 if __name__ == "__main__":

@@ -228,6 +228,22 @@ def test_env_reports_versions_and_devices(capsys):
     assert any(d["type"] == "CPU" for d in info["devices"])
 
 
+@pytest.mark.backends
+def test_env_reports_the_backend_and_loads_only_it():
+    import os
+
+    code = ("import sys; from kerakit import cli; cli.main(['env', '--json']); "
+            "print('tensorflow' in sys.modules)")
+    for backend in ("jax",):
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        info = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+        assert info["keras_backend"] == backend and info["devices"]
+        assert result.stdout.strip().endswith("False")  # TensorFlow was never imported
+
+
 def test_commands_hold_back_tensorflow_start_up_lines():
     import os
 
