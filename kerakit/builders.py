@@ -14,6 +14,11 @@ from kerakit.spec import ProblemSpec
 
 BODIES = {}
 
+# The widest output layer build_model makes (classes, labels or targets). A
+# wider one is almost always a label typo (0-9 plus 10**9) and would hold
+# millions of weights; raise it with `kerakit.builders.MAX_OUTPUTS = n`.
+MAX_OUTPUTS = 100_000
+
 # Optimizers in the default search space (AdamW stays available by name).
 SEARCH_OPTIMIZERS = ("adam", "rmsprop", "sgd", "adagrad")
 
@@ -202,6 +207,18 @@ def _input_tensor(input_shape, inputs):
     return keras.Input(shape=shape, name="features")
 
 
+def _check_output_width(spec):
+    width = spec.num_outputs
+    if width > MAX_OUTPUTS:
+        option = {"multiclass": "num_classes", "multilabel": "num_labels"}.get(spec.task, "num_targets")
+        raise SpecError(
+            f"The output layer would have {width:,} units ({option}={width}), more than "
+            f"kerakit.builders.MAX_OUTPUTS ({MAX_OUTPUTS:,}). That is usually a stray label (one "
+            f"typo such as 10**9 among classes 0-9): check the labels and {option}. If you do "
+            f"need it, set kerakit.builders.MAX_OUTPUTS = {width} before building."
+        )
+
+
 def build_model(
     spec,
     input_shape=None,
@@ -275,6 +292,7 @@ def build_model(
         raise ConfigError(
             f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}"
         )
+    _check_output_width(spec)
     body = get_body(body)
     compiled_loss = resolve_loss(spec, loss)
 

@@ -28,7 +28,7 @@ def validate_features(x, input_shape=None, what="x"):
     """
     if hasattr(x, "to_numpy") and not isinstance(x, dict):
         x = x.to_numpy()
-    x = np.asarray(x)
+    x = as_array(x, what)
     if x.size == 0 or x.ndim == 0:
         raise DataError(f"`{what}` is empty (shape {x.shape}). Pass at least one example.")
     if x.dtype.kind not in "biuf":
@@ -52,6 +52,7 @@ def validate_features(x, input_shape=None, what="x"):
         )
     if input_shape is not None:
         expected = tuple(input_shape[1:])
+        check_rank(expected, x, what)
         if len(expected) == x.ndim - 1 and any(
             e is not None and e != a for e, a in zip(expected, x.shape[1:], strict=True)
         ):
@@ -83,7 +84,9 @@ def model_input_shape(model):
 
 def prepare(model, x, y=None, spec=None, what="x"):
     """Validates features and labels for `model`; returns NumPy arrays ready to train on."""
-    if not isinstance(x, dict):
+    if isinstance(x, dict):
+        check_input_names(model, x, what)
+    else:
         x = validate_features(x, model_input_shape(model), what=what)
     if y is not None:
         y = validate_labels(spec, y) if spec is not None else np.asarray(y)
@@ -283,3 +286,57 @@ def check_fit_arguments(*, batch_size, epochs, validation_data=None, sample_weig
     check_class_weight(class_weight)
     if sample_weight is not None:
         check_weights(sample_weight)
+
+
+def as_array(x, what="x"):
+    """`np.asarray(x)`, refusing ragged rows (lists of different lengths) with a kerakit error."""
+    try:
+        return np.asarray(x)
+    except ValueError:
+        lengths = sorted({len(row) for row in x if hasattr(row, "__len__")}) if isinstance(x, (list, tuple)) else []
+        found = f" (row lengths {lengths[:5]})" if lengths else ""
+        raise DataTypeError(
+            f"`{what}` has rows of different lengths{found}, so it is not a table. Give every row "
+            f"the same number of features (pad or drop), or pass a 2-D NumPy array."
+        ) from None
+
+
+def check_rank(expected, x, what="x"):
+    """Refuses features with more or fewer dimensions per row than the model's input."""
+    extra = x.ndim - 1 - len(expected)
+    # Keras itself adds or drops a trailing axis of size 1, so those ranks work.
+    trailing_one = (extra == 1 and x.shape[-1] == 1) or (extra == -1 and expected[-1] == 1)
+    if expected and extra and not trailing_one:
+        raise DataError(
+            f"The model takes rows of shape {expected}; `{what}` has rows of shape "
+            f"{tuple(x.shape[1:])} ({x.ndim} dimensions in all, the model {len(expected) + 1}). "
+            f"Reshape the features (e.g. x.reshape(len(x), -1)) or build the model with "
+            f"input_shape={tuple(x.shape[1:])}."
+        )
+
+
+def check_input_names(model, x, what="x"):
+    """Refuses a dict of inputs whose keys differ from the model's input names."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # a subclassed model not yet called
+        return
+    if isinstance(structure, dict):
+        names = list(structure)
+    elif isinstance(structure, (list, tuple)):
+        names = [getattr(t, "name", None) for t in structure]
+    else:
+        names = [getattr(structure, "name", None)]
+    names = [n for n in names if isinstance(n, str)]
+    if not names:
+        return
+    missing = sorted(set(names) - set(map(str, x)))
+    unknown = sorted(set(map(str, x)) - set(names))
+    if missing:
+        hint = ""
+        if len(missing) == 1 and len(unknown) == 1:
+            hint = f" Rename {unknown[0]!r} to {missing[0]!r}."
+        raise DataError(
+            f"`{what}` must be a dict with the model's inputs {names}. Missing: {missing}; "
+            f"not inputs of the model: {unknown}.{hint}"
+        )

@@ -251,11 +251,16 @@ def infer_spec(y, robust=False):
     """Infers the `ProblemSpec` that labels `y` call for.
 
     Integers or booleans → classification (2 values → binary, more →
-    multiclass, sparse); string labels → classification with `class_names`;
+    multiclass, sparse) when they read as class codes: up to 20 distinct
+    values, or more from 0 with few holes and no long tail (CIFAR-100's
+    0-99). Many integers with gaps, an offset or negatives (prices, years,
+    counts with a long tail) → regression. `integer_labels_task` holds the
+    rule, which `fit_table` shares; string labels → classification with `class_names`;
     one-hot rows → multiclass, one-hot; 0/1 matrices with several ones per
     row → multilabel; probability rows → multiclass, soft; other floats →
     regression (one output per column). Where the labels fit two specs equally
-    well, it refuses and names both.
+    well (counts 0-30 with a long tail could be classes or numbers), or one
+    value lies far from the rest (0-9 plus 10**9), it refuses and names both.
 
     Args:
         y: labels, shape (n,) or (n, k).
@@ -293,17 +298,11 @@ def infer_spec(y, robust=False):
 
 
 def _infer_vector(y, integral, robust):
-    values = np.unique(y)
+    values, counts = np.unique(y, return_counts=True)
     if y.dtype.kind == "f" and not set(values.tolist()) <= {0.0, 1.0}:
         return ProblemSpec(task="regression", robust=robust)
     if not integral:
         return ProblemSpec(task="regression", robust=robust)
-    if values.min() < 0:
-        raise LabelError(
-            f"Integer labels must be class indices from 0. Found {values.min()}. "
-            f"For classification, map labels to 0..k-1 (e.g. with sklearn's LabelEncoder); "
-            f"for regression, pass floats or ProblemSpec(task='regression')."
-        )
     if len(values) == 1:
         raise LabelError(
             f"`y` has a single class ({values[0]}): a classifier needs at least two. "
@@ -311,7 +310,28 @@ def _infer_vector(y, integral, robust):
         )
     if set(values.tolist()) <= {0, 1}:
         return ProblemSpec(task="binary")
-    return ProblemSpec(task="multiclass", num_classes=int(values.max()) + 1, label_format="sparse")
+    num_classes = int(values.max()) + 1
+    task = integer_labels_task(
+        values, counts, what="`y`", regression="ProblemSpec(task='regression')",
+        classification=f"ProblemSpec(task='multiclass', num_classes={max(num_classes, 2)})")
+    if task == "regression":
+        return ProblemSpec(task="regression", robust=robust)
+    if values.min() < 0:
+        raise LabelError(
+            f"Integer labels must be class indices from 0. Found {values.min()}. "
+            f"For classification, map labels to 0..k-1 (e.g. with sklearn's LabelEncoder); "
+            f"for regression, pass floats or ProblemSpec(task='regression')."
+        )
+    unused = num_classes - len(values)
+    if unused > max(len(values), 10):
+        raise LabelError(
+            f"`y` has {len(values)} distinct integers but the largest is {num_classes - 1}: read "
+            f"as class indices that is num_classes={num_classes}, with {unused} classes never "
+            f"seen. Map the labels to 0..{len(values) - 1} (e.g. with sklearn's LabelEncoder), "
+            f"or pass ProblemSpec(task='multiclass', num_classes={num_classes}) or "
+            f"ProblemSpec(task='regression')."
+        )
+    return ProblemSpec(task="multiclass", num_classes=num_classes, label_format="sparse")
 
 
 def _infer_matrix(y, robust):
@@ -332,6 +352,95 @@ def _infer_matrix(y, robust):
     if np.all(y >= 0) and np.allclose(row_sums, 1.0, atol=1e-4):
         return ProblemSpec(task="multiclass", num_classes=k, label_format="soft")
     return ProblemSpec(task="regression", num_targets=k, robust=robust)
+
+
+# Integer labels: classes or numbers? ------------------------------------------
+
+# Integer labels with at most this many distinct values are read as classes
+# (digits 0-9, iris 0-2, 20 contiguous codes). Above it, only codes from 0 or 1
+# with few holes and no long tail are; numbers with gaps, an offset or negative
+# values are a measurement (regression); the rest is ambiguous and refused.
+CLASS_LIMIT = 20
+# Above CLASS_LIMIT, codes may leave at most this fraction of 0..max unused...
+CODE_HOLES = 0.1
+# ...and the rarest class must have at least this fraction of the median class's rows.
+CODE_BALANCE = 0.1
+# A value further from the others than OUTLIER_FACTOR times their spread (and at
+# least OUTLIER_GAP) is a stray value, e.g. a typo: 0-9 plus 10**9.
+OUTLIER_FACTOR = 10
+OUTLIER_GAP = 100
+
+
+def _outlier(values, counts):
+    """(value, rows, low, high of the others) of a value far from all others, or None."""
+    if len(values) < 3:
+        return None
+    v = values.astype(np.float64)
+    if v[-1] - v[-2] > max(OUTLIER_FACTOR * (v[-2] - v[0] + 1), OUTLIER_GAP):
+        return values[-1], counts[-1], values[0], values[-2]
+    if v[1] - v[0] > max(OUTLIER_FACTOR * (v[-1] - v[1] + 1), OUTLIER_GAP):
+        return values[0], counts[0], values[1], values[-1]
+    return None
+
+
+def _number(value):
+    value = float(value)
+    return int(value) if value.is_integer() else value
+
+
+def integer_labels_task(values, counts, *, what, classification, regression):
+    """Reads integer labels as classes or as numbers: the one rule `infer_spec` and tables share.
+
+    Up to `CLASS_LIMIT` (20) distinct values are classes. More are classes
+    only when they look like codes: from 0 or 1, at most 10% of the range
+    unused, and the rarest value at least a tenth as common as the median one
+    (CIFAR-100's 0-99). Values with gaps, an offset or negatives (counts with
+    a long tail, prices, years) are numbers. Codes with a long tail could be
+    either (visit counts 0-30, or 30 skewed classes), so they are refused, as
+    is a value far from all others (0-9 plus 10**9).
+
+    Args:
+        values: the sorted distinct label values (whole numbers).
+        counts: rows per value.
+        what: how messages name the labels, e.g. "`y`" or "Target 'visits'".
+        classification, regression: how the caller says each choice explicitly,
+            e.g. "ProblemSpec(task='regression')" or "task='regression'".
+
+    Returns:
+        "classification" or "regression".
+
+    Example:
+
+    >>> integer_labels_task(np.arange(10), np.full(10, 50), what="`y`",
+    ...                     classification="task='classification'", regression="task='regression'")
+    'classification'
+    """
+    values, counts = np.asarray(values), np.asarray(counts)
+    stray = _outlier(values, counts)
+    if stray is not None:
+        value, rows, low, high = (_number(v) for v in stray)
+        raise LabelError(
+            f"{what} has the value {value} in {rows} row(s), far outside the other values "
+            f"({low} to {high}): a typo or a missing-value code? Read as classes, it would "
+            f"stretch the classes to {value}. Fix or drop those rows. If the labels are numbers, "
+            f"pass {regression}; if {value} is a real class, pass {classification}."
+        )
+    k = len(values)
+    if k <= CLASS_LIMIT:
+        return "classification"
+    low, high = _number(values[0]), _number(values[-1])
+    span = float(values[-1]) - float(values[0]) + 1
+    codes = low in (0, 1) and span - k <= CODE_HOLES * span
+    rarest, median = int(counts.min()), float(np.median(counts))
+    if not codes:
+        return "regression"
+    if rarest >= CODE_BALANCE * median:
+        return "classification"
+    raise LabelError(
+        f"Cannot tell whether {what} holds classes or numbers (counts, ratings): {k} distinct "
+        f"integers from {low} to {high}, with a long tail (the rarest value has {rarest} row(s), "
+        f"the median one {median:g}). Say which: {classification} or {regression}."
+    )
 
 
 # Validation --------------------------------------------------------------
@@ -429,10 +538,16 @@ def _validate_sparse(spec, y):
         )
     bad = (y < 0) | (y >= spec.num_classes)
     if bad.any():
+        fixes = []
+        if (y < 0).any():  # more classes cannot hold a negative index
+            fixes.append("map negative labels to class indices 0..k-1 (e.g. with sklearn's "
+                         "LabelEncoder), or drop those rows")
+        if (y >= spec.num_classes).any():
+            fixes.append(f"raise num_classes to {int(y.max()) + 1}")
         raise LabelError(
             f"Labels must be in [0, {spec.num_classes}) for num_classes={spec.num_classes}. "
-            f"Found {_values_text(y[bad])} in {int(bad.sum())} row(s). Raise num_classes to "
-            f"{int(y.max()) + 1} or fix the labels."
+            f"Found {_values_text(y[bad])} in {int(bad.sum())} row(s). To fix it, "
+            f"{' and '.join(fixes)}, or fix the labels."
         )
     return y.astype(np.int32)
 

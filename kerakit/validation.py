@@ -314,6 +314,16 @@ class FoldRunner:
             self._pipelines[key] = (train, val)
         return self._pipelines[key]
 
+    def reset_pipelines(self):
+        """Drops the built pipelines, so the next shuffles start from `seed` again.
+
+        A pipeline reshuffles every epoch, so one reused by a later
+        configuration hands it an order that depends on how many ran before;
+        a search calls this per trial, so a resumed search repeats an
+        uninterrupted one.
+        """
+        self._pipelines.clear()
+
     def _fit(self, model, train, val, *, batch_size, epochs, **options):
         from kerakit import training
 

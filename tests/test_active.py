@@ -359,3 +359,19 @@ def test_simulation_plot_and_json(tmp_path):
     assert json.loads(json.dumps(result.to_dict()))["curves"]["margin"]["val"][1] == [0.5, 0.7, 0.9, 0.95]
     with pytest.raises(ConfigError, match="no test curve"):
         result.plot(split="test")
+
+
+def test_monte_carlo_strategies_without_dropout_are_refused_at_construction():
+    # Issue 14, item 4: refused when the learner is made, not at the first query after training.
+    x0 = np.random.default_rng(0).normal(size=(12, 3)).astype("float32")
+    multiclass = kk.ProblemSpec(task="multiclass", num_classes=3)
+    regression = kk.ProblemSpec(task="regression")
+    with pytest.raises(ConfigError, match="dropout=0 builds a model without dropout") as info:
+        kk.ActiveLearner(multiclass, "bald", x_labeled=x0, y_labeled=np.arange(12) % 3, dropout=0)
+    assert "ensemble_size=5" in str(info.value)
+    with pytest.raises(ConfigError, match="'std'"):
+        kk.ActiveLearner(regression, "diverse", x_labeled=x0, y_labeled=x0[:, 0], dropout=0.0)
+    # Dropout, or an ensemble, makes the passes differ: both are accepted.
+    kk.ActiveLearner(multiclass, "bald", x_labeled=x0, y_labeled=np.arange(12) % 3, dropout=0.3)
+    kk.ActiveLearner(multiclass, "bald", x_labeled=x0, y_labeled=np.arange(12) % 3, dropout=0,
+                     ensemble_size=3)

@@ -158,3 +158,37 @@ def test_weights_or_split_with_a_dataset_are_refused(sparse_model):
         kk.fit(sparse_model, ds, class_weight="balanced", verbose=0)
     with pytest.raises(KerakitError, match="validation_split"):
         kk.fit(sparse_model, ds, validation_split=0.2, verbose=0)
+
+
+# Issue 14, item 4: inputs that reached TensorFlow or NumPy raw ----------------
+
+
+def test_ragged_lists_as_features(sparse_model):
+    ragged = [[0.1, 0.2, 0.3, 0.4], [0.1, 0.2]] * 12
+    message = _refused(sparse_model, ragged, np.arange(24) % 3, DataTypeError, "different lengths")
+    assert "[2, 4]" in message
+
+
+def test_three_dimensional_features_for_a_flat_model(sparse_model):
+    x3 = RNG.normal(size=(24, 4, 2)).astype("float32")
+    message = _refused(sparse_model, x3, np.arange(24) % 3, DataError, "rows of shape")
+    assert "(4,)" in message and "(4, 2)" in message
+
+
+def test_a_dict_with_a_wrong_key_for_a_dict_input_model():
+    import keras
+
+    inputs = {"age": keras.Input((1,), name="age"), "income": keras.Input((1,), name="income")}
+    joined = keras.layers.Concatenate()(list(inputs.values()))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(joined))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    x = {"age": X[:, :1], "incme": X[:, 1:2]}
+    message = _refused(model, x, (X[:, 0] > 0).astype(int), DataError, "Missing: \\['income'\\]")
+    assert "Rename 'incme' to 'income'" in message
+
+
+def test_a_negative_label_is_not_told_to_raise_num_classes(sparse_model):
+    y = np.arange(24) % 3
+    y[0] = -1
+    message = _refused(sparse_model, X, y, LabelError, "negative")
+    assert "num_classes to" not in message

@@ -165,3 +165,17 @@ def test_spec_must_be_a_problem_spec():
         kk.build_model("binary", input_shape=(4,))
     with pytest.raises(ConfigError, match="input_shape"):
         kk.build_model(SPEC)
+
+
+def test_an_output_layer_beyond_the_limit_is_refused_and_the_limit_can_be_raised(monkeypatch):
+    from kerakit import builders
+    from kerakit.errors import SpecError
+
+    with pytest.raises(SpecError, match="MAX_OUTPUTS") as info:
+        kk.build_model(kk.ProblemSpec(task="multiclass", num_classes=10**7), input_shape=(4,))
+    assert "10,000,000 units" in str(info.value) and "num_classes" in str(info.value)
+    monkeypatch.setattr(builders, "MAX_OUTPUTS", 6)
+    with pytest.raises(SpecError, match="MAX_OUTPUTS = 7"):
+        kk.build_model(kk.ProblemSpec(task="multiclass", num_classes=7), input_shape=(4,))
+    model = kk.build_model(kk.ProblemSpec(task="multiclass", num_classes=6), input_shape=(4,), units=(4,))
+    assert model.output_shape == (None, 6)

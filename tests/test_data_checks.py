@@ -281,3 +281,43 @@ def test_streaming_scan_refuses_bad_rows_far_into_the_file(tmp_path, monkeypatch
     with pytest.raises(DataError, match=r"missing in 2 of 400 rows \(line\(s\) 12, 352\)"):
         scan_csv(path, "y")
     assert scan_csv(path, "y", drop_missing_target=True).schema.rows == 398
+
+
+# fit_table's arguments and inputs (issue 14, items 1, 2 and 4) ---------------------------
+
+
+@pytest.mark.parametrize("option, value", [("epochs", -1), ("epochs", 2.5), ("batch_size", 0),
+                                           ("patience", -1)])
+def test_fit_table_refuses_bad_counts_before_reading_the_data(tmp_path, option, value):
+    from kerakit.data import fit_table
+
+    # The path does not exist: the count is refused before the file is even looked at.
+    with pytest.raises(ConfigError, match=f"`{option}`"):
+        fit_table(str(tmp_path / "missing.csv"), target="y", **{option: value})
+
+
+def test_fit_table_names_a_missing_csv_path(tmp_path):
+    from kerakit.data import fit_table
+
+    path = tmp_path / "nowhere" / "houses.csv"
+    with pytest.raises(DataError, match="No CSV file at") as info:
+        fit_table(path, target="price")
+    assert str(path) in str(info.value)
+
+
+def test_fit_table_refuses_columns_of_unequal_length():
+    from kerakit.data import fit_table
+
+    with pytest.raises(DataError, match="same number of rows") as info:
+        fit_table({"a": [1.0, 2.0, 3.0], "b": ["u", "v"], "y": [0, 1, 0]}, target="y")
+    assert "'b': 2" in str(info.value) and "'a': 3" in str(info.value)
+
+
+def test_table_target_with_a_stray_value_is_refused_before_training():
+    frame = pd.DataFrame({"x": np.arange(41.0), "label": np.r_[np.arange(40) % 4, 10**9]})
+    with pytest.raises(LabelError, match="1000000000") as info:
+        TargetEncoder().fit(frame["label"], "label")
+    assert "task='classification'" in str(info.value)
+    # Said explicitly, it is a class like the others.
+    encoder = TargetEncoder(task="classification").fit(frame["label"], "label")
+    assert len(encoder.class_names_) == 5

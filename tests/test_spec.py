@@ -154,3 +154,74 @@ def test_infer_refuses_nan_labels():
 def test_infer_refuses_mixed_label_types():
     with pytest.raises(DataTypeError, match="mixes"):
         infer_spec(np.array(["a", 1, "b"], dtype=object))
+
+
+# Integer labels: classes or numbers (issue 14, item 1) ------------------------
+
+
+def _visit_counts():
+    """20,000 visit counts 0-77: a long tail with gaps, like the issue's column."""
+    rng = np.random.default_rng(0)
+    counts = np.minimum(rng.negative_binomial(1, 0.12, 20_000), 60)
+    counts[:5] = [63, 66, 70, 72, 77]
+    return counts
+
+
+def test_integer_counts_infer_regression_in_infer_spec_and_fit_table_alike():
+    import pandas as pd
+
+    from kerakit.data.targets import infer_target_task
+
+    visits = _visit_counts()
+    assert visits.max() == 77 and len(np.unique(visits)) > 20
+    assert infer_spec(visits).task == "regression"
+    assert infer_target_task(pd.Series(visits), "visits") == "regression"
+
+
+def test_a_stray_label_is_refused_naming_the_value_in_both_paths():
+    import pandas as pd
+
+    from kerakit.data.targets import infer_target_task
+
+    y = np.r_[np.arange(50) % 10, 10**9]
+    with pytest.raises(LabelError, match="1000000000") as info:
+        infer_spec(y)
+    assert "ProblemSpec(task='regression')" in str(info.value)
+    assert "0 to 9" in str(info.value)
+    with pytest.raises(LabelError, match="1000000000") as info:
+        infer_target_task(pd.Series(y), "label")
+    assert "task='classification'" in str(info.value) and "task='regression'" in str(info.value)
+
+
+def test_class_codes_stay_multiclass():
+    rng = np.random.default_rng(1)
+    cases = {10: rng.integers(0, 10, 300), 3: np.repeat([0, 1, 2], 50),
+             20: np.arange(400) % 20, 100: np.arange(5000) % 100}
+    for classes, y in cases.items():
+        spec = infer_spec(y)
+        assert (spec.task, spec.num_classes) == ("multiclass", classes)
+
+
+def test_skewed_integer_codes_are_refused_naming_both_specs():
+    # 30 values 0-29, none missing, each rarer than the one before: counts or skewed classes.
+    y = np.repeat(np.arange(30), np.maximum(1, (300 * 0.8 ** np.arange(30)).astype(int)))
+    with pytest.raises(LabelError, match="long tail") as info:
+        infer_spec(y)
+    message = str(info.value)
+    assert f"ProblemSpec(task='multiclass', num_classes={y.max() + 1})" in message
+    assert "ProblemSpec(task='regression')" in message
+
+
+def test_few_labels_with_a_large_index_are_refused():
+    with pytest.raises(LabelError, match="num_classes=51"):
+        infer_spec([0, 1, 0, 1, 50, 50])
+
+
+def test_a_negative_label_asks_for_relabelling_not_more_classes():
+    spec = ProblemSpec(task="multiclass", num_classes=10)
+    with pytest.raises(LabelError) as info:
+        validate_labels(spec, [-1, 0, 3, 9])
+    message = str(info.value)
+    assert "num_classes to" not in message and "negative" in message
+    with pytest.raises(LabelError, match="raise num_classes to 12"):
+        validate_labels(spec, [0, 3, 11])

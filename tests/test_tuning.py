@@ -203,6 +203,34 @@ def test_resuming_a_different_search_in_the_same_folder_is_refused(cancer, tmp_p
     assert again.fits == 1 and len(again.trials) == 2 and "resuming: 1 done" in again.plan
 
 
+@pytest.mark.parametrize("option, value", [("epochs", 0), ("batch_size", 0), ("max_trials", 0),
+                                           ("cv", 1), ("epochs", 2.5), ("patience", -1)])
+def test_counts_that_would_leave_the_search_empty_are_refused_before_searching(cancer, tmp_path,
+                                                                                option, value):
+    # Issue 14, item 2: epochs=0 or batch_size=0 returned best_model=None, best_score=nan.
+    x, y = cancer
+    with pytest.raises(ConfigError, match=f"`{option}` must be"):
+        kk.tune(kk.ProblemSpec(task="binary"), x, y, {"units": [4]}, tuner="grid",
+                directory=tmp_path, verbose=0, **{option: value})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_resumed_search_scores_its_trials_as_an_uninterrupted_one(cancer, tmp_path):
+    # Issue 14, item 21: the second trial must not depend on how many trials ran before it
+    # in the same process (the reused input pipeline had reshuffled once per earlier epoch).
+    x, y = cancer
+    spec = kk.ProblemSpec(task="binary")
+    options = dict(space={"units": [(4,), (6,)]}, tuner="grid", epochs=1, patience=None,
+                   batch_size=16, refit=False, verbose=0, seed=0)
+    whole = kk.tune(spec, x, y, max_trials=2, directory=tmp_path / "whole", **options)
+    kk.tune(spec, x, y, max_trials=1, directory=tmp_path / "resumed", **options)
+    resumed = kk.tune(spec, x, y, max_trials=2, directory=tmp_path / "resumed", overwrite=False,
+                      **options)
+    assert resumed.fits == 1 and "resuming: 1 done" in resumed.plan
+    assert whole.trials["val_loss"].tolist() == resumed.trials["val_loss"].tolist()
+
+
 def test_plot_trials_returns_a_figure():
     import pandas as pd
     from matplotlib.figure import Figure

@@ -92,6 +92,7 @@ class ActiveLearner:
         self.build = build
         self.model_options = model_options
         self.ensemble_size = _check_int(ensemble_size, "ensemble_size", 1)
+        self._check_sampling()
         self.epochs = _check_int(epochs, "epochs", 1)
         self.teach_epochs = _check_int(teach_epochs, "teach_epochs", 1)
         self.batch_size = _check_int(batch_size, "batch_size", 1)
@@ -111,6 +112,24 @@ class ActiveLearner:
         self.members_ = None
         self.rounds_ = 0
         self.queries_ = 0
+
+    def _check_sampling(self):
+        """Refuses MC dropout without dropout now, not at the first query after training."""
+        measure = self.strategy.samples(self.spec.task, self.strategy_options)
+        dropout = self.model_options.get("dropout")
+        if measure is None or self.ensemble_size > 1 or self.build is not None or dropout is None:
+            return
+        try:
+            rates = np.asarray(dropout, dtype=np.float64)
+        except (TypeError, ValueError):
+            return  # not a rate: build_model names the problem
+        if rates.size == 0 or not np.any(rates > 0):
+            raise ConfigError(
+                f"Strategy '{self.strategy.name}' scores rows by {measure!r} over Monte-Carlo "
+                f"dropout passes, but dropout={dropout!r} builds a model without dropout, so every "
+                f"pass would give the same prediction. Pass dropout=0.2 (or more), or "
+                f"ensemble_size=5 for a deep ensemble."
+            )
 
     # Training -------------------------------------------------------------
 

@@ -91,6 +91,10 @@ MEASURES = {
 }
 
 
+# Measures that need several predictions per row: Monte-Carlo dropout passes or ensemble members.
+SAMPLING_MEASURES = ("bald", "std")
+
+
 def _check_task(kind, name, tasks, task):
     if task is not None and tasks is not None and task not in tasks:
         raise ConfigError(
@@ -138,7 +142,7 @@ def random_sampling(model, x_pool, n, seed=None):
 
 
 def _measure_strategy(measure):
-    if measure in ("bald", "std"):
+    if measure in SAMPLING_MEASURES:
         def strategy(model, x_pool, n, passes=20):
             return _top(uncertainty(model, x_pool, measure, passes=passes), n)
     else:
@@ -218,6 +222,15 @@ class Strategy:
             if base not in MEASURES:
                 raise unknown_name("uncertainty measure", base, MEASURES)
             _check_task("uncertainty measure", base, MEASURES[base].tasks, task)
+
+    def samples(self, task, options):
+        """The measure, when this strategy draws predictive samples (MC dropout or an ensemble)."""
+        measure = self.name
+        if self.name == "diverse":
+            measure = options.get("base", "auto")
+            if measure == "auto":
+                measure = "std" if task == "regression" else "margin"
+        return measure if measure in SAMPLING_MEASURES else None
 
     def __call__(self, model, x_pool, n, **options):
         return _as_query_result(self.query(model, x_pool, n, **options), len(x_pool), n, self.name)

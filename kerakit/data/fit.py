@@ -3,6 +3,7 @@
 import dataclasses
 import os
 
+from kerakit.checks import check_count
 from kerakit.data.preprocess import StatsAccumulator
 from kerakit.data.schema import to_inputs
 from kerakit.data.table import (
@@ -14,7 +15,7 @@ from kerakit.data.table import (
     split_table,
 )
 from kerakit.data.targets import TargetEncoder
-from kerakit.errors import ConfigError
+from kerakit.errors import ConfigError, DataError
 
 
 @dataclasses.dataclass
@@ -44,6 +45,15 @@ class TableResult:
     def predict(self, rows, **options):
         """Same as `predict_table(self.model, rows, ...)`."""
         return predict_table(self.model, rows, **options)
+
+
+def _check_counts(epochs, batch_size, patience):
+    """Refuses counts that would train nothing, before any data is read."""
+    check_count("epochs", epochs)
+    if batch_size != "auto":
+        check_count("batch_size", batch_size)
+    if patience is not None:
+        check_count("patience", patience, minimum=0)
 
 
 def _auto_batch_size(rows):
@@ -105,6 +115,8 @@ def fit_table(
         epochs: maximum epochs (early stopping on `val_loss`). Defaults to 50.
         batch_size: rows per step; "auto" is 32 below 10,000 rows, else 256
             (1024 when streaming).
+            `epochs`, `batch_size` and `patience` are checked before any data
+            is read.
         patience: early-stopping patience in epochs. Defaults to 5.
         callbacks: extra Keras callbacks.
         streaming: True, False or "auto" (CSV paths over 256 MiB).
@@ -129,6 +141,9 @@ def fit_table(
     """
     if streaming not in (True, False, "auto"):
         raise ConfigError(f"`streaming` must be True, False or 'auto'. Received: {streaming!r}")
+    _check_counts(epochs, batch_size, patience)
+    if _is_path(data) and not os.path.isfile(data):
+        raise DataError(f"No CSV file at {os.fspath(data)!r}. Check the path.")
     if streaming == "auto":
         streaming = _is_path(data) and os.path.getsize(data) > STREAMING_BYTES
     common = dict(types=types, ignore=ignore, task=task, target_transform=target_transform,
@@ -152,14 +167,15 @@ def _fit_in_memory(data, target, *, y, types, ignore, task, target_transform, cr
                    test, seed, class_weight, epochs, batch_size, patience, callbacks,
                    drop_missing_target, na_values, encoding, max_categories, cross_bins, verbose,
                    **build_options):
-    from kerakit.callbacks import default_callbacks
-    from kerakit.training import evaluate, fit
-
     if target is None and y is None:
         raise ConfigError("fit_table needs the target column: pass target='column_name'.")
     table = read_table(data, target, y=y, types=types, ignore=ignore,
                        drop_missing_target=drop_missing_target, na_values=na_values,
                        encoding=encoding)
+    # Imported after the data checks, so a bad table is refused before TensorFlow loads.
+    from kerakit.callbacks import default_callbacks
+    from kerakit.training import evaluate, fit
+
     schema, frame, where = table.schema, table.frame, table.where
     target = schema.target
     encoder = TargetEncoder(task, target_transform)

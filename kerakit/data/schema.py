@@ -16,8 +16,6 @@ from kerakit.errors import ConfigError, DataError, DataTypeError, closest, unkno
 # An integer column with at most this many distinct values (and fewer distinct
 # values than half its rows) is read as integer-coded categories.
 INTEGER_CATEGORY_LIMIT = 10
-# A classification target is "integer classes" up to this many distinct values.
-TARGET_CLASS_LIMIT = 20
 MISSING_INTEGER = -1
 TRUE_TOKENS = ("true",)
 FALSE_TOKENS = ("false",)

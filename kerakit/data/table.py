@@ -48,6 +48,13 @@ def _as_frame(data, y, target, columns):
         frame = data.copy()
         frame.columns = [str(c) for c in frame.columns]
     elif isinstance(data, dict):
+        lengths = {str(k): len(v) if hasattr(v, "__len__") else None for k, v in data.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataError(
+                f"The columns of `data` must all have the same number of rows. Received: "
+                f"{', '.join(f'{k!r}: {n}' for k, n in lengths.items())}. Fix the short or long "
+                f"column(s)."
+            )
         frame = pd.DataFrame({str(k): np.asarray(v).reshape(-1) if np.ndim(v) > 1 else v
                               for k, v in data.items()})
     elif isinstance(data, np.ndarray) or isinstance(data, (list, tuple)):

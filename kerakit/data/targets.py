@@ -9,9 +9,9 @@ last layer inverts the transform, so it predicts in the target's own units.
 
 import numpy as np
 
-from kerakit.data.schema import TARGET_CLASS_LIMIT, _bool_values, _labels, _numbers
+from kerakit.data.schema import _bool_values, _labels, _numbers
 from kerakit.errors import ConfigError, DataError, DataTypeError, LabelError
-from kerakit.spec import ProblemSpec
+from kerakit.spec import ProblemSpec, integer_labels_task
 
 # name → (apply log1p first, then standardize)
 TARGET_TRANSFORMS = {
@@ -66,9 +66,12 @@ def infer_target_task(series, name, where="rows"):
             )
         if bad.any():
             return "classification"
-    distinct = np.unique(values)
-    integral = bool(np.all(np.mod(distinct, 1) == 0))
-    return "classification" if integral and len(distinct) <= TARGET_CLASS_LIMIT else "regression"
+    distinct, counts = np.unique(values[~np.isnan(values)], return_counts=True)
+    if not np.all(np.mod(distinct, 1) == 0):
+        return "regression"
+    # Whole numbers: the same rule as kerakit.infer_spec (classes, numbers, or a refusal).
+    return integer_labels_task(distinct, counts, what=f"Target {name!r}",
+                               classification="task='classification'", regression="task='regression'")
 
 
 def resolve_task(task, transform, series, name, where="rows"):

@@ -2,8 +2,9 @@
 
 Keras Tuner's oracles choose the candidates; kerakit's tuner runs each one:
 on k stratified folds (or one validation split), each with early stopping,
-on input pipelines built once for the whole search, clearing the Keras
-session between models without the full garbage collection Keras Tuner adds.
+on input pipelines rebuilt from the seed for each trial (so a resumed search
+repeats an uninterrupted one), clearing the Keras session between models
+without the full garbage collection Keras Tuner adds.
 """
 
 import hashlib
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, unknown_name
 from kerakit.runs import atomic_path, atomic_write_json
 from kerakit.spec import ProblemSpec, class_indices, validate_labels
@@ -191,6 +193,20 @@ def _best_epochs(trial):
     return None
 
 
+def _check_counts(*, max_trials, cv, epochs, batch_size, patience, factor, trials_per_process):
+    """Refuses a count that would leave the search empty (best_model=None, best_score=nan)."""
+    if max_trials is not None:
+        check_count("max_trials", max_trials)
+    if cv is not None:
+        check_count("cv", cv, minimum=2)
+    check_count("epochs", epochs)
+    check_count("batch_size", batch_size)
+    if patience is not None:
+        check_count("patience", patience, minimum=0)
+    check_count("factor", factor, minimum=2)
+    check_count("trials_per_process", trials_per_process)
+
+
 def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, objective="auto",
          validation_data=None, validation_split=0.2, epochs=50, patience=5, batch_size=32,
          body="mlp", preprocessor=None, directory="kerakit_tuning", project_name="search",
@@ -267,29 +283,28 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
     result.best_hyperparameters, result.trials, result.oof_predictions.shape
     ```
     """
+    print_fn = print if verbose else (lambda *a, **k: None)
+    if not isinstance(spec, ProblemSpec):
+        raise ConfigError(f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}")
+    if max_trials == "auto":
+        max_trials = 10 if tuner in ("random", "bayesian") else None
+    if max_trials is None and tuner in ("random", "bayesian"):
+        raise ConfigError(f"tuner={tuner!r} needs a budget: pass max_trials=N.")
+    # Counts first: a bad one is refused before TensorFlow and Keras Tuner load.
+    _check_counts(max_trials=max_trials, cv=cv, epochs=epochs, batch_size=batch_size,
+                  patience=patience, factor=factor, trials_per_process=trials_per_process)
+
     import keras_tuner
 
     from kerakit.tuning.oracles import ORACLES
 
-    print_fn = print if verbose else (lambda *a, **k: None)
-    if not isinstance(spec, ProblemSpec):
-        raise ConfigError(f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}")
     if tuner not in ORACLES:
         raise unknown_name("tuner", tuner, ORACLES)
-    if max_trials == "auto":
-        max_trials = 10 if tuner in ("random", "bayesian") else None
-    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int)
-                                   or max_trials < 1):
-        raise ConfigError(f"`max_trials` must be a positive integer or None. Received: {max_trials!r}")
-    if max_trials is None and tuner in ("random", "bayesian"):
-        raise ConfigError(f"tuner={tuner!r} needs a budget: pass max_trials=N.")
     role = distributed.role()
 
     # Data, folds and the input pipelines: validated and built once.
     y = validate_labels(spec, y)
     if cv is not None:
-        if isinstance(cv, bool) or not isinstance(cv, int) or cv < 2:
-            raise ConfigError(f"`cv` must be an integer of at least 2 (folds) or None. Received: cv={cv!r}")
         runner = FoldRunner(spec, x, y, make_folds(spec, y, cv, seed=seed), seed=seed)
         refit_x, refit_y = runner.x, runner.y
     elif validation_data is not None:

@@ -145,6 +145,9 @@ class TrialRunner:
     def run(self, hp, trial_dir, tuner_id, warm_start=None):
         s = self.settings
         values = self.values(hp)
+        # Every trial starts from the same draw (weights, fold shuffles), whatever
+        # ran before it in this process: a resumed search scores as an uninterrupted one.
+        self.folds.reset_pipelines()
         batch_size, epochs = _fit_options(values, s)
         initial_epoch = 0
         if "tuner/epochs" in hp.values:  # Hyperband decides the epochs of each round
