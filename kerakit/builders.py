@@ -9,6 +9,7 @@ for and compiles. Bodies read every setting from Keras Tuner
 
 from kerakit import heads
 from kerakit.errors import ConfigError, SpecError, unknown_name
+from kerakit.metadata import spec_of, spec_output  # noqa: F401  spec_of: the old import path
 from kerakit.optimizers import OPTIMIZERS, default_learning_rate, get_optimizer
 from kerakit.spec import ProblemSpec
 
@@ -319,6 +320,8 @@ def build_model(
         outputs = keras.layers.Dense(
             spec.num_outputs, activation=spec.activation, dtype="float32", name="output"
         )(features)
+        # The spec rides in the saved file as the config of a last, identity layer.
+        outputs = spec_output(outputs, spec)
         model = keras.Model(tensor_in, outputs, name=name or f"kerakit_{spec.task}")
         model.compile(
             optimizer=optimizer_object,
@@ -326,7 +329,6 @@ def build_model(
             metrics=heads.make_metrics(spec) if metrics == "auto" else metrics,
             jit_compile=jit_compile,
         )
-    model._kerakit_spec = spec
     return model
 
 
@@ -348,7 +350,3 @@ def _resolve_optimizer(hp, optimizer, learning_rate):
         rate = hp.Fixed("learning_rate", float(learning_rate))
     return get_optimizer(name, rate)
 
-
-def spec_of(model):
-    """Returns the `ProblemSpec` a model was built with, or None."""
-    return getattr(model, "_kerakit_spec", None)

@@ -12,6 +12,7 @@ import tempfile
 
 from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, DataTypeError, unknown_name
+from kerakit.metadata import SPEC_LAYER, attach_spec, output_before_spec, spec_output
 
 
 @dataclasses.dataclass
@@ -60,8 +61,8 @@ def _head_layer(model):
         head = model.get_layer("output")
     except ValueError:
         head = model.layers[-1] if model.layers else None
-    if not isinstance(head, keras.layers.Dense) or head.output is not model.outputs[0]:
-        last = model.layers[-1] if model.layers else None
+    if not isinstance(head, keras.layers.Dense) or head.output is not output_before_spec(model):
+        last = next((layer for layer in reversed(model.layers) if layer.name != SPEC_LAYER), None)
         raise ConfigError(
             f"finetune works on the model's output layer, which must be the final Dense layer "
             f"of a functional or Sequential model. The last layer here is "
@@ -89,7 +90,7 @@ def _with_new_head(model, spec, seed):
     outputs = keras.layers.Dense(
         spec.num_outputs, activation=spec.activation, dtype="float32", name="output"
     )(head.input)
-    return keras.Model(model.input, outputs, name=model.name)
+    return keras.Model(model.input, spec_output(outputs, spec), name=model.name)
 
 
 def _freeze_body(model, head_name):
@@ -243,7 +244,7 @@ def finetune(
     head = _head_layer(model)
     frozen = FREEZE[key](model, head.name)
     _compile(model, spec, optimizer, learning_rate, loss, metrics)
-    model._kerakit_spec = spec
+    attach_spec(model, spec)
 
     phase_callbacks = list(callbacks or [])
     if patience is not None:

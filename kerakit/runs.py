@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kerakit import metrics_registry
 from kerakit.errors import ConfigError, RunError
 
 MANIFEST = "manifest.json"
@@ -45,12 +46,7 @@ DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_ENV = "KERAKIT_RUNS_DIR"
 
 # The metric `kerakit runs` shows for each task, best first where several apply.
-KEY_METRICS = {
-    "binary": ("accuracy", "roc_auc"),
-    "multiclass": ("accuracy",),
-    "multilabel": ("f1", "subset_accuracy"),
-    "regression": ("r2", "rmse"),
-}
+KEY_METRICS = metrics_registry.KEY_METRICS
 
 # A "running" run from another host is shown as "stale" once it is this old.
 STALE_AFTER_SECONDS = 7 * 24 * 3600
@@ -689,12 +685,10 @@ class RunModel:
         self.path, self.manifest = resolve_model_path(run_or_model)
         self.model = load_model(self.path)
         self.table = self._table_metadata()
-        if self.table is not None:
-            from kerakit.data.table import spec_from_metadata
+        from kerakit.metadata import spec_of
 
-            self.spec = spec_from_metadata(self.table)
-        else:
-            self.spec = _spec_from_manifest(self.manifest)
+        # The manifest's spec serves files saved before models carried their own.
+        self.spec = spec_of(self.model) or _spec_from_manifest(self.manifest)
         data = (self.manifest or {}).get("data") or {}
         self.feature_names = data.get("feature_names")
         self.target = (self.table or {}).get("target") or data.get("target")
@@ -867,6 +861,7 @@ class RunModel:
 
 
 def _task_of_output(model, output):
+    # Only for a bare file with no spec anywhere (so no SpecOutput layer either).
     activation = getattr(model.layers[-1], "activation", None)
     name = getattr(activation, "__name__", "")
     if name == "softmax":

@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from kerakit.errors import ConfigError, DataError, LabelError, RunError, SpecError
+from kerakit.metadata import attach_spec
 from kerakit.spec import ProblemSpec, validate_labels
 
 # Rows per direct model call in predict. Calling the model eagerly skips
@@ -277,8 +278,7 @@ class _KerasEstimator(BaseEstimator):
         data = state.pop("_model_keras_bytes", None)
         super().__setstate__(state)
         if data is not None:
-            self.model_ = _model_from_bytes(data)
-            self.model_._kerakit_spec = self.spec_
+            self.model_ = attach_spec(_model_from_bytes(data), self.spec_)
 
 
 class KerasClassifier(ClassifierMixin, _KerasEstimator):

@@ -125,6 +125,28 @@ class ProblemSpec:
     def is_classification(self):
         return self.task != "regression"
 
+    # Serialization (Keras's get_config / from_config pair) -------------
+
+    def to_config(self):
+        """Returns the spec as a JSON-serializable dict; `from_config` rebuilds it.
+
+        Example:
+
+        >>> ProblemSpec.from_config(spec.to_config()) == spec
+        True
+        """
+        config = dataclasses.asdict(self)
+        if self.class_names is not None:
+            # NumPy scalars (np.str_, np.int64) become plain Python values for JSON.
+            config["class_names"] = [n.item() if isinstance(n, np.generic) else n for n in self.class_names]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuilds a spec from `to_config()`; keys of a newer kerakit are ignored."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(config).items() if k in fields})
+
 
 def _check_positive_int(spec, option, minimum):
     value = getattr(spec, option)

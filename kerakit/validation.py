@@ -15,24 +15,15 @@ import time
 
 import numpy as np
 
+from kerakit import metrics_registry
 from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, DataError, closest
 from kerakit.spec import ProblemSpec, class_indices, validate_labels
 
-# Base metric names whose best value is the largest; any other known name is
-# minimized. Keys are logged names without the "val_" prefix.
-MAXIMIZED = frozenset({
-    "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "top_k_accuracy", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
-    "auc", "precision", "recall", "cosine_similarity", "f1_score", "fbeta_score", "r2_score",
-    "r2",
-})
-MINIMIZED = frozenset({
-    "loss", "mae", "mse", "rmse", "mean_absolute_error", "mean_squared_error",
-    "root_mean_squared_error", "mean_absolute_percentage_error", "huber", "log_cosh",
-    "kl_divergence", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy", "hinge", "squared_hinge",
-})
+# Base metric names (no "val_") whose best value is the largest / smallest:
+# views of the one table in kerakit.metrics_registry.
+MAXIMIZED = frozenset(n for n, m in metrics_registry.METRICS.items() if m.direction == "max")
+MINIMIZED = frozenset(n for n, m in metrics_registry.METRICS.items() if m.direction == "min")
 
 # A fit of at most this many steps in all runs one step per call into
 # TensorFlow (see `FoldRunner.steps_per_execution`).
@@ -51,11 +42,9 @@ def objective_direction(name):
     >>> objective_direction("val_accuracy"), objective_direction("val_loss")
     ('max', 'min')
     """
-    base = name[4:] if name.startswith("val_") else name
-    if base in MAXIMIZED:
-        return "max"
-    if base in MINIMIZED:
-        return "min"
+    direction = metrics_registry.direction(name)
+    if direction is not None:
+        return direction
     from keras_tuner.src.engine import metrics_tracking
 
     direction = metrics_tracking.infer_metric_direction(name)

@@ -8,6 +8,7 @@ import pytest
 import kerakit as kk
 from kerakit import active
 from kerakit.errors import ConfigError, DataError, UnknownNameError
+from kerakit.metadata import attach_spec
 
 
 def probability_model(width):
@@ -31,7 +32,7 @@ def dropout_model(weights, rate=0.5, spec=None, batchnorm=False):
     model = keras.Sequential(layers)
     model.layers[-1].set_weights([weights, np.zeros(weights.shape[1], "float32")])
     if spec is not None:
-        model._kerakit_spec = spec
+        attach_spec(model, spec)
     return model
 
 

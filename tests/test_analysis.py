@@ -127,7 +127,7 @@ def test_lower_is_better_metric_picks_the_smaller_error():
     y = rng.normal(size=200)
     spec = kk.ProblemSpec(task="regression")
     close, far = y + rng.normal(0, 0.2, 200), y + rng.normal(0, 1.0, 200)
-    result = kk.compare_predictions(y, far, close, spec, resamples=500)  # "auto": RMSE
+    result = kk.compare_predictions(y, far, close, spec, metric="rmse", resamples=500)
     assert result.metric == "rmse" and not result.greater_is_better
     assert result.difference < 0 and result.ci_high < 0
     assert result.better == "B" and result.verdict.startswith("B is better: rmse")

@@ -18,7 +18,7 @@ def test_returns_compiled_plain_keras_model():
     assert model.compiled
     assert model.loss == "sparse_categorical_crossentropy"
     assert model.output_shape == (None, 5)
-    assert model.layers[-1].activation.__name__ == "softmax"
+    assert model.get_layer("output").activation.__name__ == "softmax"
     assert model.optimizer.__class__.__name__ == "Adam"
     x = np.random.default_rng(0).normal(size=(3, 8)).astype("float32")
     assert np.allclose(model.predict(x, verbose=0).sum(axis=1), 1.0, atol=1e-5)
@@ -36,7 +36,7 @@ def test_returns_compiled_plain_keras_model():
 )
 def test_head_follows_spec(spec, activation, loss):
     model = kk.build_model(spec, input_shape=(4,), units=(8,))
-    assert model.layers[-1].activation.__name__ == activation
+    assert model.get_layer("output").activation.__name__ == activation
     assert model.loss == loss
     assert model.output_shape == (None, spec.num_outputs)
 

@@ -2,9 +2,11 @@
 
 import numpy as np
 
+from kerakit import metrics_registry
 from kerakit.active.sampling import _predict_mean, predictive_samples
 from kerakit.active.strategies import get_strategy
 from kerakit.errors import ConfigError, DataError, unknown_name
+from kerakit.metadata import attach_spec, spec_of, spec_output
 
 # With repeat="auto", the labelled rows are repeated until an epoch has at
 # least this many batches: Keras spends ~10 ms per epoch outside the steps,
@@ -167,8 +169,8 @@ class ActiveLearner:
                 f"{'not compiled' if isinstance(model, keras.Model) else 'not a keras.Model'}. "
                 f"Call model.compile(...) inside build and return the model."
             )
-        if getattr(model, "_kerakit_spec", None) is None:
-            model._kerakit_spec = self.spec
+        if spec_of(model) is None:
+            attach_spec(model, self.spec)
         return model
 
     def _train(self, model, index, epochs, seed=None):
@@ -274,9 +276,7 @@ class ActiveLearner:
         for i, member in enumerate(self.model_):
             member.name = f"member_{i}"  # a functional model needs unique names inside
         outputs = keras.layers.Average(name="ensemble_mean")([member(inputs) for member in self.model_])
-        model = keras.Model(inputs, outputs, name="ensemble")
-        model._kerakit_spec = self.spec
-        return model
+        return keras.Model(inputs, spec_output(outputs, self.spec), name="ensemble")
 
     def evaluate(self, x, y):
         """Held-out metrics (`kerakit.training.metrics_report`) of the current model."""
@@ -307,10 +307,8 @@ def _binary_labels(spec, y):
     return y.astype(np.float32)
 
 
-_DEFAULT_METRICS = {"binary": "accuracy", "multiclass": "accuracy", "multilabel": "subset_accuracy",
-                    "regression": "r2"}
-_LOWER_IS_BETTER = {"mse", "rmse", "mae", "log_loss", "hamming_loss"}
+_LOWER_IS_BETTER = frozenset(n for n, m in metrics_registry.METRICS.items() if m.direction == "min")
 
 
 def _default_metric(spec):
-    return _DEFAULT_METRICS[spec.task]
+    return metrics_registry.default_metric(spec.task)

@@ -7,6 +7,7 @@ import math
 
 from kerakit.analysis.loading import _input_struct, load_model, spec_from_model
 from kerakit.errors import ConfigError, DataTypeError
+from kerakit.metadata import spec_output
 
 # Ensembles ---------------------------------------------------------------------
 
@@ -138,11 +139,10 @@ def ensemble(models, weights=None, *, spec=None, name="ensemble"):
         averaged = keras.layers.Average(name="average")(outputs)
     else:
         averaged = _weighted_average_class()(weights, name="average")(outputs)
-    model = keras.Model(inputs, averaged, name=name)
     spec = spec or spec_from_model(members[0])
-    if spec is not None:
-        model._kerakit_spec = spec
-    return model
+    if spec is not None:  # saved with the ensemble, as build_model saves it
+        averaged = spec_output(averaged, spec)
+    return keras.Model(inputs, averaged, name=name)
 
 
 def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemble"):

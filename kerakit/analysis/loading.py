@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from kerakit.errors import DataError, DataTypeError
+from kerakit.metadata import attach_spec, spec_of
 
 # Models, inputs and predictions ---------------------------------------------------
 
@@ -20,8 +21,8 @@ def load_model(model_or_path):
     A run directory (holding `model.keras` and `manifest.json`) is accepted
     too. Files are loaded with `safe_mode=True`, so a model file cannot run
     code; kerakit's own layers (raw-column models, weighted ensembles) are
-    registered first. The problem spec is attached when the run's manifest or
-    a raw-column model's metadata records it.
+    registered first. The problem spec comes with the file (`kerakit.spec_of`);
+    for a file saved before models carried it, the run's manifest supplies it.
 
     Example:
 
@@ -43,23 +44,16 @@ def load_model(model_or_path):
     # One safe-mode loader for the whole project: it registers kerakit's own
     # layers and explains a refused Lambda layer.
     model = load_keras_file(path)
-    spec = _table_spec(model) or _manifest_spec(manifest)
-    if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
-        model._kerakit_spec = spec
+    if spec_of(model) is None:  # a file saved before models carried their spec
+        spec = _manifest_spec(manifest)
+        if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
+            attach_spec(model, spec)
     return model
 
 
 def _output_width(model):
     shape = model.output_shape
     return shape[-1] if isinstance(shape, tuple) else None
-
-
-def _table_spec(model):
-    from kerakit.data.table import OUTPUT_LAYER, spec_from_metadata, table_metadata
-
-    if OUTPUT_LAYER not in [layer.name for layer in model.layers]:
-        return None
-    return spec_from_metadata(table_metadata(model))
 
 
 def _manifest_spec(manifest):
@@ -182,16 +176,16 @@ def _predict(model, x, batch_size=4096):
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
-# Output activation → task, for models loaded from a file (their spec is not saved).
+# Output activation → task, for models whose spec is recorded nowhere (built outside
+# kerakit, or saved by an early kerakit without their run directory).
 _TASK_OF_ACTIVATION = {"softmax": "multiclass", "sigmoid": "binary", "linear": "regression"}
 
 
 def spec_from_model(model):
-    """Returns the `ProblemSpec` of `model`: the one `build_model` attached, or one
+    """Returns the `ProblemSpec` of `model`: the one it carries (`kerakit.spec_of`), or one
     read off the output layer (softmax → multiclass, sigmoid → binary or multilabel,
     linear → regression). Returns None when the output layer says nothing.
     """
-    from kerakit.builders import spec_of
     from kerakit.spec import ProblemSpec
 
     spec = spec_of(model)

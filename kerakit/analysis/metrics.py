@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 
+from kerakit import metrics_registry
 from kerakit.errors import ConfigError, unknown_name
 
 # Metrics ----------------------------------------------------------------------
@@ -205,25 +206,35 @@ class Metric:
 
 _CLASSIFICATION = ("binary", "multiclass", "multilabel")
 
+# Report name → this module's name: its "accuracy" is the share of rows fully
+# right (for multilabel, subset accuracy), its "auc" is the report's ROC-AUC.
+_NAMES = {"subset_accuracy": "accuracy", "roc_auc": "auc"}
+
+
+def _better(name):
+    """Direction from kerakit.metrics_registry, the one table."""
+    return metrics_registry.get(name).greater_is_better
+
+
 METRICS = {
-    "accuracy": Metric(_CLASSIFICATION, True, "points", per_example=_correct),
-    "auc": Metric(_CLASSIFICATION, True, "points", score=_sklearn_auc, batched=_batched_auc),
-    "f1": Metric(_CLASSIFICATION, True, "points", score=_sklearn_counting("f1_score"),
+    "accuracy": Metric(_CLASSIFICATION, _better("accuracy"), "points", per_example=_correct),
+    "auc": Metric(_CLASSIFICATION, _better("roc_auc"), "points", score=_sklearn_auc, batched=_batched_auc),
+    "f1": Metric(_CLASSIFICATION, _better("f1"), "points", score=_sklearn_counting("f1_score"),
                  batched=_batched_counting(lambda tp, fp, fn: (2 * tp, 2 * tp + fp + fn))),
-    "precision": Metric(_CLASSIFICATION, True, "points", score=_sklearn_counting("precision_score"),
+    "precision": Metric(_CLASSIFICATION, _better("precision"), "points",
+                        score=_sklearn_counting("precision_score"),
                         batched=_batched_counting(lambda tp, fp, fn: (tp, tp + fp))),
-    "recall": Metric(_CLASSIFICATION, True, "points", score=_sklearn_counting("recall_score"),
+    "recall": Metric(_CLASSIFICATION, _better("recall"), "points", score=_sklearn_counting("recall_score"),
                      batched=_batched_counting(lambda tp, fp, fn: (tp, tp + fn))),
-    "log_loss": Metric(("binary", "multiclass"), False, per_example=_log_losses),
-    "mse": Metric(("regression",), False, per_example=_squared_errors),
-    "rmse": Metric(("regression",), False, per_example=_squared_errors, finish=np.sqrt),
-    "mae": Metric(("regression",), False, per_example=_absolute_errors),
-    "r2": Metric(("regression",), True, score=_sklearn_r2, batched=_batched_r2),
+    "log_loss": Metric(("binary", "multiclass"), _better("log_loss"), per_example=_log_losses),
+    "mse": Metric(("regression",), _better("mse"), per_example=_squared_errors),
+    "rmse": Metric(("regression",), _better("rmse"), per_example=_squared_errors, finish=np.sqrt),
+    "mae": Metric(("regression",), _better("mae"), per_example=_absolute_errors),
+    "r2": Metric(("regression",), _better("r2"), score=_sklearn_r2, batched=_batched_r2),
 }
 
-# The metric used when none is named: the one people quote for the task.
-DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "multilabel": "accuracy",
-                  "regression": "rmse"}
+# The metric used when none is named: the task's default in kerakit.metrics_registry.
+DEFAULT_METRIC = {task: _NAMES.get(names[0], names[0]) for task, names in metrics_registry.KEY_METRICS.items()}
 
 
 def get_metric(name, spec):

@@ -13,7 +13,12 @@ import json
 import keras
 from keras import ops
 
+from kerakit.metadata import spec_layer_class
+
 PACKAGE = "kerakit"
+
+# A raw-column model holds build_model's SpecOutput layer too: registered with these.
+spec_layer_class()
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -101,3 +106,11 @@ class TableOutput(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "metadata": self.metadata}
+
+    @property
+    def problem_spec(self):
+        """The `ProblemSpec` the metadata records (`kerakit.metadata.spec_of` reads it
+        for files saved before models carried a `SpecOutput` layer)."""
+        from kerakit.data.table import spec_from_metadata
+
+        return spec_from_metadata(self.metadata) if self.metadata.get("task") else None

@@ -230,7 +230,7 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
     # file keeps the optimizer state that training built (for fine-tuning).
     model.compile(optimizer=train_model.optimizer, loss=train_model.loss,
                   metrics=make_metrics(spec))
-    model._kerakit_spec = spec
+    # The spec travels in build_model's SpecOutput layer, inside both views.
     return model, train_model
 
 
@@ -400,8 +400,7 @@ def load_table_model(path):
     import keras
 
     import kerakit.data.layers  # noqa: F401  registers FillMissing, MissingIndicator, TableOutput
+    from kerakit.metadata import spec_layer_class
 
-    model = keras.saving.load_model(os.fspath(path), safe_mode=True)
-    if OUTPUT_LAYER in [layer.name for layer in model.layers]:
-        model._kerakit_spec = spec_from_metadata(table_metadata(model))
-    return model
+    spec_layer_class()  # registers SpecOutput, which holds the spec (kerakit.spec_of reads it)
+    return keras.saving.load_model(os.fspath(path), safe_mode=True)
