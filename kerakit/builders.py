@@ -306,7 +306,7 @@ def build_model(
     options = dict(units=units, dropout=dropout, l1=l1, l2=l2, batchnorm=batchnorm)
     options = {k: v for k, v in options.items() if v is not None}
     body.pin(hp, **options, **body_options)
-    from kerakit.distribute import model_scope
+    from kerakit.strategies import model_scope
 
     # Variables (weights, optimizer slots, metrics) belong to the strategy
     # they are created under, so everything from the optimizer on is built here.

@@ -24,13 +24,15 @@ kerakit scales out on TensorFlow's own engines and adds only the decisions:
 - `set_default_strategy` makes every `build_model` of a program (or of
   `kerakit run NAME --strategy ...`) use one strategy.
 
-Modules: `strategies` (names, devices, cluster roles, dtype policies),
+Modules: `kerakit.strategies` (names, devices, cluster roles, dtype policies; on the
+core floor, re-exported here and from the old `kerakit.distribute.strategies`),
 `training` (fit under a strategy, the multi-worker loop), `launch` (local
 workers). Nothing here imports TensorFlow at import time.
 """
 
 from kerakit.distribute.launch import WorkerResult, free_ports, launch_local, main, tf_config
-from kerakit.distribute.strategies import (
+from kerakit.distribute.training import fit
+from kerakit.strategies import (
     PRECISION_POLICIES,
     STRATEGIES,
     check_batch_size,
@@ -45,7 +47,6 @@ from kerakit.distribute.strategies import (
     split_cpu,
     use_strategy_for_run,
 )
-from kerakit.distribute.training import fit
 
 __all__ = [
     "PRECISION_POLICIES",

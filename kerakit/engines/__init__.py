@@ -94,7 +94,7 @@ def choose(model, x=None, strategy=None, engine="auto"):
             "On JAX, distribute with keras.distribution (e.g. DataParallel) instead.",
         )
     if name == "tensorflow":
-        from kerakit.distribute.strategies import model_strategy
+        from kerakit.strategies import model_strategy
 
         if strategy is not None or model_strategy(model) is not None:
             return "distributed"

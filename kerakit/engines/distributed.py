@@ -11,10 +11,10 @@ strategy-aware loop around Keras's own `train_step` (see `kerakit.distribute`).
 import dataclasses
 import math
 
-from kerakit.distribute.strategies import check_batch_size, get_strategy, is_chief, is_multiworker
 from kerakit.engines import is_dataset, tensorflow
 from kerakit.engines.keras_fit import steps_per_execution
 from kerakit.errors import ConfigError, DataError
+from kerakit.strategies import check_batch_size, get_strategy, is_chief, is_multiworker
 
 
 def _check_model_strategy(model, strategy):
@@ -31,7 +31,7 @@ def _check_model_strategy(model, strategy):
 
 def fit(model, data, options):
     """Trains under `options.strategy` (or the model's own); `batch_size` is the global batch."""
-    from kerakit.distribute.strategies import model_strategy
+    from kerakit.strategies import model_strategy
 
     strategy = get_strategy(options.strategy) if options.strategy is not None else model_strategy(model)
     _check_model_strategy(model, strategy)
