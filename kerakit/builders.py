@@ -8,6 +8,7 @@ for and compiles. Bodies read every setting from Keras Tuner
 """
 
 from kerakit import heads
+from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, SpecError, unknown_name
 from kerakit.metadata import spec_of, spec_output  # noqa: F401  spec_of: the old import path
 from kerakit.optimizers import OPTIMIZERS, default_learning_rate, get_optimizer
@@ -301,7 +302,7 @@ def build_model(
     import keras_tuner
 
     if seed is not None:
-        keras.utils.set_random_seed(int(seed))
+        set_random_seed(int(seed))
     hp = keras_tuner.HyperParameters() if hp is None else hp
     options = dict(units=units, dropout=dropout, l1=l1, l2=l2, batchnorm=batchnorm)
     options = {k: v for k, v in options.items() if v is not None}

@@ -5,6 +5,7 @@ import numpy as np
 from kerakit import metrics_registry
 from kerakit.active.sampling import _predict_mean, predictive_samples
 from kerakit.active.strategies import get_strategy
+from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, DataError, unknown_name
 from kerakit.metadata import attach_spec, spec_of, spec_output
 
@@ -161,7 +162,7 @@ class ActiveLearner:
                 # each member and each rebuild gets a fresh one from its config.
                 options["optimizer"] = type(optimizer).from_config(optimizer.get_config())
             return build_model(self.spec, input_shape=self.x_labeled_.shape[1:], seed=seed, **options)
-        keras.utils.set_random_seed(seed)
+        set_random_seed(seed)
         model = self.build()
         if not isinstance(model, keras.Model) or model.optimizer is None:
             raise ConfigError(
