@@ -607,22 +607,19 @@ def data_label(manifest):
 
 
 def served_model_name(manifest, default=None):
-    """The name a run's model is served under: its data file's stem, else its recipe.
+    """The name a run's model is served under (`kerakit.serving.models.served_model_name`).
 
-    A run of the csv recipe on `penguins.csv` serves as "penguins", not
-    "csv"; other recipes serve under their own name.
+    Serving owns the rule (the data file's stem, else the recipe); this is its
+    old import path.
 
     Example:
 
     >>> served_model_name({"recipe": "csv", "data": {"source": "data/penguins.csv"}})
     'penguins'
     """
-    source = (manifest.get("data") or {}).get("source")
-    if source:
-        stem = Path(str(source)).name.split(".")[0]
-        if stem:
-            return stem
-    return manifest.get("recipe") or default
+    from kerakit.serving.models import served_model_name as name
+
+    return name(manifest, default)
 
 
 def resolve_model_path(run_or_model):
@@ -771,9 +768,9 @@ class RunModel:
         from kerakit.spec import infer_spec
 
         if self.table is not None:
-            from kerakit.data.table import _encoder_from_metadata
+            from kerakit.data.targets import encoder_from_metadata
 
-            return _encoder_from_metadata(self.table).labels(frame[columns[0]])
+            return encoder_from_metadata(self.table).labels(frame[columns[0]])
         raw = frame[columns]
         numeric = raw.apply(pd.to_numeric, errors="coerce")
         if numeric.notna().to_numpy().all():

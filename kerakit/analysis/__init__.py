@@ -15,7 +15,6 @@ when a function needs them.
 
 from kerakit.analysis.comparison import Comparison, compare, compare_predictions
 from kerakit.analysis.ensembles import (
-    _weighted_average_class,  # noqa: F401  (kerakit.serving.models)
     ensemble,
     ensemble_from_tuner,
 )

@@ -1,49 +1,17 @@
 """Ensembles for `kerakit.analysis`: `ensemble`, `ensemble_from_tuner` and the `WeightedAverage` layer.
 
-Keras is imported only when a function needs it.
+Keras is imported only when a function needs it. The layer itself lives in
+`kerakit.layers`, where the safe loader reaches it too.
 """
 
 import math
 
 from kerakit.analysis.loading import _input_struct, load_model, spec_from_model
 from kerakit.errors import ConfigError, DataTypeError
+from kerakit.layers import weighted_average_class
 from kerakit.metadata import spec_output
 
 # Ensembles ---------------------------------------------------------------------
-
-
-def _weighted_average_layer():
-    import keras
-
-    @keras.saving.register_keras_serializable(package="kerakit")
-    class WeightedAverage(keras.layers.Layer):
-        """Weighted mean of its inputs; the weights are fixed numbers in the config."""
-
-        def __init__(self, weights, **kwargs):
-            super().__init__(**kwargs)
-            self.member_weights = [float(w) for w in weights]
-
-        def call(self, inputs):
-            total = sum(self.member_weights)
-            return sum(t * (w / total) for t, w in zip(inputs, self.member_weights, strict=True))
-
-        def compute_output_shape(self, input_shape):
-            return input_shape[0]
-
-        def get_config(self):
-            return {**super().get_config(), "weights": self.member_weights}
-
-    return WeightedAverage
-
-
-_LAYERS = {}
-
-
-def _weighted_average_class():
-    """Defines and registers `kerakit>WeightedAverage` once (Keras is imported lazily)."""
-    if "WeightedAverage" not in _LAYERS:
-        _LAYERS["WeightedAverage"] = _weighted_average_layer()
-    return _LAYERS["WeightedAverage"]
 
 
 def _signature(model):
@@ -138,7 +106,7 @@ def ensemble(models, weights=None, *, spec=None, name="ensemble"):
     if weights is None or len(set(weights)) == 1:
         averaged = keras.layers.Average(name="average")(outputs)
     else:
-        averaged = _weighted_average_class()(weights, name="average")(outputs)
+        averaged = weighted_average_class()(weights, name="average")(outputs)
     spec = spec or spec_from_model(members[0])
     if spec is not None:  # saved with the ensemble, as build_model saves it
         averaged = spec_output(averaged, spec)

@@ -1,6 +1,5 @@
 """`fit_table`: a CSV (or DataFrame, or arrays) and a target column → a trained raw-column model."""
 
-import dataclasses
 import os
 
 from kerakit.checks import check_count
@@ -8,43 +7,14 @@ from kerakit.data.preprocess import StatsAccumulator
 from kerakit.data.schema import to_inputs
 from kerakit.data.table import (
     STREAMING_BYTES,
+    TableResult,
     _is_path,
     build_table_model,
-    predict_table,
     read_table,
     split_table,
 )
 from kerakit.data.targets import TargetEncoder
 from kerakit.errors import ConfigError, DataError
-
-
-@dataclasses.dataclass
-class TableResult:
-    """What `fit_table` returns.
-
-    Attributes:
-        model: the trained raw-column `keras.Model` (dict of raw columns in;
-            probabilities or target values in original units out).
-        schema: the `TableSchema` (`print(result.schema)`).
-        spec: the `ProblemSpec` of the target.
-        history: the Keras `History` of training.
-        report: `{"validation": metrics, "test": metrics}` computed with
-            scikit-learn; the test split is used only here, after training.
-        splits: rows per split, `{"train": n, "validation": n, "test": n}`.
-        class_names: the classes in output order (None for regression).
-    """
-
-    model: object
-    schema: object
-    spec: object
-    history: object
-    report: dict
-    splits: dict
-    class_names: tuple | None = None
-
-    def predict(self, rows, **options):
-        """Same as `predict_table(self.model, rows, ...)`."""
-        return predict_table(self.model, rows, **options)
 
 
 def _check_counts(epochs, batch_size, patience):

@@ -111,6 +111,6 @@ class TableOutput(keras.layers.Layer):
     def problem_spec(self):
         """The `ProblemSpec` the metadata records (`kerakit.metadata.spec_of` reads it
         for files saved before models carried a `SpecOutput` layer)."""
-        from kerakit.data.table import spec_from_metadata
+        from kerakit.data.targets import spec_from_metadata
 
         return spec_from_metadata(self.metadata) if self.metadata.get("task") else None

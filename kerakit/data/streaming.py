@@ -345,8 +345,7 @@ def fit_csv_streaming(path, target, *, types, ignore, task, target_transform, cr
                       **build_options):
     """`fit_table` for a CSV streamed from disk (see `fit_table` for the arguments)."""
     from kerakit.callbacks import default_callbacks
-    from kerakit.data.fit import TableResult
-    from kerakit.data.table import build_table_model
+    from kerakit.data.table import TableResult, build_table_model
     from kerakit.engines.keras_fit import MAX_STEPS_PER_EXECUTION
     from kerakit.training import fit, metrics_report
 

@@ -14,7 +14,12 @@ import numpy as np
 
 from kerakit.data.preprocess import make_inputs, make_preprocessor
 from kerakit.data.schema import TableSchema, check_target, infer_schema, to_inputs
-from kerakit.data.targets import TargetEncoder, check_missing_target
+from kerakit.data.targets import (  # noqa: F401  encoder_from_metadata, spec_from_metadata: old paths
+    TargetEncoder,
+    check_missing_target,
+    encoder_from_metadata,
+    spec_from_metadata,
+)
 from kerakit.errors import ConfigError, DataError, DataTypeError
 
 # Above this size a CSV path trains through the streaming reader by default.
@@ -260,19 +265,6 @@ def training_model(model):
     return keras.Model(model.inputs, layer.input)
 
 
-def spec_from_metadata(metadata):
-    encoder = _encoder_from_metadata(metadata)
-    return encoder.spec_
-
-
-def _encoder_from_metadata(metadata):
-    encoder = TargetEncoder()
-    if metadata["task"] == "regression":
-        t = metadata["target_transform"]
-        return encoder.fit_transform_stats(metadata["target"], t["kind"], t["mean"], t["scale"])
-    return encoder.fit_classes(metadata["target"], metadata["class_names"])
-
-
 def _rows_frame(rows, na_values=()):
     import pandas as pd
 
@@ -309,6 +301,35 @@ def table_inputs(model, rows):
     if na_values:
         frame = frame.replace(na_values, np.nan)
     return to_inputs(frame, schema, where)
+
+
+@dataclasses.dataclass
+class TableResult:
+    """What `fit_table` returns (built by both `data.fit` and `data.streaming`).
+
+    Attributes:
+        model: the trained raw-column `keras.Model` (dict of raw columns in;
+            probabilities or target values in original units out).
+        schema: the `TableSchema` (`print(result.schema)`).
+        spec: the `ProblemSpec` of the target.
+        history: the Keras `History` of training.
+        report: `{"validation": metrics, "test": metrics}` computed with
+            scikit-learn; the test split is used only here, after training.
+        splits: rows per split, `{"train": n, "validation": n, "test": n}`.
+        class_names: the classes in output order (None for regression).
+    """
+
+    model: object
+    schema: object
+    spec: object
+    history: object
+    report: dict
+    splits: dict
+    class_names: tuple | None = None
+
+    def predict(self, rows, **options):
+        """Same as `predict_table(self.model, rows, ...)`."""
+        return predict_table(self.model, rows, **options)
 
 
 def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):

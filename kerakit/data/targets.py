@@ -222,3 +222,17 @@ def _moments(kind, values, name):
         return kind, 0.0, 1.0
     scale = float(np.std(values))
     return kind, float(np.mean(values)), scale if scale > 0 else 1.0
+
+
+def spec_from_metadata(metadata):
+    """The `ProblemSpec` a raw-column model's metadata (`TableOutput`) records."""
+    return encoder_from_metadata(metadata).spec_
+
+
+def encoder_from_metadata(metadata):
+    """Rebuilds the fitted `TargetEncoder` from a raw-column model's metadata."""
+    encoder = TargetEncoder()
+    if metadata["task"] == "regression":
+        t = metadata["target_transform"]
+        return encoder.fit_transform_stats(metadata["target"], t["kind"], t["mean"], t["scale"])
+    return encoder.fit_classes(metadata["target"], metadata["class_names"])

@@ -80,8 +80,8 @@ def load_model(path):
 def _register_kerakit_layers(file):
     """Registers the kerakit layers a `.keras` file uses, so safe-mode loading can rebuild them.
 
-    Raw-column models use kerakit.data's layers; ensembles use kerakit.analysis's
-    averaging layer (that module is heavier, so it is imported only when needed).
+    Raw-column models use kerakit.data's layers; ensembles use the averaging
+    layer of `kerakit.layers` (defined only when a file needs it).
     """
     try:
         with zipfile.ZipFile(file) as archive:
@@ -98,12 +98,9 @@ def _register_kerakit_layers(file):
     except ImportError:
         pass
     if b"WeightedAverage" in config:
-        try:
-            from kerakit import analysis
+        from kerakit.layers import weighted_average_class
 
-            analysis._weighted_average_class()
-        except (ImportError, AttributeError):
-            pass
+        weighted_average_class()
 
 
 def is_saved_model(path):
@@ -405,13 +402,30 @@ def _keras_file_name(path):
     manifest = run_dir / "manifest.json"
     if manifest.is_file():
         try:
-            from kerakit.runs import served_model_name  # the data file's stem, else the recipe
-
             return served_model_name(json.loads(manifest.read_text(encoding="utf-8")),
                                      run_dir.parent.name)
         except (OSError, ValueError, AttributeError):
             return run_dir.parent.name
     return path.stem if path.is_file() else path.resolve().name
+
+
+def served_model_name(manifest, default=None):
+    """The name a run's model is served under: its data file's stem, else its recipe.
+
+    A run of the csv recipe on `penguins.csv` serves as "penguins", not
+    "csv"; other recipes serve under their own name.
+
+    Example:
+
+    >>> served_model_name({"recipe": "csv", "data": {"source": "data/penguins.csv"}})
+    'penguins'
+    """
+    source = (manifest.get("data") or {}).get("source")
+    if source:
+        stem = Path(str(source)).name.split(".")[0]
+        if stem:
+            return stem
+    return manifest.get("recipe") or default
 
 
 # Export ---------------------------------------------------------------------------
