@@ -5,6 +5,7 @@ TensorFlow unless the backend is TensorFlow (a JAX or PyTorch machine may
 not have it, and importing it costs seconds and memory).
 """
 
+import os
 import random
 import sys
 
@@ -65,3 +66,48 @@ def set_random_seed(seed):
         import torch
 
         torch.manual_seed(seed)
+
+
+def configured_backend():
+    """The Keras backend this process will use, read as Keras reads it, without importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    import json
+
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as handle:
+            return json.load(handle).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up lines (absl, oneDNN, CUDA stub) held back.
+
+    TensorFlow 2.21 writes them to file descriptor 2 before
+    `TF_CPP_MIN_LOG_LEVEL` applies. They are shown if the import fails, or
+    always with `KERAKIT_TF_LOGS=1`.
+    """
+    if configured_backend() != "tensorflow":
+        return  # JAX and PyTorch runs never load TensorFlow
+    if os.environ.get("KERAKIT_TF_LOGS") == "1" or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

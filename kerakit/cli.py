@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from kerakit.backend import configured_backend, import_tensorflow_quietly  # noqa: F401  old import paths
 from kerakit.errors import KerakitError, closest
 
 # name → (module, one-line help). Keep the help here so listing commands
@@ -32,51 +33,6 @@ COMMANDS = {
 # Commands that never need TensorFlow, or that parse more flags of their own
 # (a recipe's) and import it themselves once those are read, so --help stays instant.
 _NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune"})
-
-
-def configured_backend():
-    """The Keras backend this process will use, read as Keras reads it, without importing Keras."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    import json
-
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as handle:
-            return json.load(handle).get("backend", "tensorflow")
-    except (OSError, ValueError):
-        return "tensorflow"
-
-
-def import_tensorflow_quietly():
-    """Imports TensorFlow with its C++ start-up lines (absl, oneDNN, CUDA stub) held back.
-
-    TensorFlow 2.21 writes them to file descriptor 2 before
-    `TF_CPP_MIN_LOG_LEVEL` applies. They are shown if the import fails, or
-    always with `KERAKIT_TF_LOGS=1`.
-    """
-    if configured_backend() != "tensorflow":
-        return  # JAX and PyTorch runs never load TensorFlow
-    if os.environ.get("KERAKIT_TF_LOGS") == "1" or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
-
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -90,7 +90,7 @@ def tune_recipe(args, rest):
     """Loads the recipe, tunes on its data, reports on its test split; returns the result dict."""
     import functools
 
-    from kerakit.cli import import_tensorflow_quietly
+    from kerakit.backend import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras

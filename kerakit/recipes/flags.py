@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kerakit import runs as runs_module
 from kerakit.errors import RecipeError, closest
+from kerakit.recipes.names import module_recipe_name
 
 PATH_ENV = "KERAKIT_RECIPES_PATH"
 
@@ -217,8 +218,6 @@ def parse_args(module, argv, name=None, prog=None):
     `options` holds the common options (`runs_dir`, `quiet`, `json_output`, ...).
     """
     if name is None:
-        from kerakit.recipes.registry import module_recipe_name
-
         name = module_recipe_name(module)
     args = vars(build_parser(module, name, prog).parse_args(argv))
     common = {dest_of(flag): args.pop(dest_of(flag)) for flag in COMMON_OPTIONS}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kerakit.errors import RecipeError, RecipeImportError, closest
 from kerakit.recipes.flags import COMMON_OPTIONS, PATH_ENV, dest_of
+from kerakit.recipes.names import module_recipe_name, recipe_name  # noqa: F401  module_recipe_name: old path
 
 ENTRY_POINT_GROUP = "kerakit.recipes"
 BUILTIN_PACKAGE = "kerakit_recipes"  # the top-level recipes/ folder, as installed
@@ -33,16 +34,6 @@ class RecipeInfo:
         """The first line of the recipe's docstring, read without importing it."""
         path = self.path or _entry_point_file(self.entry_point)
         return _docstring_title(path) if path else ""
-
-
-def recipe_name(path):
-    """The recipe name of a file: `recipes/active_digits.py` → "active-digits".
-
-    A trailing underscore is dropped (`csv_.py` → "csv"): a file named like a
-    standard-library module would shadow it when run as a script, because
-    Python puts the script's folder first on `sys.path`.
-    """
-    return Path(path).stem.rstrip("_").replace("_", "-")
 
 
 def builtin_dir():
@@ -288,13 +279,3 @@ def check(module, name="recipe"):
             f"Recipe '{name}' ({where}) does not follow the recipe contract. It needs: "
             + "; ".join(problems) + ". See the recipe template in the README."
         )
-
-
-
-def module_recipe_name(module):
-    """The name a loaded recipe module runs under."""
-    info = getattr(module, "__kerakit_recipe__", None)
-    if info is not None:
-        return info.name
-    return recipe_name(getattr(module, "__file__", None) or module.__name__.rsplit(".", 1)[-1])
-

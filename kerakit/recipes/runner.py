@@ -156,7 +156,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     >>> result = execute(recipe, make_config(recipe, smoke=True), runs_dir=tmp_path, quiet=True)
     >>> result["metrics"]["accuracy"]
     """
-    from kerakit.cli import import_tensorflow_quietly
+    from kerakit.backend import import_tensorflow_quietly
 
     check_config(module, config)
     import_tensorflow_quietly()
