@@ -3,6 +3,19 @@
 Names are imported on first use (PEP 562), so `import kerakit` and the
 `kerakit` command's help stay instant: TensorFlow loads only when a name that
 needs it is touched.
+
+Imports run down five floors, never up (import-linter checks it, see
+pyproject.toml); modules on one floor may import each other, without cycles:
+
+- apps: `cli`, `commands`, `recipes`;
+- features: `data`, `tuning`, `validation` (cross-validation), `analysis`,
+  `analysis_plots`, `plots`, `active`, `serving`, `distribute`, `finetune`,
+  `sklearn`, `runs`;
+- engines: `training`, `engines` (fit, evaluate, predict);
+- core: `checks`, `metadata`, `metrics_registry`, `callbacks`, `builders`,
+  `strategies` (tf.distribute strategies and dtype policies), `layers`
+  (layers that features share);
+- base: `errors`, `spec`, `heads`, `optimizers`, `backend`.
 """
 
 __version__ = "0.1.0"

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import kerakit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,3 +71,39 @@ def test_ruff_is_clean():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "kerakit", "recipes", "scripts", "tests"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def _lint_imports():
+    """The `lint-imports` command of this environment, or None (then the floor tests skip)."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "lint-imports"
+    return str(beside) if beside.exists() else shutil.which("lint-imports")
+
+
+def test_imports_run_down_the_floors_without_cycles():
+    # pyproject.toml's [tool.importlinter]: the layers contract (apps > features >
+    # engines > core > base) and no import cycle between sibling modules.
+    command = _lint_imports()
+    if command is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    result = subprocess.run([command, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "2 kept, 0 broken" in result.stdout
+
+
+def test_import_linter_refuses_an_upward_import(tmp_path):
+    # The contract is not vacuous: base importing an app breaks it.
+    import shutil
+
+    command = _lint_imports()
+    if command is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    shutil.copytree(ROOT / "kerakit", tmp_path / "kerakit", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    errors = tmp_path / "kerakit" / "errors.py"
+    errors.write_text(errors.read_text() + "\n\ndef _upward():\n    import kerakit.cli  # noqa: F401\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([command, "--no-cache"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "kerakit.errors is not allowed to import kerakit.cli" in result.stdout
