@@ -10,6 +10,9 @@ from kerakit import active
 from kerakit.errors import ConfigError, DataError, UnknownNameError
 from kerakit.metadata import attach_spec
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 
 def probability_model(width):
     """A model whose outputs are softmax(x) (or sigmoid(x) for width 1): inputs are logits."""

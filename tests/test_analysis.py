@@ -1,5 +1,6 @@
 """kerakit.analysis: A/B comparison, permutation importance, ensembles."""
 
+import keras
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -7,6 +8,9 @@ from scipy.stats import binomtest
 import kerakit as kk
 from kerakit import analysis
 from kerakit.errors import ConfigError, DataError, UnknownNameError
+
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
 
 # Synthetic predictions (no Keras) --------------------------------------------------
 
@@ -295,6 +299,12 @@ def test_permutation_importance_refuses_mismatched_names():
                                   feature_names=["a", "b", "c"])
 
 
+# Raw-column models hold string lookups, which only the TensorFlow backend runs.
+tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="raw-column (string lookup) models need the TensorFlow backend")
+
+
 @pytest.fixture(scope="module")
 def table_model():
     """A raw-column model from kerakit.data: the label depends on `signal` and `color` only."""
@@ -310,6 +320,7 @@ def table_model():
     return result, frame
 
 
+@tensorflow_only
 def test_permutation_importance_on_a_raw_column_model(table_model):
     result, frame = table_model
     importance = kk.permutation_importance(result.model, frame, frame["label"], n_repeats=3)
@@ -412,6 +423,7 @@ def test_explain_command_on_a_run_directory(two_runs, tmp_path, capsys):
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+@tensorflow_only
 def test_explain_command_on_a_raw_column_model(table_model, tmp_path, capsys):
     from kerakit import cli
     from kerakit.data import save_table_model

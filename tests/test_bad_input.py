@@ -18,6 +18,9 @@ from kerakit.errors import (
     UnknownNameError,
 )
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(24, 4)).astype("float32")
 

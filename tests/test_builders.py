@@ -9,6 +9,9 @@ import kerakit as kk
 from kerakit.builders import BODIES, get_body
 from kerakit.errors import ConfigError
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 SPEC = kk.ProblemSpec(task="multiclass", num_classes=5)
 
 

@@ -6,6 +6,9 @@ import pytest
 import kerakit as kk
 from kerakit.errors import ConfigError, UnknownNameError
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture(scope="module")
 def source(digits):

@@ -26,6 +26,9 @@ from kerakit.errors import KerakitError
 from kerakit.sklearn import KerasClassifier, KerasRegressor
 from kerakit.spec import ProblemSpec
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def count_fits(monkeypatch):

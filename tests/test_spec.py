@@ -9,6 +9,9 @@ from kerakit import heads
 from kerakit.errors import DataTypeError, KerakitError, LabelError, SpecError
 from kerakit.spec import ProblemSpec, infer_spec, validate_labels
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 
 @pytest.mark.parametrize(
     "spec, activation, loss, metrics, outputs",

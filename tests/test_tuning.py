@@ -10,6 +10,9 @@ import kerakit as kk
 from kerakit.errors import ConfigError
 from kerakit.tuning import SearchSpace, plot_trials
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 ISSUE_GRIDS = [{"units": [5, 8, 10], "dropout": [.4, .6, .8]},
                {"units": [10, 15], "dropout": [.6, .8, 1.0]}]
 VALID_GRIDS = [{"units": [5, 8, 10], "dropout": [.4, .6, .8]},

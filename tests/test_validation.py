@@ -14,6 +14,9 @@ from kerakit.validation import (
     objective_direction,
 )
 
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture(scope="module")
 def cancer():

@@ -1,8 +1,10 @@
 """Predictions with uncertainty: Monte-Carlo dropout passes and deep-ensemble members.
 
 The Monte-Carlo passes over a pool run as one batched call of the model on
-the pool tiled `passes` times, inside one cached `tf.function` per model,
-not as `passes` Python calls of `predict`.
+the pool tiled `passes` times, not as `passes` Python calls of `predict`: on
+TensorFlow inside one cached `tf.function` per model; on JAX and PyTorch as
+one eager call (Keras's stateful dropout seed cannot be traced there, and
+each op is already compiled once by the backend).
 """
 
 import weakref
@@ -26,6 +28,10 @@ def _forward_function(model, passes, training, feature_shape):
     With `passes > 1` the rows are tiled `passes` times and run through the
     model in one call; the result has shape (passes, rows, ...outputs).
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: _eager_forward(model, x, passes, training)
     functions = _FORWARD.setdefault(model, {})
     key = (int(passes), bool(training))
     if key not in functions:
@@ -43,6 +49,23 @@ def _forward_function(model, passes, training, feature_shape):
         signature = [tf.TensorSpec((None, *feature_shape), tf.float32)]
         functions[key] = tf.function(forward, input_signature=signature)
     return functions[key]
+
+
+def _eager_forward(model, x, passes, training):
+    import contextlib
+
+    import keras
+
+    rows = len(x)
+    tiled = np.broadcast_to(x[None], (passes, *x.shape)).reshape(passes * rows, *x.shape[1:])
+    no_grad = contextlib.nullcontext()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        no_grad = torch.no_grad()
+    with no_grad:
+        out = keras.ops.convert_to_numpy(model(tiled, training=training))
+    return out.reshape(passes, rows, *out.shape[1:])
 
 
 def _stochastic_layers(model):
@@ -66,7 +89,7 @@ def _validated_pool(model, x):
 def _run(model, x, passes, training):
     fn = _forward_function(model, passes, training, x.shape[1:])
     chunk = max(1, MC_MAX_ROWS // passes)
-    parts = [fn(x[i:i + chunk]).numpy() for i in range(0, len(x), chunk)]
+    parts = [np.asarray(fn(x[i:i + chunk])) for i in range(0, len(x), chunk)]
     return np.concatenate(parts, axis=1).astype(np.float64)
 
 
