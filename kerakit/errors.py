@@ -88,3 +88,7 @@ class ChiefUnavailableError(KerakitError, TimeoutError):
 
 class ChiefIdleError(KerakitError, TimeoutError):
     """A distributed-search chief heard from no worker for too long."""
+
+
+class MissingExtraError(KerakitError, ImportError):
+    """An optional dependency that is not installed; the message names the pip extra."""

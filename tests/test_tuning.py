@@ -285,8 +285,8 @@ def test_tune_help_is_instant_and_lists_the_four_tuners():
             "try:\n    cli.main(['tune', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
-    assert out.strip().endswith("False") and "{random,grid,bayesian,hyperband}" in out
-    assert TUNERS == ("random", "grid", "bayesian", "hyperband")
+    assert out.strip().endswith("False") and "{random,grid,bayesian,hyperband,tpe}" in out
+    assert TUNERS == ("random", "grid", "bayesian", "hyperband", "tpe")
 
 
 @pytest.mark.parametrize("tuner", ["grid", "random", "bayesian", "hyperband"])

@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-TUNERS = ("random", "grid", "bayesian", "hyperband")  # kept in step with kerakit.tuning.TUNERS
+TUNERS = ("random", "grid", "bayesian", "hyperband", "tpe")  # kept in step with kerakit.tuning.TUNERS
 
 
 def add_arguments(parser):

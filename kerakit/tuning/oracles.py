@@ -1,4 +1,4 @@
-"""The four Keras Tuner oracles, with crash-safe state and an exact union-of-grids oracle.
+"""The Keras Tuner oracles (four of its own, Optuna's TPE in `tpe.py`), with crash-safe state and an exact union-of-grids oracle.
 
 Keras Tuner's oracles do the searching. kerakit adds two things they lack:
 state files written atomically (a search killed mid-write still reloads),
@@ -13,6 +13,7 @@ import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
 from kerakit.runs import atomic_write_json
+from kerakit.tuning.tpe import TPESearch
 
 DONE = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
 
@@ -116,6 +117,10 @@ class UnionGridOracle(CrashSafeOracle, keras_tuner.oracles.GridSearchOracle):
         return keras_tuner.Oracle.end_trial(self, trial)
 
 
+class TPEOracle(CrashSafeOracle, TPESearch, keras_tuner.Oracle):
+    __doc__ = TPESearch.__doc__
+
+
 def _random(objective, max_trials, seed, hyperparameters, tune_new_entries, **_):
     return RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed,
                               hyperparameters=hyperparameters, tune_new_entries=tune_new_entries)
@@ -141,12 +146,18 @@ def _grid(objective, max_trials, seed, hyperparameters, tune_new_entries, candid
                            hyperparameters=hyperparameters, tune_new_entries=tune_new_entries)
 
 
+def _tpe(objective, max_trials, seed, hyperparameters, tune_new_entries, **_):
+    return TPEOracle(objective=objective, max_trials=max_trials, seed=seed,
+                     hyperparameters=hyperparameters, tune_new_entries=tune_new_entries)
+
+
 # tuner name → oracle factory
 ORACLES = {
     "random": _random,
     "grid": _grid,
     "bayesian": _bayesian,
     "hyperband": _hyperband,
+    "tpe": _tpe,
 }
 
 

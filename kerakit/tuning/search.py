@@ -31,7 +31,7 @@ from kerakit.validation import (
     objective_direction,
 )
 
-TUNERS = ("random", "grid", "bayesian", "hyperband")
+TUNERS = ("random", "grid", "bayesian", "hyperband", "tpe")
 SEARCH_FILE = "kerakit_search.json"
 
 
@@ -238,8 +238,9 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
             batchnorm, optimizer, learning_rate), names the body reads
             (depth, units_0, ...) or fit options (batch_size, epochs).
             Defaults to `DEFAULT_SPACE` (`DEFAULT_GRID` for grid search).
-        tuner: "random", "grid", "bayesian" or "hyperband". Defaults to "random".
-        max_trials: most candidates to try; "auto" is 10 for "random" and
+        tuner: "random", "grid", "bayesian", "hyperband" or "tpe" (Optuna's TPE,
+            `pip install "kerakit[optuna]"`). Defaults to "random".
+        max_trials: most candidates to try; "auto" is 10 for "random", "tpe" and
             "bayesian", every candidate for "grid" and the brackets' size for
             "hyperband". Defaults to "auto".
         cv: number of folds, or None for one validation split. Defaults to None.
@@ -287,8 +288,8 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
     if not isinstance(spec, ProblemSpec):
         raise ConfigError(f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}")
     if max_trials == "auto":
-        max_trials = 10 if tuner in ("random", "bayesian") else None
-    if max_trials is None and tuner in ("random", "bayesian"):
+        max_trials = 10 if tuner in ("random", "bayesian", "tpe") else None
+    if max_trials is None and tuner in ("random", "bayesian", "tpe"):
         raise ConfigError(f"tuner={tuner!r} needs a budget: pass max_trials=N.")
     # Counts first: a bad one is refused before TensorFlow and Keras Tuner load.
     _check_counts(max_trials=max_trials, cv=cv, epochs=epochs, batch_size=batch_size,

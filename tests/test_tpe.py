@@ -1,0 +1,137 @@
+"""Optuna's TPE as a Keras Tuner oracle (issue 17, item 1): kk.tune, resume, the CLI."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import kerakit as kk
+
+optuna = pytest.importorskip("optuna")
+
+# Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
+pytestmark = pytest.mark.backends
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    idx = np.random.default_rng(1).permutation(len(x))[:100]
+    return x[idx], y[idx]
+
+
+def _oracle(space, direction="min", seed=1):
+    import keras_tuner
+
+    from kerakit.tuning.oracles import ORACLES
+    from kerakit.tuning.spaces import SearchSpace
+
+    return ORACLES["tpe"](objective=keras_tuner.Objective("val_loss", direction), max_trials=20,
+                          seed=seed, hyperparameters=SearchSpace(space).hyperparameters("tpe"),
+                          tune_new_entries=False)
+
+
+def test_tpe_asks_units_i_only_for_layers_the_depth_builds():
+    oracle = _oracle({"depth": [1, 2, 3], "units_0": [8, 16], "units_1": [8, 16], "units_2": [8, 16],
+                      "learning_rate": (1e-3, 1e-1, "log")})
+    for number in range(12):
+        values = oracle.populate_space(f"{number:02d}")["values"]
+        asked = oracle._asked[f"{number:02d}"]
+        assert set(asked.params) == {"depth", "learning_rate"} | {f"units_{i}" for i in range(values["depth"])}
+        assert 1e-3 <= values["learning_rate"] <= 1e-1
+
+
+def test_tpe_respects_keras_tuner_conditional_scopes():
+    import keras_tuner
+
+    from kerakit.tuning.oracles import TPEOracle
+
+    hp = keras_tuner.HyperParameters()
+    kind = hp.Choice("kind", ["a", "b"])
+    with hp.conditional_scope("kind", ["b"]):
+        hp.Int("width", 2, 8)
+    oracle = TPEOracle(objective=keras_tuner.Objective("loss", "min"), max_trials=10, seed=3,
+                       hyperparameters=hp)
+    assert kind == "a"
+    seen = set()
+    for number in range(8):
+        oracle.populate_space(str(number))
+        params = oracle._asked[str(number)].params
+        seen.add(params["kind"])
+        assert ("width" in params) == (params["kind"] == "b")
+    assert seen == {"a", "b"}
+
+
+def test_tpe_through_tune_and_its_resume_retells_finished_trials(cancer, tmp_path):
+    x, y = cancer
+    spec = kk.ProblemSpec(task="binary")
+    options = dict(space={"units": [(4,), (8,)], "learning_rate": (1e-3, 1e-1, "log")}, tuner="tpe",
+                   epochs=1, patience=None, batch_size=32, refit=False, verbose=0, seed=0,
+                   directory=tmp_path)
+    first = kk.tune(spec, x, y, max_trials=2, **options)
+    assert first.fits == 2 and first.tuner.oracle.__class__.__name__ == "TPEOracle"
+    resumed = kk.tune(spec, x, y, max_trials=3, **options)
+    assert resumed.fits == 1 and "resuming: 2 done" in resumed.plan
+    study = resumed.tuner.oracle.study
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3  # the two of the first run re-told, and the new one
+    scores = sorted(float(v) for v in resumed.trials["val_loss"])
+    assert sorted(t.value for t in complete) == pytest.approx(scores)
+    assert np.isfinite(resumed.best_score)
+
+
+def test_a_missing_optuna_names_the_extra(monkeypatch):
+    from kerakit.errors import MissingExtraError
+    from kerakit.tuning import tpe
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now raises ImportError
+    with pytest.raises(MissingExtraError, match=r"kerakit\[optuna\]"):
+        tpe.import_optuna()
+
+
+RECIPE = '''"""Tiny binary recipe for the tune command."""
+import dataclasses
+
+@dataclasses.dataclass
+class Config:
+    epochs: int = 2  # most epochs
+    seed: int = 0  # seed
+    smoke: bool = False  # tiny
+
+def data(config):
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    import kerakit as kk
+    x, y = load_breast_cancer(return_X_y=True)
+    idx = np.random.default_rng(config.seed).permutation(len(x))[:150]
+    x, y = x[idx].astype("float32"), y[idx]
+    return {"x_train": x[:90], "y_train": y[:90], "x_val": x[90:120], "y_val": y[90:120],
+            "x_test": x[120:], "y_test": y[120:], "spec": kk.ProblemSpec(task="binary")}
+
+def search_space(config):
+    return {"units": [4, 8], "learning_rate": (1e-3, 1e-1, "log")}
+
+def run(config, data, run):
+    return {}
+'''
+
+
+@pytest.mark.slow
+def test_kerakit_tune_tpe_command_resumes(tmp_path, capsys):
+    from kerakit import cli
+
+    recipe = tmp_path / "tiny_binary.py"
+    recipe.write_text(RECIPE)
+    args = ["tune", str(recipe), "--tuner", "tpe", "--directory", str(tmp_path / "tuning"),
+            "--json", "--epochs", "1"]
+    assert cli.main(args + ["--max-trials", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["fits"] == 2
+    assert cli.main(args + ["--max-trials", "3"]) == 0
+    # Keras Tuner itself prints "Reloading Tuner from ..." first: the report is the last line.
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["fits"] == 1 and "resuming: 2 done" in report["plan"]
+    assert report["best_hyperparameters"]["units"] in (4, 8)
