@@ -61,7 +61,8 @@ def test_csv_with_mixed_kinds_and_missing_cells_trains_end_to_end(trained):
 
     assert isinstance(model, keras.Model) and isinstance(model.input, dict)
     layers = {type(layer).__name__ for layer in model.layers}
-    assert {"StringLookup", "IntegerLookup", "Normalization", "FillMissing",
+    # The default "table" body scales numbers with SmoothClip (the "mlp" body: Normalization).
+    assert {"StringLookup", "IntegerLookup", "SmoothClip", "FillMissing",
             "MissingIndicator", "TableOutput"} <= layers
 
 

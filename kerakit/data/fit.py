@@ -3,6 +3,7 @@
 import os
 
 from kerakit.checks import check_count
+from kerakit.data.bodies import TABLE_DEFAULTS
 from kerakit.data.preprocess import StatsAccumulator
 from kerakit.data.schema import to_inputs
 from kerakit.data.table import (
@@ -44,9 +45,9 @@ def fit_table(
     test=0.15,
     seed=0,
     class_weight=None,
-    epochs=50,
+    epochs=TABLE_DEFAULTS.epochs,
     batch_size="auto",
-    patience=5,
+    patience=TABLE_DEFAULTS.patience,
     callbacks=None,
     streaming="auto",
     drop_missing_target=False,
@@ -82,12 +83,14 @@ def fit_table(
         test: test fraction (0 for none). Defaults to 0.15.
         seed: seeds the split, the weights and the shuffle. Defaults to 0.
         class_weight: "balanced" or `{class label: weight}`.
-        epochs: maximum epochs (early stopping on `val_loss`). Defaults to 50.
+        epochs: maximum epochs (early stopping on `val_loss`). Defaults to
+            `TABLE_DEFAULTS.epochs` (shared with `kerakit run csv`).
         batch_size: rows per step; "auto" is 32 below 10,000 rows, else 256
             (1024 when streaming).
             `epochs`, `batch_size` and `patience` are checked before any data
             is read.
-        patience: early-stopping patience in epochs. Defaults to 5.
+        patience: early-stopping patience in epochs. Defaults to
+            `TABLE_DEFAULTS.patience`.
         callbacks: extra Keras callbacks.
         streaming: True, False or "auto" (CSV paths over 256 MiB).
         drop_missing_target: drop rows without a target instead of refusing.
@@ -160,17 +163,20 @@ def _fit_in_memory(data, target, *, y, types, ignore, task, target_transform, cr
     inputs = to_inputs(frame, schema, where)
     take = {name: {k: v[idx] for k, v in inputs.items()} for name, idx in parts.items()}
     stats = StatsAccumulator(schema, max_categories).update(take["train"]).result()
+    if batch_size == "auto":
+        batch_size = _auto_batch_size(len(parts["train"]))
+    # The "table" body's learning-rate schedule spans every planned step.
+    steps = epochs * -(-len(parts["train"]) // batch_size)
+    build_options.setdefault("body", TABLE_DEFAULTS.body)
     model, train_model = build_table_model(schema, stats, encoder, crosses=crosses,
                                            cross_bins=cross_bins, na_values=na_values, seed=seed,
-                                           **build_options)
+                                           steps=steps, **build_options)
     spec = encoder.spec_
     encoded = encoder.encode(frame[target])
     has_validation = "validation" in parts
     all_callbacks = list(callbacks or [])
     if has_validation and patience is not None:
         all_callbacks = default_callbacks(spec, patience=patience) + all_callbacks
-    if batch_size == "auto":
-        batch_size = _auto_batch_size(len(parts["train"]))
     validation_data = ((take["validation"], encoded[parts["validation"]])
                        if has_validation else None)
     history = fit(train_model, take["train"], encoded[parts["train"]], spec=spec,

@@ -1,4 +1,4 @@
-"""The three small layers a raw-column model needs beyond Keras's own.
+"""The small layers a raw-column model needs beyond Keras's own.
 
 Keras has lookup, normalization, discretization and crossing layers, but no
 layer that imputes a missing number, flags it, or carries a table's metadata
@@ -13,6 +13,7 @@ import json
 import keras
 from keras import ops
 
+from kerakit.errors import ConfigError
 from kerakit.metadata import spec_layer_class
 
 PACKAGE = "kerakit"
@@ -114,3 +115,205 @@ class TableOutput(keras.layers.Layer):
         from kerakit.data.targets import spec_from_metadata
 
         return spec_from_metadata(self.metadata) if self.metadata.get("task") else None
+
+
+# Layers of the "table" body (kerakit.data.bodies) -------------------------
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SmoothClip(keras.layers.Layer):
+    """Robust scaling with smooth clipping: `z = (x - center) / scale`, then `z / sqrt(1 + (z / limit)**2)`.
+
+    RealMLP's preprocessing (Holzmüller et al., 2024): the center and scale
+    come from the median and interquartile range of the training rows, and
+    the smooth clip keeps outliers from dominating while staying monotone.
+
+    Args:
+        center: subtracted first (kerakit uses the training median). Defaults to 0.
+        scale: divided by next (kerakit uses a robust spread). Defaults to 1.
+        limit: the soft bound, about where values saturate. Defaults to 3.
+
+    Example:
+
+    >>> SmoothClip(0.0, 1.0)(np.array([[0.0], [100.0]]))  # [[0.0], [~3.0]]
+    """
+
+    def __init__(self, center=0.0, scale=1.0, limit=3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.center = float(center)
+        self.scale = float(scale) if scale else 1.0
+        self.limit = float(limit)
+
+    def call(self, inputs):
+        z = (ops.cast(inputs, self.compute_dtype) - self.center) / self.scale
+        return z / ops.sqrt(1.0 + ops.square(z / self.limit))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "center": self.center, "scale": self.scale,
+                "limit": self.limit}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PiecewiseLinearEncoding(keras.layers.Layer):
+    """Piecewise-linear encoding of one number over fixed bin edges (Gorishniy et al., 2022).
+
+    With edges `b_0 < ... < b_T` a value becomes T numbers: bin t holds
+    `(x - b_t) / (b_{t+1} - b_t)` clipped to [0, 1] — except that the first
+    bin is not clipped below and the last not above, so values outside the
+    training range still move the encoding. kerakit takes the edges from
+    quantiles of the training rows.
+
+    Args:
+        edges: the ascending bin edges (at least two).
+
+    Example:
+
+    >>> PiecewiseLinearEncoding([0.0, 1.0, 3.0])(np.array([[2.0]]))  # [[1.0, 0.5]]
+    """
+
+    def __init__(self, edges=(0.0, 1.0), **kwargs):
+        super().__init__(**kwargs)
+        self.edges = [float(e) for e in edges]
+        if len(self.edges) < 2 or any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ConfigError(
+                f"`edges` must be at least two strictly ascending numbers; drop repeated "
+                f"edges. Received: edges={list(edges)!r}"
+            )
+
+    def call(self, inputs):
+        import numpy as np
+
+        edges = np.asarray(self.edges)
+        left, width = edges[:-1], np.diff(edges)
+        bins = len(width)
+        lower = np.zeros(bins)
+        upper = np.ones(bins)
+        lower[0], upper[-1] = -np.inf, np.inf
+        x = ops.cast(inputs, self.compute_dtype)  # (batch, 1)
+        encoded = (x - ops.convert_to_tensor(left, self.compute_dtype)) / ops.convert_to_tensor(
+            width, self.compute_dtype)
+        encoded = ops.maximum(encoded, ops.convert_to_tensor(lower, self.compute_dtype))
+        return ops.minimum(encoded, ops.convert_to_tensor(upper, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(self.edges) - 1)
+
+    def get_config(self):
+        return {**super().get_config(), "edges": self.edges}
+
+
+def _random_signs(shape, dtype=None):
+    """±1 with equal odds (TabM's initialization of the first adapter)."""
+    draw = keras.initializers.RandomUniform(-1.0, 1.0)(shape, dtype=dtype)
+    return ops.where(draw < 0, -ops.ones_like(draw), ops.ones_like(draw))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EnsembleDense(keras.layers.Layer):
+    """A Dense layer shared by `members` ensemble members through BatchEnsemble adapters (TabM).
+
+    Member i computes `((x * r_i) @ W) * s_i + b_i`: the kernel `W` is shared,
+    the adapters `r_i`, `s_i` and the bias `b_i` are the member's own, so k
+    members cost little more than one. Takes `(batch, features)` (the same
+    input for every member) or `(batch, members, features)`; returns
+    `(batch, members, units)`.
+
+    Args:
+        units: output width of every member.
+        members: the ensemble size k. Defaults to 8.
+        activation: applied after the bias. Defaults to None.
+        random_signs: initialize `r` with random ±1 (TabM does this in the
+            first layer so the members start apart). Defaults to False (ones).
+
+    Example:
+
+    >>> EnsembleDense(16, members=4)(np.ones((2, 3))).shape  # (2, 4, 16)
+    """
+
+    def __init__(self, units, members=8, activation=None, random_signs=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.members = int(members)
+        self.activation = keras.activations.get(activation)
+        self.random_signs = bool(random_signs)
+
+    def build(self, input_shape):
+        features = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel", shape=(features, self.units),
+                                      initializer="glorot_uniform")
+        self.r = self.add_weight(name="r", shape=(self.members, features),
+                                 initializer=_random_signs if self.random_signs else "ones")
+        self.s = self.add_weight(name="s", shape=(self.members, self.units), initializer="ones")
+        self.bias = self.add_weight(name="bias", shape=(self.members, self.units),
+                                    initializer="zeros")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if len(x.shape) == 2:
+            x = ops.expand_dims(x, 1)  # every member reads the same row
+        y = ops.matmul(x * self.r, self.kernel) * self.s + self.bias
+        return self.activation(y) if self.activation is not None else y
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.members, self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "members": self.members,
+                "activation": keras.activations.serialize(self.activation),
+                "random_signs": self.random_signs}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EnsembleHead(keras.layers.Layer):
+    """One linear output layer per ensemble member: `(batch, members, d)` → `(batch, members, units)`.
+
+    Args:
+        units: outputs per member (classes, or targets).
+        activation: the spec's output activation, applied per member.
+
+    Example:
+
+    >>> EnsembleHead(3, activation="softmax")(np.ones((2, 4, 16))).shape  # (2, 4, 3)
+    """
+
+    def __init__(self, units, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        members, features = int(input_shape[1]), int(input_shape[2])
+        self.kernel = self.add_weight(name="kernel", shape=(members, features, self.units),
+                                      initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(members, self.units), initializer="zeros")
+
+    def call(self, inputs):
+        y = ops.einsum("bmf,mfu->bmu", ops.cast(inputs, self.compute_dtype), self.kernel)
+        y = y + self.bias
+        return self.activation(y) if self.activation is not None else y
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": keras.activations.serialize(self.activation)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EnsembleMean(keras.layers.Layer):
+    """Averages the members' predictions: `(batch, members, units)` → `(batch, units)`.
+
+    Example:
+
+    >>> EnsembleMean()(np.array([[[1.0], [3.0]]]))  # [[2.0]]
+    """
+
+    def call(self, inputs):
+        return ops.mean(inputs, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *input_shape[2:])

@@ -191,7 +191,7 @@ def split_table(n_or_labels, validation=0.15, test=0.15, seed=0, stratify=True):
 
 
 def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=64,
-                      na_values=(), body="mlp", seed=None, **build_options):
+                      na_values=(), body="mlp", seed=None, steps=None, **build_options):
     """Builds the raw-column model: dict of raw columns → preprocessing layers → body → head.
 
     Returns `(model, train_model)`: `model` ends in `TableOutput` (original
@@ -208,18 +208,35 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
         cross_bins: hash buckets per cross. Defaults to 64.
         na_values: extra cell texts that mean "missing", kept in the metadata
             so `predict_table` reads new rows the same way.
-        body, seed, **build_options: passed to `kerakit.build_model`.
+        body: "table" (robust scaling, piecewise-linear encodings, a TabM-style
+            ensemble, AdamW with warm-up + cosine; see `kerakit.data.bodies`;
+            the default of `fit_table`), or any `kerakit.build_model` body
+            ("mlp", kerakit's earlier default). Defaults to "mlp".
+        seed: seeds the weights.
+        steps: the planned training steps (epochs × batches per epoch); the
+            "table" body's learning-rate schedule spans them. None: a constant rate.
+        **build_options: the "table" body's options (`kerakit.data.bodies.TABLE_OPTIONS`),
+            or options of `kerakit.build_model` for other bodies.
     """
     import keras
 
-    from kerakit.builders import build_model
     from kerakit.data.layers import TableOutput
     from kerakit.heads import make_metrics
 
     spec = target_encoder.spec_
     inputs = make_inputs(schema)
-    train_model = build_model(spec, inputs=inputs, preprocessor=make_preprocessor(
-        schema, stats, crosses, cross_bins), body=body, seed=seed, **build_options)
+    if body == "table":
+        from kerakit.data.bodies import TABLE_DEFAULTS, build_table_network, table_preprocessor
+
+        bins = build_options.pop("bins", None) or TABLE_DEFAULTS.bins
+        train_model = build_table_network(
+            spec, inputs, table_preprocessor(schema, stats, crosses, cross_bins, bins=bins),
+            steps=steps, seed=seed, **build_options)
+    else:
+        from kerakit.builders import build_model
+
+        train_model = build_model(spec, inputs=inputs, preprocessor=make_preprocessor(
+            schema, stats, crosses, cross_bins), body=body, seed=seed, **build_options)
     metadata = {
         "format": 1,
         "target": target_encoder.name_,
@@ -228,6 +245,7 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
         "target_transform": target_encoder.transform_,
         "columns": [{"name": c.name, "kind": c.kind} for c in schema.columns],
         "na_values": [str(v) for v in na_values],
+        "body": body if isinstance(body, str) else getattr(body, "__name__", "custom"),
     }
     outputs = TableOutput(metadata, name=OUTPUT_LAYER)(train_model.outputs[0])
     model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")

@@ -1,0 +1,218 @@
+"""The "table" body of raw-column models, and the defaults `fit_table` and `kerakit run csv` share.
+
+Built from what the tabular deep-learning papers found to matter, and kept
+where it measured well on kerakit's benchmark (`scripts/bench_table.py`,
+BENCHMARKS.md):
+
+- numbers are scaled robustly (median and interquartile range) and smoothly
+  clipped (RealMLP, Holzmüller et al. 2024), and also encoded piecewise-
+  linearly over quantile bins of the training rows (Gorishniy et al. 2022);
+- a TabM-style ensemble (Gorishniy et al. 2025): k MLPs share each kernel
+  through BatchEnsemble adapters, each has its own output layer, and the
+  model averages their predictions;
+- AdamW with a linear warm-up and a cosine decay over the planned steps;
+  early stopping restores the best epoch's weights.
+
+Every piece is a Keras layer (`kerakit.data.layers`), so the saved
+`.keras` file still predicts from raw rows.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from kerakit.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class TableDefaults:
+    """Training and body defaults for raw-column models, tuned once for tables in general.
+
+    `fit_table` and the csv recipe both read `TABLE_DEFAULTS`, and the csv
+    recipe records it in the run manifest.
+
+    Attributes:
+        body: the default body ("table"; "mlp" is kerakit's earlier default).
+        epochs: the most epochs; the learning-rate schedule spans them.
+        patience: epochs without validation improvement before stopping.
+        members: ensemble members k.
+        units: width of each shared hidden layer.
+        dropout: dropout rate after each hidden layer.
+        learning_rate: AdamW's peak learning rate.
+        weight_decay: AdamW's decoupled weight decay.
+        warmup: fraction of the planned steps spent warming up.
+        bins: quantile bins of the piecewise-linear encoding per number.
+    """
+
+    body: str = "table"
+    epochs: int = 40
+    patience: int = 10
+    members: int = 8
+    units: tuple = (256, 256)
+    dropout: float = 0.1
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.05
+    bins: int = 16
+
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+
+TABLE_DEFAULTS = TableDefaults()
+
+# The options `build_table_model(body="table", ...)` accepts.
+TABLE_OPTIONS = ("members", "units", "dropout", "learning_rate", "weight_decay", "warmup", "bins")
+
+
+def table_options(**options):
+    """The table body's settings: `TABLE_DEFAULTS` updated with `options` (None keeps a default)."""
+    unknown = sorted(set(options) - set(TABLE_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"The 'table' body has no option(s) {unknown}. Its options are: "
+            f"{', '.join(TABLE_OPTIONS)}. (units/dropout/l2 of the old default need body='mlp'.)"
+        )
+    settings = {k: getattr(TABLE_DEFAULTS, k) for k in TABLE_OPTIONS}
+    settings.update({k: v for k, v in options.items() if v is not None})
+    units = settings["units"]
+    settings["units"] = (units,) if isinstance(units, int) else tuple(units)
+    if not settings["units"] or any(isinstance(u, bool) or not isinstance(u, int) or u < 1
+                                    for u in settings["units"]):
+        raise ConfigError(
+            f"`units` must be a positive integer or a sequence of them, one per hidden layer. "
+            f"Received: units={units!r}"
+        )
+    if isinstance(settings["members"], bool) or not isinstance(settings["members"], int) \
+            or settings["members"] < 1:
+        raise ConfigError(f"`members` must be a positive integer. Received: "
+                          f"members={settings['members']!r}")
+    if not 0 <= settings["dropout"] < 1:
+        raise ConfigError(f"`dropout` must be in [0, 1). Received: dropout={settings['dropout']!r}")
+    return settings
+
+
+def robust_center_scale(sample):
+    """Median and a robust spread (IQR / 1.349, the standard deviation of a normal; std if 0)."""
+    if sample is None or not len(sample):
+        return 0.0, 1.0
+    q25, median, q75 = np.quantile(sample, [0.25, 0.5, 0.75])
+    scale = (q75 - q25) / 1.349
+    if not scale > 0:
+        scale = float(np.std(sample))
+    return float(median), float(scale) if scale > 0 else 1.0
+
+
+def quantile_edges(sample, bins):
+    """Distinct quantiles of the training sample as bin edges (fewer when values repeat)."""
+    if sample is None or not len(sample) or bins < 1:
+        return []
+    edges = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, int(bins) + 1)))
+    return edges.tolist() if len(edges) >= 2 else []
+
+
+def _encode_number(column, stats, tensor, name, bins):
+    from kerakit.data.layers import (
+        FillMissing,
+        MissingIndicator,
+        PiecewiseLinearEncoding,
+        SmoothClip,
+    )
+
+    sample = stats.get("sample")
+    center, scale = robust_center_scale(sample)
+    filled = FillMissing(center, name=f"{name}_fill")(tensor)
+    parts = [SmoothClip(center, scale, name=f"{name}_scale")(filled)]
+    edges = quantile_edges(sample, bins)
+    if len(edges) > 2:  # two edges would repeat the scaled value
+        parts.append(PiecewiseLinearEncoding(edges, name=f"{name}_ple")(filled))
+    if stats["missing"]:
+        parts.append(MissingIndicator(name=f"{name}_missing")(tensor))
+    return parts
+
+
+def table_preprocessor(schema, stats, crosses=(), cross_bins=64, bins=TABLE_DEFAULTS.bins):
+    """Like `make_preprocessor`, with robust scaling and piecewise-linear encodings for numbers."""
+    import keras
+
+    from kerakit.data.preprocess import ENCODERS, _cross_member, check_crosses, layer_names
+
+    names = layer_names(schema)
+    crosses = check_crosses(crosses, schema)
+
+    def preprocess(inputs):
+        parts = []
+        for column in schema.columns:
+            tensor, name = inputs[column.name], names[column.name]
+            if column.kind == "numeric":
+                parts.extend(_encode_number(column, stats[column.name], tensor, name, bins))
+            else:
+                parts.extend(ENCODERS[column.kind](column, stats[column.name], tensor, name))
+        for cross in crosses:
+            members = tuple(
+                _cross_member(schema[n], stats[n], inputs[n], names[n], cross_bins) for n in cross
+            )
+            label = "_x_".join(names[n] for n in cross)
+            parts.append(keras.layers.HashedCrossing(num_bins=cross_bins, output_mode="one_hot",
+                                                     name=f"cross_{label}")(members))
+        if len(parts) == 1:
+            return parts[0]
+        return keras.layers.Concatenate(name="features")(parts)
+
+    return preprocess
+
+
+def learning_rate_schedule(learning_rate, steps, warmup):
+    """Linear warm-up to `learning_rate`, then cosine decay to 1 % of it, over `steps` steps."""
+    import keras
+
+    if not steps:
+        return float(learning_rate)
+    warm = max(1, int(round(warmup * steps)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate * 0.01, decay_steps=max(1, steps - warm), alpha=0.01,
+        warmup_target=float(learning_rate), warmup_steps=warm)
+
+
+def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, **options):
+    """The trainable table model: preprocessing → k-member BatchEnsemble MLP → averaged head.
+
+    Args:
+        spec: the `ProblemSpec`.
+        inputs: the dict of `keras.Input`s.
+        preprocess: `table_preprocessor(...)`.
+        steps: the planned number of training steps (epochs × batches), for
+            the warm-up + cosine schedule; None keeps the rate constant.
+        seed: seeds the weights.
+        **options: `TABLE_OPTIONS` (members, units, dropout, learning_rate,
+            weight_decay, warmup; bins is the preprocessor's).
+
+    Returns:
+        a compiled `keras.Model` whose output is the members' average.
+    """
+    import keras
+
+    from kerakit import heads
+    from kerakit.backend import set_random_seed
+    from kerakit.data.layers import EnsembleDense, EnsembleHead, EnsembleMean
+    from kerakit.metadata import spec_output
+
+    settings = table_options(**options)
+    if seed is not None:
+        set_random_seed(int(seed))
+    x = preprocess(inputs)
+    for i, width in enumerate(settings["units"]):
+        x = EnsembleDense(width, members=settings["members"], activation="relu",
+                          random_signs=i == 0, name=f"ensemble_dense_{i}")(x)
+        if settings["dropout"]:
+            x = keras.layers.Dropout(settings["dropout"], name=f"dropout_{i}")(x)
+    x = EnsembleHead(spec.num_outputs, activation=spec.activation, dtype="float32",
+                     name="ensemble_output")(x)
+    outputs = spec_output(EnsembleMean(dtype="float32", name="ensemble_mean")(x), spec)
+    model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=learning_rate_schedule(settings["learning_rate"], steps, settings["warmup"]),
+        weight_decay=settings["weight_decay"])
+    model.compile(optimizer=optimizer, loss=spec.loss, metrics=heads.make_metrics(spec))
+    return model
