@@ -15,8 +15,17 @@ search process's peak RSS minus its RSS just before the search, plus, with
 isolation, the largest growth of a trial process over its life. Target:
 < 150 MB with isolation.
 
+Oracles (`--compare-oracles`, issue 17): random, Bayesian (Keras Tuner's
+Gaussian process) and TPE (Optuna, `tuner="tpe"`) on the same conditional
+space (depth 1-3, units_i read only when depth > i), data and budgets: the
+best validation score after 10 and 25 trials (val_accuracy on digits,
+val_loss = MSE of the standardized target on load_diabetes), mean over
+seeds. Few epochs and small models, so it runs on CPU in minutes.
+
 Usage: python scripts/bench_tune.py [--trials 10] [--epochs 10] [--repeats 1]
        [--memory-trials 100] [--skip-memory] [--json]
+       python scripts/bench_tune.py --compare-oracles [--budgets 10 25] [--seeds 2]
+       [--oracle-epochs 5] [--json]
 """
 
 import argparse
@@ -122,6 +131,72 @@ def throughput(trials, epochs, seed, workdir):
     return out
 
 
+ORACLE_SPACE = {
+    "depth": [1, 2, 3],
+    "units_0": [8, 16, 32, 64],
+    "units_1": [8, 16, 32, 64],
+    "units_2": [8, 16, 32, 64],
+    "dropout": (0.0, 0.5),
+    "optimizer": ["adam", "rmsprop", "sgd"],
+    "learning_rate": (1e-4, 1e-1, "log"),
+}
+
+
+def diabetes():
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_diabetes(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype("float32")
+    y = ((y - y.mean()) / y.std()).astype("float32")
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.3, random_state=0)
+    return x_train, y_train, x_val, y_val
+
+
+def compare_oracles(budgets, seeds, epochs, workdir):
+    """Best validation score after each budget, per dataset and tuner, mean over seeds."""
+    import kerakit as kk
+
+    x_train, y_train, x_val, y_val, _, _ = digits()
+    tables = {
+        "digits": (kk.ProblemSpec(task="multiclass", num_classes=10), (x_train, y_train, x_val, y_val),
+                   "val_accuracy", max),
+        "diabetes": (kk.ProblemSpec(task="regression"), diabetes(), "val_loss", min),
+    }
+    out = {}
+    for data_name, (spec, (xt, yt, xv, yv), objective, best_of) in tables.items():
+        out[data_name] = {"objective": objective}
+        for tuner in ("random", "bayesian", "tpe"):
+            per_seed, seconds = [], 0.0
+            for seed in range(seeds):
+                start = time.perf_counter()
+                result = kk.tune(spec, xt, yt, ORACLE_SPACE, tuner=tuner, max_trials=max(budgets),
+                                 objective=objective, validation_data=(xv, yv), epochs=epochs,
+                                 patience=None, batch_size=64, seed=seed, directory=workdir,
+                                 project_name=f"{data_name}-{tuner}-{seed}", overwrite=True,
+                                 refit=False, verbose=0)
+                seconds += time.perf_counter() - start
+                trials = sorted(result.tuner.oracle.trials.items())
+                scores = [t.score for _, t in trials if t.status == "COMPLETED" and t.score is not None]
+                per_seed.append([best_of(scores[:budget]) for budget in budgets])
+            out[data_name][tuner] = {
+                "best_after": {str(b): sum(s[i] for s in per_seed) / seeds for i, b in enumerate(budgets)},
+                "per_seed": per_seed, "seconds": seconds}
+    return out
+
+
+def print_oracles(summary, budgets, seeds, epochs):
+    print(f"oracles: best validation score after {budgets} trials, mean over {seeds} seeds, "
+          f"{epochs} epochs per trial")
+    for data_name, rows in summary.items():
+        objective = rows["objective"]
+        print(f"  {data_name} ({objective}, {'higher' if objective == 'val_accuracy' else 'lower'} is better)")
+        for tuner in ("random", "bayesian", "tpe"):
+            r = rows[tuner]
+            figures = "  ".join(f"after {b}: {r['best_after'][str(b)]:.4f}" for b in budgets)
+            print(f"    {tuner:9s} {figures}  ({r['seconds']:.0f} s)")
+
+
 def memory_run(trials, isolate, workdir):
     """One search in this (fresh) process; returns the RSS figures in MB."""
     import glob
@@ -172,8 +247,21 @@ def main():
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     parser.add_argument("--memory-run", choices=("isolate", "inprocess"), help=argparse.SUPPRESS)
+    parser.add_argument("--compare-oracles", action="store_true",
+                        help="random vs bayesian vs tpe: best score after each budget")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 25])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--oracle-epochs", type=int, default=5)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench_tune_")
+
+    if args.compare_oracles:
+        summary = compare_oracles(sorted(args.budgets), args.seeds, args.oracle_epochs, workdir)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print_oracles(summary, sorted(args.budgets), args.seeds, args.oracle_epochs)
+        return
 
     if args.memory_run:
         print(json.dumps(memory_run(args.memory_trials, args.memory_run == "isolate", workdir)))
