@@ -27,6 +27,8 @@ _EXPORTS = {
     "validate_labels": "kerakit.spec",
     "build_model": "kerakit.builders",
     "register_body": "kerakit.builders",
+    "text_inputs": "kerakit.bodies",
+    "read_images": "kerakit.data.images",
     "get_optimizer": "kerakit.optimizers",
     "default_callbacks": "kerakit.callbacks",
     "TerminateOnNaN": "kerakit.callbacks",

@@ -7,7 +7,7 @@ for and compiles. Bodies read every setting from Keras Tuner
 `hp.Fixed`) and `tune` (the tuner chooses).
 """
 
-from kerakit import heads
+from kerakit import bodies, heads
 from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, SpecError, unknown_name
 from kerakit.metadata import spec_of, spec_output  # noqa: F401  spec_of: the old import path
@@ -152,6 +152,10 @@ def mlp(spec, hp):
 register_body(
     "mlp", mlp, options=("units", "dropout", "l1", "l2", "batchnorm", "activation"), pin=_pin_mlp
 )
+
+# Images and sequences (kerakit/bodies.py; issue 16).
+register_body("cnn", bodies.cnn, options=bodies.CNN_OPTIONS, pin=bodies.pin_cnn)
+register_body("sequence", bodies.sequence, options=bodies.SEQUENCE_OPTIONS, pin=bodies.pin_sequence)
 
 
 # Losses -------------------------------------------------------------------

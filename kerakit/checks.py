@@ -64,6 +64,41 @@ def validate_features(x, input_shape=None, what="x"):
     return x
 
 
+def takes_text(model):
+    """True when the model's one input is a string tensor (text models, `kerakit.text_inputs`)."""
+    try:
+        dtype = model.input.dtype
+    except (AttributeError, ValueError):
+        return False
+    return "string" in str(dtype)
+
+
+def validate_text(x, what="x"):
+    """Checks texts (a list or array of strings) and returns them as an N×1 object array of Python strings."""
+    if hasattr(x, "to_numpy") and not isinstance(x, dict):
+        x = x.to_numpy()
+    x = np.asarray(x, dtype=object)
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1 or x.size == 0:
+        raise DataError(
+            f"`{what}` must be a non-empty list or 1-D array of strings, one text per example. "
+            f"Received shape {x.shape}."
+        )
+    bad = [i for i, t in enumerate(x) if not isinstance(t, str)]
+    if bad:
+        raise DataTypeError(
+            f"`{what}` must hold strings; {len(bad)} item(s) are not, first at index {bad[0]} "
+            f"({x[bad[0]]!r}). Convert them (e.g. fill missing texts with \"\") first."
+        )
+    if not any(t.strip() for t in x):
+        raise DataError(
+            f"`{what}` holds only empty strings ({len(x)} of them), so there is nothing to learn "
+            f"from. Check the text column."
+        )
+    return np.asarray([str(t) for t in x], dtype=object)[:, None]
+
+
 def check_same_rows(x, y, what="x"):
     """Refuses labels (or weights) whose row count differs from the features'."""
     if y is not None and rows(x) != len(y):
@@ -86,6 +121,8 @@ def prepare(model, x, y=None, spec=None, what="x"):
     """Validates features and labels for `model`; returns NumPy arrays ready to train on."""
     if isinstance(x, dict):
         check_input_names(model, x, what)
+    elif takes_text(model):
+        x = validate_text(x, what)
     else:
         x = validate_features(x, model_input_shape(model), what=what)
     if y is not None:
@@ -109,11 +146,21 @@ def class_weights(spec, y, class_weight):
         present = np.unique(labels)
         table = dict(zip(present, compute_class_weight("balanced", classes=present, y=labels), strict=True))
     elif isinstance(class_weight, dict):
-        names = spec.class_names or ()
-        table = {names.index(k) if k in names else int(k): float(v) for k, v in class_weight.items()}
-        unknown = sorted(set(table) - set(classes.tolist()))
+        names = list(spec.class_names or ())
+        table, unknown = {}, []
+        for key, value in class_weight.items():
+            if key in names:
+                table[names.index(key)] = float(value)
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and key in classes:
+                table[int(key)] = float(value)
+            else:
+                unknown.append(key)
         if unknown:
-            raise ConfigError(f"`class_weight` names classes {unknown} that the spec does not have.")
+            valid = names or classes.tolist()
+            raise ConfigError(
+                f"`class_weight` names classes {unknown!r} that the spec does not have. Valid "
+                f"classes: {valid!r}."
+            )
     else:
         raise ConfigError(
             f"`class_weight` must be 'balanced' or a dict {{class: weight}}. "
@@ -244,7 +291,7 @@ FEATURE_LIMIT = float(np.sqrt(np.finfo(np.float32).max))
 
 def check_magnitude(x, what="x"):
     """Refuses finite features so large that float32 arithmetic on them overflows."""
-    if isinstance(x, dict):
+    if isinstance(x, dict) or x.dtype.kind not in "biuf":  # raw text has no magnitude
         return
     big = np.abs(x) > FEATURE_LIMIT
     if big.any():

@@ -167,7 +167,11 @@ def _training_data(model, x, y, spec, validation_split, validation_data, class_w
 def predict(model, x, batch_size=256):
     """Predicts with a validated input and a large batch (fast for small models)."""
     if not isinstance(x, dict):
-        x = validate_features(x, checks.model_input_shape(model))
+        x, _ = prepare(model, x)  # numbers, or texts for a text model
+        if x.dtype == object:  # texts (TensorFlow only): Keras's array adapter takes no strings
+            import tensorflow as tf
+
+            x = tf.constant(x)
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
 

@@ -20,6 +20,8 @@ PUBLIC_NAMES = {
     "fit_table", "read_table", "split_table", "infer_schema", "build_table_model", "predict_table",
     "table_inputs", "table_metadata", "save_table_model", "load_table_model", "TableSchema",
     "TableResult",
+    # images and text
+    "read_images", "text_inputs",
     # recipes and runs
     "load_recipe", "run_recipe", "Run", "RunModel", "list_runs",
     # tuning and cross-validation
