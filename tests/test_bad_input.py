@@ -195,3 +195,57 @@ def test_a_negative_label_is_not_told_to_raise_num_classes(sparse_model):
     y[0] = -1
     message = _refused(sparse_model, X, y, LabelError, "negative")
     assert "num_classes to" not in message
+
+
+# Issue 14, items 2 and 4: fit's options, checked once before anything trains --
+
+
+def _fit_refused(model, match, error=KerakitError, x=X, y=None, **options):
+    y = RNG.integers(0, 3, len(x)) if y is None else y
+    weights = [w.copy() for w in model.get_weights()]
+    options = {"epochs": 1, "verbose": 0, **options}
+    with pytest.raises(error, match=match) as info:
+        kk.fit(model, x, y, **options)
+    assert isinstance(info.value, KerakitError)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
+    return str(info.value)
+
+
+@pytest.mark.parametrize("epochs", [-1, 0, 2.5, "3", True])
+def test_epochs_that_are_not_a_positive_whole_number(sparse_model, epochs):
+    message = _fit_refused(sparse_model, "`epochs` must be", epochs=epochs)
+    assert repr(epochs) in message
+    if epochs == 2.5:
+        assert "whole number" in message
+
+
+@pytest.mark.parametrize("batch_size", [0, -8, 1.5])
+def test_batch_sizes_that_are_not_a_positive_whole_number(sparse_model, batch_size):
+    _fit_refused(sparse_model, "`batch_size` must be", batch_size=batch_size)
+
+
+def test_class_weight_keys_and_values_are_checked(sparse_model):
+    _fit_refused(sparse_model, "names classes", class_weight={"a": 2})
+    _fit_refused(sparse_model, "finite numbers >= 0", class_weight={0: float("nan")})
+
+
+def test_validation_data_must_be_a_pair_or_a_triple(sparse_model):
+    message = _fit_refused(sparse_model, "validation_data", validation_data=(X,))
+    assert "1 item" in message
+
+
+@pytest.mark.parametrize("weights, match", [
+    (np.array(["a"] * 24), "must be numbers"),
+    (np.r_[np.ones(23), np.nan], "NaN or infinite"),
+    (np.r_[np.ones(23), -1.0], "negative"),
+    (np.zeros(24), "Every `sample_weight` value is 0"),
+])
+def test_sample_weights_that_would_train_nothing_or_nan(sparse_model, weights, match):
+    _fit_refused(sparse_model, match, sample_weight=weights)
+
+
+def test_a_feature_whose_square_overflows_float32(sparse_model):
+    x = X.copy()
+    x[3, 1] = 1e38
+    message = _fit_refused(sparse_model, "overflows float32", x=x)
+    assert "[[3, 1]]" in message
