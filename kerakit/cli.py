@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": ("kerakit.commands.predict", "predictions of a run's model (or a .keras file) for a CSV"),
     "serve": ("kerakit.commands.serve", "serve a model over TensorFlow Serving's REST API"),
     "compare": ("kerakit.commands.compare", "A/B test two runs (or .keras files) on a CSV: difference, CI, p-value"),
+    "promote": ("kerakit.commands.promote", "export a candidate as the next version unless it is significantly worse"),
     "explain": ("kerakit.commands.explain", "permutation feature importance of a run's model on a CSV"),
     "tune": ("kerakit.commands.tune", "search hyperparameters on a recipe's data (Keras Tuner, k-fold)"),
 }

@@ -7,6 +7,8 @@ TensorFlow Serving's REST API, so existing clients work unchanged:
     GET  /v1/models/NAME[/versions/N]              status
     GET  /v1/models/NAME[/versions/N]/metadata     signature: input/output names, shapes, dtypes
     POST /v1/models/NAME[/versions/N]:predict      {"instances": ...} or {"inputs": ...}
+    GET  /v1/models/NAME[/versions/N]/drift        served inputs vs training statistics (PSI)
+    GET  /monitoring/prometheus/metrics            Prometheus metrics (requests, latency, batches)
 
 Every request is validated (JSON, shape, dtype, finiteness, body size) before
 the model sees it and refused with `{"error": "..."}` and a 4xx status when it
@@ -23,6 +25,7 @@ Importing this package does not import TensorFlow, and serving a `.keras`
 model on JAX or PyTorch never does.
 """
 
+from kerakit.serving.drift import DriftMonitor, reference_statistics, save_reference
 from kerakit.serving.models import (
     Servable,
     TensorInfo,
@@ -31,6 +34,7 @@ from kerakit.serving.models import (
     load_model,
     load_servables,
 )
+from kerakit.serving.monitoring import ServingMetrics
 from kerakit.serving.protocol import format_response, parse_request
 from kerakit.serving.service import (
     BATCH_WAIT_MS,
@@ -47,8 +51,8 @@ from kerakit.serving.service import (
 )
 
 __all__ = [
-    "BATCH_WAIT_MS", "DEFAULT_HOST", "DEFAULT_PORT", "KEEP_ALIVE_TIMEOUT", "MAX_BATCH_SIZE",
+    "BATCH_WAIT_MS", "DEFAULT_HOST", "DriftMonitor", "ServingMetrics", "DEFAULT_PORT", "KEEP_ALIVE_TIMEOUT", "MAX_BATCH_SIZE",
     "MAX_BODY_BYTES", "MAX_CONNECTIONS", "REQUEST_TIMEOUT",
     "RunningServer", "Servable", "Service", "TensorInfo", "export", "format_response",
-    "input_signature", "load_model", "load_servables", "parse_request", "serve",
+    "input_signature", "load_model", "load_servables", "parse_request", "reference_statistics", "save_reference", "serve",
 ]

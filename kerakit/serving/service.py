@@ -12,12 +12,16 @@ import contextlib
 import json
 import logging
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 
 from kerakit.errors import ConfigError, RequestError, RunError
 from kerakit.serving.models import MAX_VERSION_DIGITS, SIGNATURE, VERSION_NAME, clean_name, load_servables
 from kerakit.serving.protocol import fail, format_response, parse_request, short
+
+METRICS_PATH = "/monitoring/prometheus/metrics"
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501
@@ -67,8 +71,9 @@ class _Batcher:
     is answered to that batch's requests; the batcher itself keeps running.
     """
 
-    def __init__(self, servable, executor, batching, max_rows, wait):
+    def __init__(self, servable, executor, batching, max_rows, wait, observe=None):
         self.servable = servable
+        self.observe = observe  # called with (version, rows) for each model call
         self.batching = batching
         self.max_rows = max_rows
         self.wait = wait
@@ -154,6 +159,8 @@ class _Batcher:
             else:
                 feeds = {k: np.concatenate([item.feeds[k] for item in batch]) for k in batch[0].feeds}
             self.calls += 1
+            if self.observe is not None:
+                self.observe(self.servable.version, sum(item.rows for item in batch))
             outputs = await loop.run_in_executor(self._executor, self.servable.predict, feeds)
             start = 0
             for item in batch:
@@ -205,6 +212,15 @@ class Service:
         versions: "latest" or "all" (for an export folder). Defaults to "latest".
         request_timeout: seconds a request's body may take to arrive; slower
             ones get 408 and the connection closes. Defaults to 30.
+        drift_reference: training statistics for `GET /v1/models/NAME/drift`:
+            training rows (an array, or a dict / DataFrame of columns), a
+            JSON file from `kerakit.serving.save_reference`, or None to use a
+            `drift_reference.json` beside the model, else a raw-column
+            model's own preprocessing statistics (see `kerakit.serving.drift`).
+            Defaults to None.
+
+    Metrics in Prometheus's text format are at `GET /monitoring/prometheus/metrics`
+    (see `kerakit.serving.monitoring`).
 
     Example:
 
@@ -216,7 +232,7 @@ class Service:
 
     def __init__(self, model, name=None, *, batching=True, max_batch_size=MAX_BATCH_SIZE,
                  batch_wait_ms=BATCH_WAIT_MS, max_body_bytes=MAX_BODY_BYTES, versions="latest",
-                 request_timeout=REQUEST_TIMEOUT):
+                 request_timeout=REQUEST_TIMEOUT, drift_reference=None):
         for option, value, minimum in (("max_batch_size", max_batch_size, 1),
                                        ("max_body_bytes", max_body_bytes, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -239,14 +255,40 @@ class Service:
         self.request_timeout = float(request_timeout)
         self.batchers = {}
         self._executor = None
+        from kerakit.serving.monitoring import ServingMetrics
+
+        self.metrics = ServingMetrics(self.name)
+        self.drift = self._drift_monitors(drift_reference)
         self.app = self._build_app()
+
+    def _drift_monitors(self, reference):
+        from kerakit.serving.drift import (
+            DriftMonitor,
+            load_reference,
+            reference_path,
+            table_reference,
+        )
+
+        explicit = load_reference(reference)
+        monitors = {}
+        for version, servable in self.servables.items():
+            found = explicit
+            if found is None and servable.source and Path(servable.source).exists():
+                path = reference_path(servable.source)
+                found = load_reference(path) if path.is_file() else None
+            if found is None and servable.table is not None and servable._keep is not None \
+                    and hasattr(servable._keep, "layers"):
+                found = table_reference(servable._keep, servable.table)
+            if found is not None and found.get("features"):
+                monitors[version] = DriftMonitor(found)
+        return monitors
 
     # Lifecycle: the batchers live on the server's event loop.
     async def _startup(self):
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kerakit-model")
         for version, servable in self.servables.items():
             batcher = _Batcher(servable, self._executor, self.batching, self.max_batch_size,
-                               self.batch_wait)
+                               self.batch_wait, observe=self.metrics.observe_batch)
             batcher.start()
             self.batchers[version] = batcher
 
@@ -269,8 +311,11 @@ class Service:
             routes += [
                 Route(prefix, self._status, methods=["GET"]),
                 Route(prefix + "/metadata", self._metadata, methods=["GET"]),
+                Route(prefix + "/drift", self._drift, methods=["GET"]),
                 Route(prefix + ":{verb:kk_segment}", self._predict, methods=["POST"]),
             ]
+
+        routes.append(Route(METRICS_PATH, self._prometheus, methods=["GET"]))
 
         @contextlib.asynccontextmanager
         async def lifespan(app):
@@ -297,15 +342,18 @@ class Service:
     async def _http_error(self, request, exc):
         messages = {
             404: f"No such endpoint: {request.method} {request.url.path}. This service answers "
-                 f"GET /v1/models/{self.name}[/versions/N][/metadata] and "
+                 f"GET /v1/models/{self.name}[/versions/N][/metadata|/drift], "
+                 f"GET {METRICS_PATH} and "
                  f"POST /v1/models/{self.name}[/versions/N]:predict.",
             405: f"Method {request.method} is not allowed on {request.url.path}. "
                  f"Allowed: {(exc.headers or {}).get('Allow', 'GET, POST')}.",
         }
         message = messages.get(exc.status_code, str(exc.detail))
+        self.metrics.observe_request(None, "unknown", exc.status_code, 0.0)
         return self._json({"error": message}, exc.status_code, exc.headers)
 
     async def _internal_error(self, request, exc):
+        self.metrics.observe_request(None, "unknown", 500, 0.0)
         return self._json({"error": f"Internal error while serving the request: "
                                     f"{type(exc).__name__}: {exc}"}, 500)
 
@@ -315,6 +363,7 @@ class Service:
             fail(f"Model '{name}' is not served here. This service serves '{self.name}'.", 404)
         version = request.path_params.get("version")
         if version is None:
+            request.state.kerakit_version = max(self.servables)
             return self.servables[max(self.servables)]
         loaded = ", ".join(str(v) for v in sorted(self.servables))
         if not VERSION_NAME.fullmatch(version):
@@ -323,9 +372,18 @@ class Service:
         if int(version) not in self.servables:
             fail(f"Version {short(version)} of model '{self.name}' is not loaded. Loaded "
                   f"version(s): {loaded}.", 404)
+        request.state.kerakit_version = int(version)
         return self.servables[int(version)]
 
     async def _guard(self, handler, request):
+        started = time.perf_counter()
+        response = await self._guarded(handler, request)
+        method = handler.__name__.strip("_").removesuffix("_body")
+        self.metrics.observe_request(getattr(request.state, "kerakit_version", None), method,
+                                     response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _guarded(self, handler, request):
         from starlette.requests import ClientDisconnect
 
         close = {"connection": "close"}
@@ -398,6 +456,25 @@ class Service:
     async def _predict(self, request):
         return await self._guard(self._predict_body, request)
 
+    async def _prometheus(self, request):
+        from starlette.responses import Response
+
+        body, content_type = self.metrics.render()
+        return Response(body, media_type=content_type)
+
+    async def _drift(self, request):
+        return await self._guard(self._drift_body, request)
+
+    async def _drift_body(self, request):
+        servable = self._servable(request)
+        monitor = self.drift.get(servable.version)
+        if monitor is None:
+            fail(f"Version {servable.version} of model '{self.name}' has no training statistics to "
+                 f"compare with. Pass drift_reference= (training rows or a file from "
+                 f"kerakit.serving.save_reference) or write drift_reference.json beside the "
+                 f"model with kerakit.serving.save_reference(x_train, MODEL_PATH).", 404)
+        return self._json({"model": self.name, "version": str(servable.version), **monitor.report()})
+
     async def _predict_body(self, request):
         verb = request.path_params["verb"]
         if verb != "predict":
@@ -411,6 +488,12 @@ class Service:
             fail(f"The request body did not arrive within {self.request_timeout:g} s. Send the "
                  f"whole body at once, with a correct Content-Length.", 408)
         feeds, rows, columnar = parse_request(servable, body)
+        monitor = self.drift.get(servable.version)
+        if monitor is not None:
+            try:
+                monitor.observe(feeds)
+            except Exception as error:  # noqa: BLE001 - monitoring must never fail a prediction
+                _log.warning("kerakit serve: drift statistics skipped a request: %r", error)
         try:
             outputs = await self.batchers[servable.version].predict(feeds, rows)
         except (RequestError, asyncio.CancelledError):
@@ -610,7 +693,7 @@ class RunningServer:
 def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=True,
           max_batch_size=MAX_BATCH_SIZE, batch_wait_ms=BATCH_WAIT_MS, max_body_bytes=MAX_BODY_BYTES,
           versions="latest", request_timeout=REQUEST_TIMEOUT, keep_alive_timeout=KEEP_ALIVE_TIMEOUT,
-          max_connections=MAX_CONNECTIONS, block=True, ready=None):
+          max_connections=MAX_CONNECTIONS, block=True, ready=None, drift_reference=None):
     """Serves a model over TensorFlow Serving's REST API with uvicorn.
 
     Binds 127.0.0.1 unless `host` says otherwise. With `block=True` (the
@@ -629,7 +712,7 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
         host: address to bind. Defaults to "127.0.0.1" (this machine only).
         port: TCP port; 0 picks a free one. Defaults to 8501 (TF Serving's REST port).
         name, batching, max_batch_size, batch_wait_ms, max_body_bytes, versions,
-            request_timeout: see `Service`. `request_timeout` also bounds the
+            request_timeout, drift_reference: see `Service`. `request_timeout` also bounds the
             request headers, counted from the connection or the previous answer.
         keep_alive_timeout: seconds an idle connection stays open between
             requests. Defaults to 5.
@@ -656,7 +739,7 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
     cap = _connection_cap(max_connections)
     service = Service(model, name, batching=batching, max_batch_size=max_batch_size,
                       batch_wait_ms=batch_wait_ms, max_body_bytes=max_body_bytes, versions=versions,
-                      request_timeout=request_timeout)
+                      request_timeout=request_timeout, drift_reference=drift_reference)
     config = uvicorn.Config(service.app, host=host, port=port, log_level="warning",
                             access_log=False, lifespan="on", loop="asyncio",
                             http=_protocol_class(float(request_timeout), cap),

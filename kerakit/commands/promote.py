@@ -1,0 +1,90 @@
+"""`kerakit promote CANDIDATE --current CURRENT --csv holdout.csv --export DIR`: gate a new version.
+
+    kerakit promote runs/digits/<new> --current runs/digits/<old> --csv holdout.csv \\
+        --export models/digits
+
+Both models predict the held-out rows and are compared as `kerakit compare`
+does (a paired test per metric). The candidate is exported into the next
+version folder of `--export` (TensorFlow Serving picks up the highest
+version) only when it is not significantly worse than the current model on
+any metric. The verdict is printed; the exit status is 0 when promoted and 3
+when refused, so a CI/CD pipeline can gate on it (1 is an error).
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REFUSED = 3
+
+
+def add_arguments(parser):
+    parser.add_argument("candidate", metavar="CANDIDATE",
+                        help="the new model: a run directory or a .keras file")
+    parser.add_argument("--current", required=True, metavar="CURRENT",
+                        help="the model in service: a run directory or a .keras file")
+    parser.add_argument("--csv", required=True, metavar="PATH",
+                        help="held-out rows with the feature columns and the label column")
+    parser.add_argument("--export", required=True, metavar="DIR",
+                        help="the model's export base folder; the candidate goes into its next version")
+    parser.add_argument("--target", metavar="COLUMN", default=None,
+                        help="label column (default: the runs' target, or 'target')")
+    parser.add_argument("--metric", action="append", default=None, metavar="NAME",
+                        help="metric to compare, repeatable (default: accuracy for classification, "
+                             "rmse for regression)")
+    parser.add_argument("--confidence", type=float, default=0.95,
+                        help="confidence level of the test (default 0.95)")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def promote(candidate, current, csv, export_dir, **options):
+    """Compares, and exports the candidate when it is not significantly worse.
+
+    Returns `(promoted, comparisons, version_path_or_None)`.
+    """
+    from kerakit.commands.compare import compare_runs
+    from kerakit.serving import export
+    from kerakit.serving.drift import REFERENCE_FILE, reference_path
+
+    comparisons, _, _ = compare_runs(current, candidate, csv, **options)
+    worse = [c for c in comparisons if c.significant and c.better == "A"]
+    if worse:
+        return False, comparisons, None
+    version = export(candidate, export_dir)
+    # Training statistics for drift monitoring travel with the model.
+    reference = reference_path(candidate)
+    if reference.name == REFERENCE_FILE and reference.is_file():
+        target = version / "assets.extra" / REFERENCE_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(reference, target)
+    return True, comparisons, version
+
+
+def run(args):
+    from kerakit.errors import KerakitError
+
+    try:
+        promoted, comparisons, version = promote(
+            args.candidate, args.current, args.csv, args.export, target=args.target,
+            metrics=args.metric, confidence=args.confidence, resamples=args.resamples, seed=args.seed)
+    except KerakitError as error:
+        print(f"kerakit promote: error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"promoted": promoted, "version": None if version is None else str(version),
+                          "comparisons": [c.to_dict() for c in comparisons]}, indent=2))
+    else:
+        print(f"current:   {args.current}")
+        print(f"candidate: {args.candidate}")
+        for comparison in comparisons:
+            print(f"  {comparison.verdict}")
+        if promoted:
+            print(f"PROMOTED: the candidate is not significantly worse; exported as version "
+                  f"{Path(version).name} in {args.export}")
+        else:
+            print("REFUSED: the candidate is significantly worse than the current model; nothing "
+                  "was exported.")
+    return 0 if promoted else REFUSED

@@ -1,0 +1,256 @@
+"""Input drift: served features against the training features, as a population stability index.
+
+A reference holds, per feature, the training distribution: quantile bin
+edges and the share of training rows in each bin for numbers, category
+shares (or just the vocabulary) for categories. The service counts served
+rows into the same bins as they arrive (cheap: one `searchsorted` per
+feature and request) and reports, per feature, the population stability
+index (PSI) between the two, with a plain verdict.
+
+Where the reference comes from, in order:
+
+1. `Service(..., drift_reference=...)`: training rows (an array or a
+   column dict / DataFrame) or a JSON file written by `save_reference`;
+2. a `drift_reference.json` beside the model (a run directory, a `.keras`
+   file's folder, or a SavedModel version folder's `assets.extra/`), written
+   by `save_reference(x_train, path)`;
+3. for a raw-column model (`kerakit.data`), its own preprocessing layers:
+   the `Normalization` mean and variance of each numeric column (normal
+   quantile bins) and each categorical column's vocabulary (the
+   unseen-category rate).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kerakit.errors import DataTypeError
+
+REFERENCE_FILE = "drift_reference.json"
+# PSI thresholds (the usual reading): below 0.1 stable, 0.1-0.25 moderate, above: drifted.
+MODERATE, DRIFTED = 0.1, 0.25
+# A verdict needs this many served rows of a feature; fewer say "not enough data".
+MIN_ROWS = 100
+MAX_FEATURES = 512
+_EPSILON = 1e-4
+
+
+def _number(values, bins):
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+    return {"kind": "number", "edges": edges.tolist(), "expected": (counts / counts.sum()).tolist(),
+            "mean": float(values.mean()), "std": float(values.std())}
+
+
+def _category(values):
+    values = [str(v) for v in np.asarray(values, dtype=object).ravel()]
+    kinds, counts = np.unique(values, return_counts=True)
+    return {"kind": "category", "expected": {k: float(c / len(values)) for k, c in zip(kinds, counts, strict=True)}}
+
+
+def reference_statistics(x, *, input_name="features", bins=10):
+    """Training statistics for drift monitoring: `{"features": {name: stats}}`.
+
+    Args:
+        x: training features: a 2-D array (features named `input_name[j]`),
+            or a dict / DataFrame of columns (named by column; text columns
+            are categories).
+        input_name: the model input a 2-D array feeds. Defaults to "features".
+        bins: quantile bins per numeric feature. Defaults to 10.
+
+    Example:
+
+    >>> reference = reference_statistics(x_train)
+    >>> kerakit.serving.save_reference(x_train, "runs/digits")  # beside model.keras
+    """
+    features = {}
+    if hasattr(x, "items") or hasattr(x, "columns"):
+        columns = x.items() if hasattr(x, "items") and not hasattr(x, "columns") else \
+            ((c, x[c]) for c in x.columns)
+        for name, values in columns:
+            values = np.asarray(values)
+            stats = _number(values, bins) if values.dtype.kind in "biuf" else _category(values)
+            if stats is not None:
+                features[str(name)] = stats
+    else:
+        array = np.asarray(x)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2 or array.dtype.kind not in "biuf":
+            raise DataTypeError(
+                f"Drift statistics need a 2-D numeric array (rows, features) or a dict/DataFrame "
+                f"of columns. Received an array of shape {array.shape} and dtype {array.dtype}."
+            )
+        for j in range(min(array.shape[1], MAX_FEATURES)):
+            stats = _number(array[:, j], bins)
+            if stats is not None:
+                features[f"{input_name}[{j}]"] = stats
+    return {"features": features}
+
+
+def reference_path(model_path):
+    """Where `save_reference` writes, and the service looks, for a model path."""
+    path = Path(model_path)
+    if path.is_file():
+        return path.parent / REFERENCE_FILE
+    if (path / "saved_model.pb").exists():
+        return path / "assets.extra" / REFERENCE_FILE
+    return path / REFERENCE_FILE
+
+
+def save_reference(x, model_path, **options):
+    """Writes `reference_statistics(x)` where the service finds it for `model_path`; returns the path."""
+    target = reference_path(model_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(reference_statistics(x, **options)))
+    return target
+
+
+def table_reference(model, table):
+    """The reference a raw-column model carries in its preprocessing layers (see module doc)."""
+    from scipy.stats import norm
+
+    layers = {layer.name: layer for layer in model.layers}
+    features, bins = {}, 10
+    for column in table.get("columns", []):
+        name, feed = column["name"], column.get("input", column["name"])
+        for key in (feed, name):
+            scale, lookup = layers.get(f"{key}_scale"), layers.get(f"{key}_lookup")
+            if scale is not None and getattr(scale, "mean", None) is not None:
+                mean = float(np.ravel(np.asarray(scale.mean))[0])
+                std = float(np.sqrt(np.ravel(np.asarray(scale.variance))[0]))
+                edges = (mean + std * norm.ppf(np.linspace(0, 1, bins + 1)[1:-1])).tolist()
+                features[feed] = {"kind": "number", "edges": edges, "expected": [1 / bins] * bins,
+                                  "mean": mean, "std": std}
+                break
+            if lookup is not None:
+                vocabulary = [str(v) for v in lookup.get_vocabulary()]
+                features[feed] = {"kind": "category", "vocabulary": vocabulary}
+                break
+    return {"features": features} if features else None
+
+
+def load_reference(reference):
+    """A reference from a dict, a JSON file or training data."""
+    if reference is None or (isinstance(reference, dict) and "features" in reference):
+        return reference
+    if isinstance(reference, (str, Path)):
+        return json.loads(Path(reference).read_text())
+    return reference_statistics(reference)
+
+
+def psi(expected, actual):
+    """Population stability index of two share vectors (zeros floored at 1e-4)."""
+    expected = np.maximum(np.asarray(expected, dtype=np.float64), _EPSILON)
+    actual = np.maximum(np.asarray(actual, dtype=np.float64), _EPSILON)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def verdict(score):
+    if score >= DRIFTED:
+        return "drift"
+    return "moderate drift" if score >= MODERATE else "no drift"
+
+
+class DriftMonitor:
+    """Running counts of served features in the reference's bins, and their PSI.
+
+    Args:
+        reference: `{"features": {name: stats}}` (see `reference_statistics`).
+        min_rows: served rows a feature needs before it gets a verdict.
+            Defaults to 100.
+    """
+
+    def __init__(self, reference, min_rows=MIN_ROWS):
+        self.reference = reference["features"]
+        self.min_rows = min_rows
+        self.counts = {}
+        for name, stats in self.reference.items():
+            if stats["kind"] == "number":
+                self.counts[name] = np.zeros(len(stats["edges"]) + 1, dtype=np.int64)
+            else:
+                self.counts[name] = {}
+        self.rows = 0
+
+    def _columns(self, feeds):
+        for input_name, array in feeds.items():
+            if input_name in self.counts:
+                yield input_name, np.asarray(array).reshape(len(array), -1)[:, 0]
+                continue
+            array = np.asarray(array)
+            if array.ndim == 1:
+                array = array[:, None]
+            flat = array.reshape(len(array), -1)
+            for j in range(min(flat.shape[1], MAX_FEATURES)):
+                name = f"{input_name}[{j}]"
+                if name in self.counts:
+                    yield name, flat[:, j]
+
+    def observe(self, feeds):
+        """Counts one request's rows (`{input name: batched array}`)."""
+        rows = 0
+        for name, values in self._columns(feeds):
+            stats = self.reference[name]
+            rows = max(rows, len(values))
+            if stats["kind"] == "number":
+                values = np.asarray(values, dtype=np.float64)
+                values = values[np.isfinite(values)]
+                self.counts[name] += np.bincount(np.searchsorted(stats["edges"], values, side="right"),
+                                                 minlength=len(stats["edges"]) + 1)
+            else:
+                seen = self.counts[name]
+                for value in values:
+                    key = value.decode() if isinstance(value, bytes) else str(value)
+                    seen[key] = seen.get(key, 0) + 1
+        self.rows += rows
+
+    def _feature(self, name):
+        stats, counts = self.reference[name], self.counts[name]
+        if stats["kind"] == "number":
+            total = int(counts.sum())
+            out = {"kind": "number", "rows": total, "training_mean": stats.get("mean")}
+            if total:
+                out["psi"] = psi(stats["expected"], counts / total)
+            return out
+        total = sum(counts.values())
+        out = {"kind": "category", "rows": total}
+        vocabulary = set(stats.get("vocabulary") or stats.get("expected", {}))
+        if total:
+            out["unseen_rate"] = sum(c for k, c in counts.items() if k not in vocabulary) / total
+            if "expected" in stats:
+                keys = sorted(set(stats["expected"]) | set(counts))
+                out["psi"] = psi([stats["expected"].get(k, 0.0) for k in keys],
+                                 [counts.get(k, 0) / total for k in keys])
+        return out
+
+    def report(self):
+        """`{"rows", "verdict", "features": {name: {psi, verdict, ...}}}`: the drift so far."""
+        features = {}
+        for name in self.reference:
+            item = self._feature(name)
+            if item["rows"] < self.min_rows:
+                item["verdict"] = "not enough data"
+            elif "psi" in item:
+                item["verdict"] = verdict(item["psi"])
+            else:  # a vocabulary only: unseen categories are the signal
+                rate = item["unseen_rate"]
+                item["verdict"] = "drift" if rate > 0.05 else "moderate drift" if rate > 0.01 else "no drift"
+            features[name] = item
+        verdicts = [f["verdict"] for f in features.values()]
+        drifted = sorted(n for n, f in features.items() if f["verdict"] == "drift")
+        if drifted:
+            overall = "drift"
+        elif "moderate drift" in verdicts:
+            overall = "moderate drift"
+        elif verdicts and all(v == "not enough data" for v in verdicts):
+            overall = "not enough data"
+        else:
+            overall = "no drift"
+        return {"rows": self.rows, "verdict": overall, "drifted_features": drifted,
+                "thresholds": {"moderate": MODERATE, "drift": DRIFTED, "min_rows": self.min_rows},
+                "features": features}
