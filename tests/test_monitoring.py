@@ -153,3 +153,28 @@ def test_promote_refuses_a_worse_candidate_and_exports_a_good_one(good_and_bad_r
                      "--export", str(export), "--resamples", "200"])
     assert code == 0 and "PROMOTED" in capsys.readouterr().out
     assert sorted(p.name for p in export.iterdir()) == ["1"]
+
+
+@pytest.mark.slow
+def test_a_raw_column_model_carries_its_own_drift_reference():
+    import keras
+    import pandas as pd
+
+    import kerakit as kk
+    from kerakit.serving import Service
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a raw-column model's text columns run on TensorFlow only")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"size": rng.normal(5, 2, 300), "color": rng.choice(["red", "blue"], 300)})
+    frame["label"] = (frame["size"] > 5).astype(int)
+    result = kk.fit_table(frame, "label", epochs=1, verbose=0)
+    service = Service(getattr(result, "model", result), name="t")  # no reference given
+    served = [{"size": float(v), "color": "green" if i % 3 == 0 else "red"}
+              for i, v in enumerate(rng.normal(5, 2, 200))]
+    with _client(service) as client:
+        assert client.post("/v1/models/t:predict", json={"instances": served}).status_code == 200
+        report = client.get("/v1/models/t/drift").json()
+    assert report["features"]["size"]["verdict"] == "no drift"
+    assert report["features"]["color"]["unseen_rate"] == pytest.approx(67 / 200)
+    assert report["drifted_features"] == ["color"]

@@ -15,9 +15,10 @@ Where the reference comes from, in order:
    file's folder, or a SavedModel version folder's `assets.extra/`), written
    by `save_reference(x_train, path)`;
 3. for a raw-column model (`kerakit.data`), its own preprocessing layers:
-   the `Normalization` mean and variance of each numeric column (normal
-   quantile bins) and each categorical column's vocabulary (the
-   unseen-category rate).
+   each numeric column's piecewise-linear encoding edges (the training
+   deciles), else its `Normalization` mean and variance (normal quantile
+   bins), and each categorical column's vocabulary (the unseen-category
+   rate).
 """
 
 import json
@@ -120,10 +121,21 @@ def table_reference(model, table):
     for column in table.get("columns", []):
         name, feed = column["name"], column.get("input", column["name"])
         for key in (feed, name):
-            scale, lookup = layers.get(f"{key}_scale"), layers.get(f"{key}_lookup")
-            if scale is not None and getattr(scale, "mean", None) is not None:
-                mean = float(np.ravel(np.asarray(scale.mean))[0])
-                std = float(np.sqrt(np.ravel(np.asarray(scale.variance))[0]))
+            ple, scale = layers.get(f"{key}_ple"), layers.get(f"{key}_scale")
+            lookup = layers.get(f"{key}_lookup")
+            mean = None if scale is None else getattr(scale, "input_mean", getattr(scale, "mean", None))
+            if ple is not None and len(getattr(ple, "edges", [])) > 2:
+                # Piecewise-linear encoding edges are the training quantiles (min and max at the ends).
+                edges = [float(e) for e in ple.edges]
+                inner = edges[1:-1]
+                features[feed] = {"kind": "number", "edges": inner,
+                                  "expected": [1 / (len(inner) + 1)] * (len(inner) + 1),
+                                  "center": getattr(scale, "center", None)}
+                break
+            if mean is not None and not callable(mean):
+                variance = getattr(scale, "input_variance", getattr(scale, "variance", 1.0))
+                mean = float(np.ravel(np.asarray(mean))[0])
+                std = float(np.sqrt(np.ravel(np.asarray(variance))[0]))
                 edges = (mean + std * norm.ppf(np.linspace(0, 1, bins + 1)[1:-1])).tolist()
                 features[feed] = {"kind": "number", "edges": edges, "expected": [1 / bins] * bins,
                                   "mean": mean, "std": std}
