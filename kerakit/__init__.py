@@ -18,7 +18,11 @@ pyproject.toml); modules on one floor may import each other, without cycles:
 - base: `errors`, `spec`, `heads`, `optimizers`, `backend`.
 """
 
+from kerakit.backend import quiet_tensorflow_logs
+
 __version__ = "0.1.0"
+
+quiet_tensorflow_logs()  # before anything can import TensorFlow
 
 # public name → module that defines it
 _EXPORTS = {

@@ -111,3 +111,19 @@ def import_tensorflow_quietly():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def quiet_tensorflow_logs():
+    """Hides TensorFlow's C++ log lines in programs that use kerakit, before TensorFlow loads.
+
+    TensorFlow 2.21 writes lines such as "E0000 ... NodeDef mentions attribute
+    use_unbounded_threadpool" (a version mismatch inside `tf.data`, harmless)
+    and "failed call to cuInit" on machines without a GPU, at error level, so
+    scripts that train with kerakit fill their output with errors that are
+    not. Sets `TF_CPP_MIN_LOG_LEVEL=3` unless the program set a level itself,
+    or `KERAKIT_TF_LOGS=1` asks to see everything. Real failures still raise
+    Python exceptions.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("KERAKIT_TF_LOGS") == "1":
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

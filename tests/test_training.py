@@ -159,3 +159,24 @@ def test_seed_gives_identical_history_in_two_processes():
     assert outputs[0] == outputs[1]
     losses = outputs[0]["loss"]
     assert len(losses) == 4 and len(set(losses)) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's own log lines")
+def test_training_scripts_do_not_print_tensorflow_error_lines():
+    """Issue 14, item 10: no "E0000 ... use_unbounded_threadpool" / cuInit lines from a kerakit script."""
+    code = textwrap.dedent("""
+        import numpy as np, pandas as pd, kerakit as kk
+        rng = np.random.default_rng(0)
+        frame = pd.DataFrame({"a": rng.normal(size=120), "c": rng.choice(["x", "y"], 120)})
+        frame["y"] = (frame.a > 0).astype(int)
+        kk.fit_table(frame, target="y", epochs=1, verbose=0)
+        x = rng.normal(size=(60, 3)); y = (x[:, 0] > 0).astype(int)
+        kk.fit(kk.build_model(kk.infer_spec(y), input_shape=(3,)), x, y, epochs=1, verbose=0)
+        print("trained")
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAKIT_TF_LOGS")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained" in result.stdout
+    assert "E0000" not in result.stderr, result.stderr[-2000:]
