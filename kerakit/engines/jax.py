@@ -26,6 +26,7 @@ import weakref
 
 import numpy as np
 
+from kerakit.backend import is_dataset
 from kerakit.engines import keras_fit, say_once
 from kerakit.engines.loop import build_for_training, run_epochs
 
@@ -151,6 +152,10 @@ def fit(model, data, options):
             int(options.steps_per_execution) < math.ceil(data.rows / options.batch_size):
         say_once("kerakit's jax engine runs whole epochs on the device; steps_per_execution="
                  f"{options.steps_per_execution} asks for smaller steps, so Keras's fit trains instead.")
+        return keras_fit.fit(model, data, options)
+    if is_dataset(data.validation):
+        say_once("Validation data given as a tf.data.Dataset is read by Keras's fit; kerakit's jax "
+                 "engine needs arrays to keep it on the device.")
         return keras_fit.fit(model, data, options)
     if not fits_on_device(data):
         say_once("The training data takes more than half of the device's memory, so kerakit "
