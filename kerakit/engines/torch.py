@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from kerakit.backend import is_dataset
 from kerakit.engines import keras_fit
 from kerakit.engines.loop import build_for_training, run_epochs
 
@@ -37,7 +38,7 @@ def _slice(parts, rows):
 def fit(model, data, options):
     import torch
 
-    if isinstance(data.x, dict) or not model.trainable_variables:
+    if isinstance(data.x, dict) or is_dataset(data.validation) or not model.trainable_variables:
         return keras_fit.fit(model, data, options)
 
     def parts(x, y, w=None):
