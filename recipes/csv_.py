@@ -19,6 +19,8 @@ with streaming=True.
 import dataclasses
 from typing import Literal
 
+from kerakit.data.bodies import TABLE_DEFAULTS
+
 
 @dataclasses.dataclass
 class Config:
@@ -33,13 +35,16 @@ class Config:
     task: Literal["auto", "classification", "regression"] = "auto"  # what the target is
     target_transform: Literal["auto", "standardize", "log1p", "none"] = "auto"  # regression target scaling
     class_weight: Literal["none", "balanced"] = "none"  # re-weight classes for imbalanced targets
-    epochs: int = 100  # upper bound; early stopping usually ends sooner
-    batch_size: int = 32  # rows per step
-    units: tuple[int, ...] = (64, 32)  # width of each hidden layer
-    dropout: float = 0.1  # dropout rate after each hidden layer
-    l2: float = 1e-4  # L2 weight penalty
-    learning_rate: float = 1e-3  # Adam's step size
-    patience: int = 10  # epochs without validation improvement before stopping
+    # The model and training defaults are fit_table's (kerakit.data.bodies.TABLE_DEFAULTS).
+    body: Literal["table", "mlp"] = TABLE_DEFAULTS.body  # table: TabM-style ensemble; mlp: the old one
+    epochs: int = TABLE_DEFAULTS.epochs  # upper bound; the learning-rate schedule spans it
+    batch_size: int | None = None  # rows per step; none: 32 below 10,000 training rows, else 256
+    units: tuple[int, ...] = TABLE_DEFAULTS.units  # width of each hidden layer
+    members: int = TABLE_DEFAULTS.members  # ensemble members (table body)
+    dropout: float = TABLE_DEFAULTS.dropout  # dropout rate after each hidden layer
+    l2: float = 1e-4  # L2 weight penalty (mlp body; the table body uses AdamW's weight decay)
+    learning_rate: float = TABLE_DEFAULTS.learning_rate  # peak step size (mlp: Adam's)
+    patience: int = TABLE_DEFAULTS.patience  # epochs without validation improvement before stopping
     validation: float = 0.15  # fraction of rows for validation (early stopping)
     test: float = 0.15  # fraction of rows held out for the final test
     seed: int = 0  # seeds the split, the weights and the shuffles
@@ -191,15 +196,24 @@ def run(config, data, run):
     spec, schema, encoder = data["spec"], data["schema"], data["encoder"]
     run.print(schema)
     stats = StatsAccumulator(schema).update(data["x_train"]).result()
-    model, train_model = build_table_model(
-        schema, stats, encoder, units=config.units, dropout=config.dropout, l2=config.l2,
-        learning_rate=config.learning_rate, seed=config.seed)
+    rows = len(data["y_train"])
+    batch_size = config.batch_size or TABLE_DEFAULTS.batch_size_for(rows)
+    epochs = 2 if config.smoke else config.epochs
+    options = dict(units=config.units, dropout=config.dropout, learning_rate=config.learning_rate)
+    if config.body == "table":
+        options.update(members=config.members, steps=epochs * -(-rows // batch_size))
+    else:
+        options.update(l2=config.l2)
+    run.write_manifest(body=config.body, table_defaults=TABLE_DEFAULTS.to_dict(),
+                       batch_size=batch_size)
+    model, train_model = build_table_model(schema, stats, encoder, body=config.body,
+                                           seed=config.seed, **options)
     # The network trains on class indices or the transformed target; `model`
     # adds the layer that answers in the target's own units.
     encode = (lambda y: y) if spec.is_classification else encoder.forward
     history = kk.fit(train_model, data["x_train"], encode(data["y_train"]), spec=spec,
                      validation_data=(data["x_val"], encode(data["y_val"])),
-                     epochs=2 if config.smoke else config.epochs, batch_size=config.batch_size,
+                     epochs=epochs, batch_size=batch_size,
                      class_weight=None if config.class_weight == "none" else config.class_weight,
                      callbacks=kk.default_callbacks(spec, patience=config.patience),
                      seed=config.seed)

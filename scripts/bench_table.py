@@ -107,11 +107,16 @@ CATEGORICAL = {"counts": ["region", "shop"]}
 def score(task, y_true, y_pred):
     from sklearn.metrics import accuracy_score, r2_score
 
-    return r2_score(y_true, y_pred) if task == "regression" else accuracy_score(y_true, y_pred)
+    if task == "regression":
+        return r2_score(y_true, y_pred)
+    return accuracy_score(y_true, y_pred.astype(y_true.dtype))  # kerakit answers with objects
 
 
 def fit_kerakit(train, test, task, seed, table, **options):
     import kerakit as kk
+
+    if task != "regression":
+        options.pop("target_transform", None)
 
     types = {c: "string_categorical" for c in CATEGORICAL.get(table, [])}
     result = kk.fit_table(train, target="target", task=task, types=types or None, seed=seed,

@@ -55,6 +55,11 @@ class TableDefaults:
     warmup: float = 0.05
     bins: int = 16
 
+    @staticmethod
+    def batch_size_for(rows):
+        """The "auto" batch size: 32 below 10,000 training rows, else 256."""
+        return 32 if rows < 10_000 else 256
+
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(self).items()}

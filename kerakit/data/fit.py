@@ -28,7 +28,7 @@ def _check_counts(epochs, batch_size, patience):
 
 
 def _auto_batch_size(rows):
-    return 32 if rows < 10_000 else 256
+    return TABLE_DEFAULTS.batch_size_for(rows)
 
 
 def fit_table(

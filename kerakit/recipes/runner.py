@@ -19,18 +19,20 @@ MIN_TEST_ROWS = 30
 MIN_TEST_ROWS_PER_CLASS = 5
 
 
-def _whole_number(minimum):
+def _whole_number(minimum, none=False):
     def valid(value):
+        if none and value is None:  # the recipe's automatic choice (csv: by row count)
+            return True
         return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
-    return valid, f"a whole number of at least {minimum}"
+    return valid, f"a whole number of at least {minimum}" + (" (or none: automatic)" if none else "")
 
 
 # Config fields many recipes share, and what they must hold. Checked before
 # TensorFlow loads and before a run directory exists.
 FIELD_RULES = {
     "epochs": _whole_number(1),
-    "batch_size": _whole_number(1),
+    "batch_size": _whole_number(1, none=True),
     "patience": _whole_number(0),
 }
 

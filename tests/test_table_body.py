@@ -1,0 +1,146 @@
+"""Issue 13: the "table" body (robust scaling, piecewise-linear encodings, a TabM-style
+ensemble), the automatic target transform, and the defaults fit_table and the csv recipe share."""
+
+import inspect
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import kerakit as kk
+from kerakit.data import layers
+from kerakit.data.bodies import TABLE_DEFAULTS, table_options
+from kerakit.data.targets import TargetEncoder, auto_target_transform
+from kerakit.errors import ConfigError
+
+
+def _round_trip(layer, x, tmp_path):
+    inputs = keras.Input(shape=x.shape[1:])
+    model = keras.Model(inputs, layer(inputs))
+    path = tmp_path / "layer.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    return np.asarray(model.predict(x, verbose=0)), np.asarray(loaded.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: layers.SmoothClip(1.0, 2.0), (5, 1)),
+    (lambda: layers.PiecewiseLinearEncoding([-1.0, 0.0, 0.5, 2.0]), (5, 1)),
+    (lambda: layers.EnsembleDense(6, members=3, activation="relu", random_signs=True), (5, 4)),
+    (lambda: layers.EnsembleHead(2, activation="softmax"), (5, 3, 4)),
+    (lambda: layers.EnsembleMean(), (5, 3, 2)),
+])
+def test_table_layers_predict_identically_after_load_model(make, shape, tmp_path):
+    x = np.random.default_rng(0).normal(size=shape).astype("float32") * 3
+    before, after = _round_trip(make(), x, tmp_path)
+    np.testing.assert_allclose(before, after, rtol=1e-6, atol=1e-6)
+
+
+def test_smooth_clip_is_monotone_and_bounded():
+    x = np.array([[-1e6], [-1.0], [0.0], [1.0], [1e6]], dtype="float32")
+    y = np.asarray(layers.SmoothClip(0.0, 1.0, limit=3.0)(x))[:, 0]
+    assert np.all(np.diff(y) > 0) and np.abs(y).max() <= 3.0 + 1e-4
+    assert y[2] == 0.0 and abs(y[3] - 1 / np.sqrt(1 + 1 / 9)) < 1e-6
+
+
+def test_piecewise_linear_encoding_fills_bins_up_to_the_value():
+    encode = layers.PiecewiseLinearEncoding([0.0, 1.0, 3.0, 4.0])
+    out = np.asarray(encode(np.array([[2.0], [-1.0], [5.0]], dtype="float32")))
+    np.testing.assert_allclose(out, [[1.0, 0.5, 0.0], [-1.0, 0.0, 0.0], [1.0, 1.0, 2.0]])
+    with pytest.raises(ConfigError, match="ascending"):
+        layers.PiecewiseLinearEncoding([0.0, 0.0])
+
+
+def test_the_ensemble_averages_k_distinct_members():
+    x = np.random.default_rng(1).normal(size=(7, 5)).astype("float32")
+    dense = layers.EnsembleDense(8, members=4, activation="relu", random_signs=True)
+    head = layers.EnsembleHead(3, activation="softmax")
+    members = np.asarray(head(dense(x)))
+    assert members.shape == (7, 4, 3)
+    # Random-sign adapters start the members apart; each member's probabilities sum to 1.
+    assert np.abs(members[:, 0] - members[:, 1]).max() > 1e-3
+    np.testing.assert_allclose(members.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(layers.EnsembleMean()(members)), members.mean(axis=1),
+                               rtol=1e-6)
+    # Shared kernel, per-member adapters and biases: k members cost far less than k layers.
+    assert dense.kernel.shape == (5, 8) and dense.r.shape == (4, 5) and dense.bias.shape == (4, 8)
+
+
+def test_auto_target_transform_picks_log1p_for_a_skewed_count_only():
+    rng = np.random.default_rng(0)
+    counts = rng.negative_binomial(1.0, 1.0 / (1.0 + np.exp(rng.normal(1.0, 1.0, 2000))))
+    assert auto_target_transform(counts) == "log1p"
+    assert auto_target_transform(rng.normal(50, 10, 2000)) == "standardize"
+    assert auto_target_transform(rng.uniform(0, 10, 2000)) == "standardize"
+    assert auto_target_transform(counts - 5) == "standardize"  # negative values: no log1p
+    encoder = TargetEncoder("regression").fit(pd.Series(counts.astype(float)), "visits")
+    assert encoder.transform_["kind"] == "log1p"
+    assert TargetEncoder("regression", "standardize").fit(
+        pd.Series(counts.astype(float))).transform_["kind"] == "standardize"
+
+
+def test_fit_table_and_the_csv_recipe_share_the_table_defaults():
+    from kerakit import recipes
+
+    defaults = inspect.signature(kk.fit_table).parameters
+    assert defaults["epochs"].default == TABLE_DEFAULTS.epochs
+    assert defaults["patience"].default == TABLE_DEFAULTS.patience
+    config = recipes.load("csv").Config()
+    assert (config.body, config.epochs, config.patience, config.units, config.members,
+            config.learning_rate, config.dropout) == (
+        TABLE_DEFAULTS.body, TABLE_DEFAULTS.epochs, TABLE_DEFAULTS.patience,
+        TABLE_DEFAULTS.units, TABLE_DEFAULTS.members, TABLE_DEFAULTS.learning_rate,
+        TABLE_DEFAULTS.dropout)
+    assert TABLE_DEFAULTS.body == "table"
+
+
+def test_table_options_name_the_valid_ones():
+    assert table_options(units=32)["units"] == (32,)
+    with pytest.raises(ConfigError, match="members, units"):
+        table_options(l2=1e-4)
+    with pytest.raises(ConfigError, match="members"):
+        table_options(members=0)
+
+
+def _counts_frame(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.exponential(size=n),
+                          "city": rng.choice(["x", "y", "z"], n)})
+    frame.loc[::17, "b"] = np.nan
+    frame["visits"] = rng.poisson(np.exp(frame.a + (frame.city == "x")))
+    return frame
+
+
+@pytest.mark.slow
+def test_fit_table_defaults_to_the_table_body_and_its_saved_model_predicts_raw_rows(tmp_path):
+    frame = _counts_frame()
+    result = kk.fit_table(frame, target="visits", task="regression", epochs=2, seed=0,
+                          units=(16,), members=2)
+    metadata = kk.table_metadata(result.model)
+    assert metadata["body"] == "table" and metadata["target_transform"]["kind"] == "log1p"
+    names = {type(layer).__name__ for layer in result.model.layers}
+    assert {"SmoothClip", "PiecewiseLinearEncoding", "EnsembleDense", "EnsembleHead",
+            "EnsembleMean"} <= names
+    assert result.model.get_layer("ensemble_output").output.shape[1:] == (2, 1)
+    path = kk.save_table_model(result.model, tmp_path / "visits.keras")
+    loaded = kk.load_table_model(path)
+    rows = frame.head(20).drop(columns="visits")
+    np.testing.assert_allclose(kk.predict_table(loaded, rows), kk.predict_table(result.model, rows),
+                               rtol=1e-5)
+    assert isinstance(loaded.optimizer, keras.optimizers.AdamW)
+
+
+@pytest.mark.slow
+def test_the_csv_recipe_records_the_body_and_the_defaults_in_its_manifest(tmp_path):
+    import json
+
+    from kerakit import cli
+
+    assert cli.main(["run", "csv", "--smoke", "--units", "16", "--members", "2",
+                     "--runs-dir", str(tmp_path), "--quiet"]) == 0
+    run_dir = next((tmp_path / "csv").iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["body"] == "table"
+    assert manifest["config"]["body"] == "table" and manifest["config"]["members"] == 2
+    assert manifest["table_defaults"] == TABLE_DEFAULTS.to_dict()
