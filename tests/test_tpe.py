@@ -135,3 +135,20 @@ def test_kerakit_tune_tpe_command_resumes(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["fits"] == 1 and "resuming: 2 done" in report["plan"]
     assert report["best_hyperparameters"]["units"] in (4, 8)
+
+
+def test_tpe_does_not_train_a_repeated_candidate_and_stops_when_the_space_is_spent(tmp_path):
+    import keras_tuner
+
+    oracle = _oracle({"units": [4, 8], "optimizer": ["adam", "sgd"]})
+    oracle._set_project_dir(str(tmp_path), "search")  # what a Tuner does with its oracle
+    seen = []
+    for number in range(6):
+        trial = oracle.create_trial(f"tuner{number}")
+        if trial.status != "RUNNING":
+            break
+        seen.append(tuple(sorted(trial.hyperparameters.values.items())))
+        trial.status = "COMPLETED"
+        oracle.update_trial(trial.trial_id, {"val_loss": float(number)})
+        oracle.end_trial(trial)
+    assert len(seen) == len(set(seen)) == 4 and trial.status == keras_tuner.engine.trial.TrialStatus.STOPPED

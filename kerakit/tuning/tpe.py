@@ -86,6 +86,7 @@ class TPESearch:
                          hyperparameters=hyperparameters, tune_new_entries=tune_new_entries,
                          allow_new_entries=allow_new_entries, **kwargs)
         self.n_startup_trials = n_startup_trials
+        self.max_duplicate_asks = 20
         self._study = None
         self._asked = {}  # Keras Tuner trial id -> Optuna trial (asked, not yet told)
 
@@ -170,10 +171,8 @@ class TPESearch:
 
     # The Keras Tuner side -------------------------------------------------
 
-    def populate_space(self, trial_id):
-        optuna = import_optuna()
-        study = self.study
-        asked = study.ask()
+    def _ask(self, optuna):
+        asked = self.study.ask()
         hps = keras_tuner.HyperParameters()
         for hp in self.hyperparameters.space:
             hps.merge([hp])
@@ -182,8 +181,27 @@ class TPESearch:
             dist = _distribution(optuna, hp)
             if dist is not None:
                 hps.values[hp.name] = _suggest(asked, hp.name, dist)
-        self._asked[trial_id] = asked
-        return {"status": trial_module.TrialStatus.RUNNING, "values": hps.values}
+        return asked, hps.values
+
+    def populate_space(self, trial_id):
+        optuna = import_optuna()
+        for _ in range(self.max_duplicate_asks):
+            asked, values = self._ask(optuna)
+            digest = self._compute_values_hash(values)
+            if digest not in self._tried_so_far:
+                self._asked[trial_id] = asked
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+            # A candidate already tried: TPE learns its known score instead of training it again.
+            twins = [self.trials[t] for t, h in self._id_to_hash.items() if h == digest and t in self.trials]
+            done = [t for t in twins if t.status == "COMPLETED" and t.score is not None]
+            if done:
+                self.study.tell(asked, float(done[0].score))
+            else:
+                self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
+        # Every recent proposal was a repeat: the space is (nearly) exhausted.
+        if self.ongoing_trials:
+            return {"status": trial_module.TrialStatus.IDLE, "values": None}
+        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
     def end_trial(self, trial):
         super().end_trial(trial)
