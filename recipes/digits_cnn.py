@@ -54,7 +54,8 @@ def run(config, data, run):
 
     spec = data["spec"]
     model = kk.build_model(spec, input_shape=(8, 8), body="cnn", max_value=16,
-                           filters=config.filters, units=config.units, dropout=config.dropout,
+                           filters=(8,) if config.smoke else config.filters,
+                           units=16 if config.smoke else config.units, dropout=config.dropout,
                            rotation=config.rotation, zoom=config.zoom,
                            learning_rate=config.learning_rate, seed=config.seed)
     history = kk.fit(model, data["x_train"], data["y_train"],
