@@ -8,7 +8,7 @@ Imports run down five floors, never up (import-linter checks it, see
 pyproject.toml); modules on one floor may import each other, without cycles:
 
 - apps: `cli`, `commands`, `recipes`;
-- features: `data`, `tuning`, `validation` (cross-validation), `analysis`,
+- features: `data`, `tuning`, `crossval` (cross-validation), `analysis`,
   `analysis_plots`, `plots`, `active`, `serving`, `distribute`, `finetune`,
   `sklearn`, `runs`;
 - engines: `training`, `engines` (fit, evaluate, predict);
@@ -63,8 +63,9 @@ _EXPORTS = {
     "tune": "kerakit.tuning",
     "TuneResult": "kerakit.tuning",
     "SearchSpace": "kerakit.tuning",
-    "cross_validate": "kerakit.validation",
-    "make_folds": "kerakit.validation",
+    "cross_validate": "kerakit.crossval",
+    "make_folds": "kerakit.crossval",
+    "CrossValidationResult": "kerakit.crossval",
     "load_model": "kerakit.analysis",
     "compare": "kerakit.analysis",
     "compare_predictions": "kerakit.analysis",
@@ -82,8 +83,11 @@ _EXPORTS = {
     "RunModel": "kerakit.runs",
     "list_runs": "kerakit.runs",
     "ActiveLearner": "kerakit.active",
-    "register_strategy": "kerakit.active",
+    "register_query_strategy": "kerakit.active",
+    "register_strategy": "kerakit.active",  # deprecated alias of register_query_strategy
     "simulate": "kerakit.active",
+    "simulate_active_learning": "kerakit.active",
+    "Simulation": "kerakit.active",
     "KerasClassifier": "kerakit.sklearn",
     "KerasRegressor": "kerakit.sklearn",
     "KerakitError": "kerakit.errors",

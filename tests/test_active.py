@@ -188,8 +188,8 @@ def test_a_custom_strategy_with_a_bad_return_gets_a_clear_error(returned, messag
         active.get_strategy(lambda model, x_pool, n: returned)(None, np.zeros((10, 2), "float32"), 2)
 
 
-def test_register_strategy_and_names():
-    @kk.register_strategy("farthest_test", tasks=("regression",))
+def test_register_query_strategy_and_names():
+    @kk.register_query_strategy("farthest_test", tasks=("regression",))
     def farthest(model, x_pool, n):
         return np.argsort(-np.abs(x_pool[:, 0]))[:n]
 
@@ -202,6 +202,28 @@ def test_register_strategy_and_names():
     assert {"random", "least_confidence", "margin", "entropy", "bald", "std", "diverse"} <= set(active.STRATEGIES)
     with pytest.raises(UnknownNameError, match="Did you mean 'margin'"):
         active.get_strategy("margn")
+
+
+def test_register_strategy_is_a_deprecated_alias_naming_the_new_name():
+    def first_rows(model, x_pool, n):
+        return list(range(n))
+
+    try:
+        with pytest.warns(DeprecationWarning, match="register_query_strategy"):
+            returned = kk.register_strategy("first_rows_test", first_rows)
+        assert returned is first_rows and active.get_strategy("first_rows_test").query is first_rows
+    finally:
+        active.STRATEGIES.pop("first_rows_test", None)
+
+
+def test_new_names_are_the_same_objects():
+    import kerakit.crossval
+    import kerakit.validation
+
+    assert kk.simulate_active_learning is kk.simulate
+    assert kk.Simulation is active.Simulation
+    assert kk.CrossValidationResult is kerakit.crossval.CrossValidationResult
+    assert kerakit.validation.cross_validate is kerakit.crossval.cross_validate  # deprecated module name
 
 
 # The learner ------------------------------------------------------------------------

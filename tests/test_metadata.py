@@ -174,7 +174,7 @@ def test_the_former_three_default_metric_tables_agree():
     from kerakit import runs
     from kerakit.active.learner import _LOWER_IS_BETTER, _default_metric
     from kerakit.analysis.metrics import DEFAULT_METRIC, METRICS, get_metric
-    from kerakit.validation import objective_direction
+    from kerakit.crossval import objective_direction
 
     def report_name(name, task=None):  # analysis's names → report names
         if name == "accuracy" and task == "multilabel":
@@ -198,7 +198,7 @@ def test_the_former_three_default_metric_tables_agree():
 
 
 def test_objective_directions_of_keras_log_names_are_unchanged():
-    from kerakit.validation import objective_direction
+    from kerakit.crossval import objective_direction
 
     maximized = ["accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
                  "top_k_accuracy", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc",

@@ -25,9 +25,10 @@ PUBLIC_NAMES = {
     # recipes and runs
     "load_recipe", "run_recipe", "Run", "RunModel", "list_runs",
     # tuning and cross-validation
-    "tune", "TuneResult", "SearchSpace", "cross_validate", "make_folds",
+    "tune", "TuneResult", "SearchSpace", "cross_validate", "make_folds", "CrossValidationResult",
     # active learning
-    "ActiveLearner", "register_strategy", "simulate",
+    "ActiveLearner", "register_query_strategy", "register_strategy", "simulate",
+    "simulate_active_learning", "Simulation",
     # analysis, fine-tuning, export and serving
     "load_model", "compare", "compare_predictions", "Comparison", "permutation_importance",
     "Importance", "plot_importance", "ensemble", "ensemble_from_tuner", "finetune", "FineTuned",

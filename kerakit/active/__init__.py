@@ -11,7 +11,7 @@ callbacks work as everywhere else.
 
 from kerakit.active.learner import MIN_EPOCH_BATCHES, ActiveLearner
 from kerakit.active.sampling import MC_MAX_ROWS, predictive_samples
-from kerakit.active.simulation import Simulation, simulate
+from kerakit.active.simulation import Simulation, simulate, simulate_active_learning
 from kerakit.active.strategies import (
     CLASSIFICATION,
     MEASURES,
@@ -23,6 +23,7 @@ from kerakit.active.strategies import (
     diverse,
     get_strategy,
     random_sampling,
+    register_query_strategy,
     register_strategy,
     uncertainty,
 )
@@ -30,5 +31,6 @@ from kerakit.active.strategies import (
 __all__ = [
     "ActiveLearner", "CLASSIFICATION", "MC_MAX_ROWS", "MEASURES", "MIN_EPOCH_BATCHES", "Measure",
     "QueryResult", "REGRESSION", "STRATEGIES", "Simulation", "Strategy", "diverse", "get_strategy",
-    "predictive_samples", "random_sampling", "register_strategy", "simulate", "uncertainty",
+    "predictive_samples", "random_sampling", "register_query_strategy", "register_strategy", "simulate",
+    "simulate_active_learning", "uncertainty",
 ]

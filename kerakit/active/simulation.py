@@ -325,6 +325,11 @@ def simulate(spec, x_pool, y_pool, x_val, y_val, *, strategies=("margin", "entro
     return Simulation(labels, curves, metric, get_strategy(baseline).name, seeds, seconds)
 
 
+# The top-level name (`kk.simulate_active_learning`) says what is simulated;
+# `kk.simulate` stays as the short name.
+simulate_active_learning = simulate
+
+
 def _curve_scorer(spec, metric, y):
     """`score(predictions) -> float` for one held-out split, called after every round."""
     from kerakit.spec import class_indices, validate_labels

@@ -7,6 +7,7 @@ Monte-Carlo dropout or an ensemble), predictive standard deviation
 """
 
 import inspect
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -242,8 +243,8 @@ class Strategy:
 STRATEGIES = {}
 
 
-def register_strategy(name, query=None, *, tasks=None, description=""):
-    """Registers a query strategy under `name` (usable as a decorator).
+def register_query_strategy(name, query=None, *, tasks=None, description=""):
+    """Registers an active-learning query strategy under `name` (usable as a decorator).
 
     A strategy is `query(model, x_pool, n, **options)` returning the indices
     of the `n` pool rows to label — a sequence of integers — or a
@@ -261,7 +262,7 @@ def register_strategy(name, query=None, *, tasks=None, description=""):
     Example:
 
     ```python
-    @kk.register_strategy("farthest", tasks=("regression",))
+    @kk.register_query_strategy("farthest", tasks=("regression",))
     def farthest(model, x_pool, n):
         return np.argsort(-np.abs(x_pool[:, 0]))[:n]
     ```
@@ -276,6 +277,20 @@ def register_strategy(name, query=None, *, tasks=None, description=""):
     return decorator(query) if query is not None else decorator
 
 
+def register_strategy(name, query=None, *, tasks=None, description=""):
+    """Deprecated name of `register_query_strategy` (removed in the next release).
+
+    `kk.get_strategy` is a tf.distribute strategy, so the active-learning
+    registry now says what it registers.
+    """
+    warnings.warn(
+        "kerakit.register_strategy is deprecated and will be removed in the next release; "
+        "use kerakit.register_query_strategy (same arguments).",
+        DeprecationWarning, stacklevel=2,
+    )
+    return register_query_strategy(name, query, tasks=tasks, description=description)
+
+
 def get_strategy(identifier):
     """Returns the `Strategy` for a registered name, or wraps a callable."""
     if isinstance(identifier, Strategy):
@@ -287,11 +302,11 @@ def get_strategy(identifier):
     return STRATEGIES[identifier]
 
 
-register_strategy("random", random_sampling, description="uniform random sampling (the baseline)")
+register_query_strategy("random", random_sampling, description="uniform random sampling (the baseline)")
 for _name, _measure in MEASURES.items():
-    register_strategy(_name, _measure_strategy(_name), tasks=_measure.tasks,
+    register_query_strategy(_name, _measure_strategy(_name), tasks=_measure.tasks,
                       description=f"top-n by {_measure.description}")
-register_strategy("diverse", diverse, tasks=CLASSIFICATION + REGRESSION,
+register_query_strategy("diverse", diverse, tasks=CLASSIFICATION + REGRESSION,
                   description="top uncertain candidates, one per k-means cluster (batch mode)")
 
 

@@ -15,14 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kerakit.checks import check_count
-from kerakit.errors import ConfigError, unknown_name
-from kerakit.runs import atomic_path, atomic_write_json
-from kerakit.spec import ProblemSpec, class_indices, validate_labels
-from kerakit.tuning import distributed
-from kerakit.tuning.results import TuneResult, _read_json, plot_trials, trials_table
-from kerakit.tuning.spaces import DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
-from kerakit.tuning.trials import SpecBuilder, TrialPool, TrialRunner, _fit_options
-from kerakit.validation import (
+from kerakit.crossval import (
     FoldRunner,
     average_ensemble,
     check_objective,
@@ -30,6 +23,13 @@ from kerakit.validation import (
     make_folds,
     objective_direction,
 )
+from kerakit.errors import ConfigError, unknown_name
+from kerakit.runs import atomic_path, atomic_write_json
+from kerakit.spec import ProblemSpec, class_indices, validate_labels
+from kerakit.tuning import distributed
+from kerakit.tuning.results import TuneResult, _read_json, plot_trials, trials_table
+from kerakit.tuning.spaces import DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
+from kerakit.tuning.trials import SpecBuilder, TrialPool, TrialRunner, _fit_options
 
 TUNERS = ("random", "grid", "bayesian", "hyperband", "tpe")
 SEARCH_FILE = "kerakit_search.json"

@@ -9,10 +9,10 @@ import os
 
 import numpy as np
 
+from kerakit.crossval import FoldRunner
 from kerakit.errors import ConfigError
 from kerakit.runs import atomic_path, atomic_write_json
 from kerakit.tuning.spaces import FIT_OPTIONS
-from kerakit.validation import FoldRunner
 
 # build_model keywords a space may set; anything else is a hyperparameter
 # name the body reads itself (depth, units_0, ...).

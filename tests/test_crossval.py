@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 import kerakit as kk
-from kerakit.errors import ConfigError, DataError
-from kerakit.validation import (
+from kerakit.crossval import (
     FoldRunner,
     check_objective,
     iterative_stratification,
@@ -13,6 +12,7 @@ from kerakit.validation import (
     make_folds,
     objective_direction,
 )
+from kerakit.errors import ConfigError, DataError
 
 # Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
 pytestmark = pytest.mark.backends
