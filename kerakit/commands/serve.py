@@ -41,6 +41,9 @@ def add_arguments(parser):
                         help=f"how long a batch waits for more requests (default {BATCH_WAIT_MS})")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
                         help=f"larger request bodies get 413 (default {MAX_BODY_BYTES})")
+    parser.add_argument("--drift-reference", default=None, metavar="JSON",
+                        help="training statistics for GET .../drift, from kerakit.serving.save_reference "
+                             "(default: drift_reference.json beside the model, if any)")
 
 
 def _is_loopback(host):
@@ -66,12 +69,14 @@ def run(args):
               f"{server.model_url}", flush=True)
         print(f"  curl {server.model_url}/metadata", flush=True)
         print(f"  curl -d '{{\"instances\": [...]}}' {server.model_url}:predict", flush=True)
+        print(f"  curl {server.url}/monitoring/prometheus/metrics", flush=True)
 
     try:
         serve(args.model, host=args.host, port=args.port, name=args.model_name,
               batching=not args.no_batching, max_batch_size=args.max_batch_size,
               batch_wait_ms=args.batch_wait_ms, max_body_bytes=args.max_body_bytes,
-              versions="all" if args.all_versions else "latest", block=True, ready=ready)
+              versions="all" if args.all_versions else "latest", block=True, ready=ready,
+              drift_reference=args.drift_reference)
     except KerakitError as error:
         print(f"kerakit serve: {error}", file=sys.stderr)
         return 2
