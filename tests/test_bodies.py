@@ -118,3 +118,17 @@ def test_text_inputs_refuse_other_backends(monkeypatch):
     monkeypatch.setattr(backend, "name", lambda: "jax")
     with pytest.raises(ConfigError, match="needs the TensorFlow backend.*'jax'"):
         kk.text_inputs(["some text"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("body", "shape", "tuner", "name"), [
+    ("cnn", (8, 8), "random", "conv_blocks"),
+    ("sequence", (12, 2), "grid", "transformer_blocks"),
+])
+def test_tune_searches_the_new_bodies_default_space(body, shape, tuner, name, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, *shape)).astype("float32")
+    y = np.arange(24) % 2
+    result = kk.tune(kk.ProblemSpec(task="binary"), x, y, body=body, tuner=tuner, max_trials=1,
+                     epochs=1, directory=tmp_path, seed=0)
+    assert name in result.best_hyperparameters

@@ -28,7 +28,7 @@ from kerakit.runs import atomic_path, atomic_write_json
 from kerakit.spec import ProblemSpec, class_indices, validate_labels
 from kerakit.tuning import distributed
 from kerakit.tuning.results import TuneResult, _read_json, plot_trials, trials_table
-from kerakit.tuning.spaces import DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
+from kerakit.tuning.spaces import BODY_SPACES, DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
 from kerakit.tuning.trials import SpecBuilder, TrialPool, TrialRunner, _fit_options
 
 TUNERS = ("random", "grid", "bayesian", "hyperband", "tpe")
@@ -137,11 +137,13 @@ def _check_same_search(project_dir, fingerprint, overwrite):
             )
 
 
-def _resolve_space(space, tuner):
+def _resolve_space(space, tuner, body="mlp"):
     import keras_tuner
 
     if isinstance(space, keras_tuner.HyperModel) or (callable(space) and not isinstance(space, dict)):
         return None
+    if space is None and isinstance(body, str) and body in BODY_SPACES:
+        space = BODY_SPACES[body][1 if tuner == "grid" else 0]
     if space is None:
         space = DEFAULT_GRID if tuner == "grid" else DEFAULT_SPACE
     space = space if isinstance(space, SearchSpace) else SearchSpace(space)
@@ -237,7 +239,8 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
             Names are `build_model` options (units, dropout, l1, l2,
             batchnorm, optimizer, learning_rate), names the body reads
             (depth, units_0, ...) or fit options (batch_size, epochs).
-            Defaults to `DEFAULT_SPACE` (`DEFAULT_GRID` for grid search).
+            Defaults to `DEFAULT_SPACE` (`DEFAULT_GRID` for grid search); for
+            the "cnn" and "sequence" bodies, their `BODY_SPACES` entry.
         tuner: "random", "grid", "bayesian", "hyperband" or "tpe" (Optuna's TPE,
             `pip install "kerakit[optuna]"`). Defaults to "random".
         max_trials: most candidates to try; "auto" is 10 for "random", "tpe" and
@@ -322,7 +325,7 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         refit_x, refit_y = runner.x, runner.y
 
     # What is searched, and how each candidate is built.
-    space_obj = _resolve_space(space, tuner)
+    space_obj = _resolve_space(space, tuner, body)
     if space_obj is not None:
         build = SpecBuilder(spec, runner.input_shape, body, space_obj, tuner, preprocessor)
         build.check()

@@ -37,6 +37,33 @@ DEFAULT_GRID = {
     "optimizer": ["adam", "rmsprop"],
 }
 
+# Default spaces of the image and sequence bodies (kerakit/bodies.py, issue 16):
+# body name → (random / Bayesian / Hyperband space, grid).
+BODY_SPACES = {
+    "cnn": ({
+        "conv_blocks": [1, 2, 3],
+        "conv_filters_0": [16, 32, 64],
+        "conv_filters_1": [32, 64, 128],
+        "conv_filters_2": [64, 128],
+        "dropout": [0.0, 0.1, 0.25, 0.4],
+        "units": [0, 64, 128],
+        "learning_rate": (1e-4, 1e-2, "log"),
+        "batch_size": [16, 32, 64],
+    }, {"filters": [(32,), (32, 64)], "dropout": [0.0, 0.25], "learning_rate": [1e-3, 3e-3]}),
+    "sequence": ({
+        "sequence_conv_blocks": [0, 1, 2],
+        "sequence_conv_filters_0": [32, 64, 128],
+        "sequence_conv_filters_1": [32, 64, 128],
+        "transformer_blocks": [0, 1, 2],
+        "heads": [1, 2, 4],
+        "key_dim": [16, 32, 64],
+        "dropout": [0.0, 0.1, 0.2, 0.3],
+        "units": [0, 32, 64],
+        "learning_rate": (1e-4, 1e-2, "log"),
+        "batch_size": [16, 32, 64],
+    }, {"transformer_blocks": [0, 1], "filters": [(32,), (64,)], "dropout": [0.0, 0.2]}),
+}
+
 
 def _plain(value):
     """NumPy scalars → Python scalars, so Keras Tuner and JSON accept them."""
