@@ -38,7 +38,9 @@ def test_cnn_body_trains_on_uint8_images_without_a_channel_axis():
 
 
 @pytest.mark.backends
-def test_cnn_augmentation_is_inside_the_model_and_off_at_inference():
+def test_cnn_augmentation_is_inside_the_model_and_off_at_inference(tmp_path):
+    import keras
+
     x, _ = _images(n=6, channels=3, dtype="float32")
     model = kk.build_model(SPEC, input_shape=(8, 8, 3), body="cnn", flip="horizontal",
                            rotation=0.1, zoom=0.1, contrast=0.2, seed=0, **SMALL_CNN)
@@ -46,6 +48,10 @@ def test_cnn_augmentation_is_inside_the_model_and_off_at_inference():
     assert {"augment_flip", "augment_rotation", "augment_zoom", "augment_contrast"} <= names
     first = model.predict(x, verbose=0)
     np.testing.assert_allclose(first, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "cnn.keras")
+    loaded = keras.saving.load_model(tmp_path / "cnn.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), first, rtol=1e-5, atol=1e-6)
+    assert kk.builders.spec_of(loaded) == SPEC
 
 
 @pytest.mark.slow
