@@ -107,10 +107,12 @@ def fit_table(
 
     Example:
 
-    >>> result = kk.fit_table("houses.csv", target="price", ignore=["id"])
-    >>> print(result.schema); result.report["test"]["r2"]
-    >>> kk.save_table_model(result.model, "houses.keras")
-    >>> kk.predict_table(result.model, [{"city": "Oslo", "rooms": 3, "area": 71.0}])
+    ```python
+    result = kk.fit_table("houses.csv", target="price", ignore=["id"])
+    print(result.schema); result.report["test"]["r2"]
+    kk.save_table_model(result.model, "houses.keras")
+    kk.predict_table(result.model, [{"city": "Oslo", "rooms": 3, "area": 71.0}])
+    ```
     """
     if streaming not in (True, False, "auto"):
         raise ConfigError(f"`streaming` must be True, False or 'auto'. Received: {streaming!r}")
