@@ -12,8 +12,10 @@ def plot_importance(importance, top=20, title=None):
 
     Example:
 
-    >>> fig = plot_importance(kerakit.permutation_importance(model, x_test, y_test))
-    >>> fig.savefig("importance.png")
+    ```python
+    fig = plot_importance(kerakit.permutation_importance(model, x_test, y_test))
+    fig.savefig("importance.png")
+    ```
     """
     from matplotlib.figure import Figure
 

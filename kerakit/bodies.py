@@ -101,7 +101,10 @@ def cnn(spec, hp):
 
     Example:
 
+    >>> spec = kk.ProblemSpec(task="multiclass", num_classes=10)
     >>> model = kk.build_model(spec, input_shape=(28, 28), body="cnn", max_value=255)
+    >>> model.output_shape
+    (None, 10)
     """
     import keras
 
@@ -185,7 +188,10 @@ def sequence(spec, hp):
 
     Example:
 
+    >>> spec = kk.ProblemSpec(task="regression")
     >>> model = kk.build_model(spec, input_shape=(100, 3), body="sequence", transformer_blocks=0)
+    >>> model.output_shape
+    (None, 1)
     """
     import keras
 
@@ -278,8 +284,10 @@ def text_inputs(texts, *, max_tokens=20_000, sequence_length=128, embedding_dim=
 
     Example:
 
-    >>> model = kk.build_model(spec, **kk.text_inputs(x_train), body="sequence")
-    >>> kk.fit(model, x_train, y_train, epochs=5)
+    ```python
+    model = kk.build_model(spec, **kk.text_inputs(x_train), body="sequence")
+    kk.fit(model, x_train, y_train, epochs=5)
+    ```
     """
     require_tensorflow(
         "Text models (TextVectorization inside the model)",

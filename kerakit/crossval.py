@@ -545,9 +545,11 @@ def cross_validate(spec, x, y, folds=5, *, build=None, epochs=100, patience=10, 
 
     Example:
 
-    >>> result = kerakit.cross_validate(spec, x, y, folds=5, units=(64,))
-    >>> result.summary()          # 'val_loss 0.21 ± 0.03 over 5 folds ...'
-    >>> result.oof_predictions.shape, result.oof_report["accuracy"]
+    ```python
+    result = kerakit.cross_validate(spec, x, y, folds=5, units=(64,))
+    result.summary()          # 'val_loss 0.21 ± 0.03 over 5 folds ...'
+    result.oof_predictions.shape, result.oof_report["accuracy"]
+    ```
     """
     from kerakit.builders import build_model
 

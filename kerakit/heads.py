@@ -137,6 +137,7 @@ def make_metrics(spec):
 
     Example:
 
+    >>> from kerakit.spec import ProblemSpec
     >>> [m.name for m in make_metrics(ProblemSpec(task="binary"))]
     ['accuracy', 'auc', 'precision', 'recall']
     """

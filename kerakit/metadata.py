@@ -125,6 +125,7 @@ def output_before_spec(model):
 
     Example:
 
+    >>> model = kk.build_model(kk.ProblemSpec(task="binary"), input_shape=(4,))
     >>> output_before_spec(model) is model.get_layer("output").output
     True
     """
@@ -144,6 +145,7 @@ def attach_spec(model, spec):
 
     Example:
 
+    >>> model = kk.build_model(kk.ProblemSpec(task="binary"), input_shape=(4,))
     >>> attach_spec(model, kk.ProblemSpec(task="binary")) is model
     True
     """

@@ -243,7 +243,10 @@ def compute(name, spec, y, pred, threshold=0.5):
 
     Example:
 
+    >>> from kerakit.spec import ProblemSpec
+    >>> y, proba = [0, 1, 1, 0], [0.2, 0.9, 0.4, 0.3]
     >>> compute("accuracy", ProblemSpec(task="binary"), y, proba)
+    0.75
     """
     import numpy as np
 

@@ -261,9 +261,11 @@ def evaluation_figures(spec, y_true, predictions, threshold=0.5):
 
     Example:
 
-    >>> figures = evaluation_figures(spec, y_test, kerakit.predict(model, x_test))
-    >>> sorted(figures)
-    ['confusion_matrix', 'roc']
+    ```python
+    figures = evaluation_figures(spec, y_test, kerakit.predict(model, x_test))
+    sorted(figures)
+    # ['confusion_matrix', 'roc']
+    ```
     """
     from kerakit.spec import class_indices, validate_labels
 

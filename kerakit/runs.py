@@ -551,8 +551,10 @@ def list_runs(root=None, recipe=None):
 
     Example:
 
-    >>> [m["recipe"] for m in list_runs("runs")]
-    ['digits', 'wine']
+    ```python
+    [m["recipe"] for m in list_runs("runs")]
+    # ['digits', 'wine']
+    ```
     """
     root = runs_dir(root)
     if not root.is_dir():
@@ -671,9 +673,11 @@ class RunModel:
 
     Example:
 
-    >>> run_model = RunModel("runs/digits/20250101-120000-ab12")
-    >>> frame = pandas.read_csv("test.csv")
-    >>> run_model.evaluate(frame)["accuracy"]
+    ```python
+    run_model = RunModel("runs/digits/20250101-120000-ab12")
+    frame = pandas.read_csv("test.csv")
+    run_model.evaluate(frame)["accuracy"]
+    ```
     """
 
     def __init__(self, run_or_model):

@@ -132,6 +132,7 @@ class ProblemSpec:
 
         Example:
 
+        >>> spec = ProblemSpec(task="multiclass", num_classes=3, class_names=("a", "b", "c"))
         >>> ProblemSpec.from_config(spec.to_config()) == spec
         True
         """

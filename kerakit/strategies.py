@@ -131,8 +131,10 @@ def get_strategy(identifier="default"):
 
     Example:
 
-    >>> strategy = kerakit.get_strategy("mirrored")
-    >>> strategy.num_replicas_in_sync   # number of local GPUs, or CPU devices
+    ```python
+    strategy = kerakit.get_strategy("mirrored")
+    strategy.num_replicas_in_sync   # number of local GPUs, or CPU devices
+    ```
     """
     if identifier is None:
         identifier = "default"
@@ -169,8 +171,10 @@ def split_cpu(num_devices):
 
     Example:
 
-    >>> kerakit.split_cpu(2)
-    ['/device:CPU:0', '/device:CPU:1']
+    ```python
+    kerakit.split_cpu(2)
+    # ['/device:CPU:0', '/device:CPU:1']
+    ```
     """
     if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
         raise ConfigError(f"`num_devices` must be an integer >= 1. Received: num_devices={num_devices!r}")

@@ -278,8 +278,10 @@ def evaluate(model, x, y, spec=None, threshold=0.5, batch_size=256):
 
     Example:
 
-    >>> report = kerakit.evaluate(model, x_test, y_test, spec)
-    >>> report["accuracy"], report["f1"]
+    ```python
+    report = kerakit.evaluate(model, x_test, y_test, spec)
+    report["accuracy"], report["f1"]
+    ```
     """
     spec = spec or spec_of(model)
     if spec is None:

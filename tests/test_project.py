@@ -110,3 +110,59 @@ def test_import_linter_refuses_an_upward_import(tmp_path):
     result = subprocess.run([command, "--no-cache"], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "kerakit.errors is not allowed to import kerakit.cli" in result.stdout
+
+
+# Docstring examples ----------------------------------------------------------
+# A `>>>` example runs as a doctest; an example that needs a trained model,
+# files or a server is a fenced ```python block without prompts (Keras's style).
+
+def _kerakit_modules():
+    import pkgutil
+
+    found = pkgutil.walk_packages(kerakit.__path__, "kerakit.")
+    return ["kerakit"] + sorted(m.name for m in found if not m.name.endswith(".__main__"))  # scripts
+
+
+def _module_doctests(name):
+    import doctest
+    import importlib
+
+    import numpy as np
+
+    module = importlib.import_module(name)
+    extraglobs = {"kk": kerakit, "kerakit": kerakit, "np": np}
+    return doctest.DocTestFinder(exclude_empty=True).find(module, name, extraglobs=extraglobs)
+
+
+def _prompt_lines(name):
+    """Lines of a module's source that start with `>>>` (docstrings and anything else)."""
+    import importlib.util
+
+    origin = importlib.util.find_spec(name).origin
+    return sum(line.lstrip().startswith(">>>") for line in Path(origin).read_text().splitlines())
+
+
+def test_docstring_examples_run(tmp_path, monkeypatch):
+    import doctest
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)  # an example that writes a file writes it here
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    failures, ran = [], {}
+    for name in _kerakit_modules():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # kerakit.validation's own warning
+            tests = _module_doctests(name)
+        for test in sorted(tests, key=lambda t: t.name):
+            runner.run(test, out=lambda text: failures.append(text))
+        ran[name] = sum(len(t.examples) for t in tests)
+    assert not failures, "\n".join(failures)
+    assert sum(ran.values()) > 50  # the examples were found
+    # Every `>>>` line in kerakit belongs to an example that just ran: none sits
+    # in a module, or a place in one, that the run does not reach.
+    unrun = {name: (_prompt_lines(name), count) for name, count in ran.items() if _prompt_lines(name) != count}
+    assert not unrun, f"modules whose `>>>` lines did not all run (lines, examples run): {unrun}"
+

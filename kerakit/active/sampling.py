@@ -112,8 +112,10 @@ def predictive_samples(model, x, passes=20):
 
     Example:
 
-    >>> samples = predictive_samples(model, x_pool, passes=20)
-    >>> mean, std = samples.mean(0), samples.std(0)
+    ```python
+    samples = predictive_samples(model, x_pool, passes=20)
+    mean, std = samples.mean(0), samples.std(0)
+    ```
     """
     if isinstance(model, (list, tuple)):
         if len(model) < 2:

@@ -118,7 +118,9 @@ def uncertainty(model, x, measure="entropy", **options):
 
     Example:
 
-    >>> scores = uncertainty(model, x_pool, "margin")
+    ```python
+    scores = uncertainty(model, x_pool, "margin")
+    ```
     """
     if measure not in MEASURES:
         raise unknown_name("uncertainty measure", measure, MEASURES)

@@ -129,9 +129,11 @@ def compare_predictions(y, predictions_a, predictions_b, spec, *, metric="auto",
 
     Example:
 
-    >>> result = compare_predictions(y_test, model_a.predict(x_test), model_b.predict(x_test), spec)
-    >>> print(result)
-    B is better: accuracy 91.0 → 93.1: +2.1 points, 95 % CI [0.8, 3.4], p = 0.003 (McNemar exact)
+    ```python
+    result = compare_predictions(y_test, model_a.predict(x_test), model_b.predict(x_test), spec)
+    print(result)
+    # B is better: accuracy 91.0 → 93.1: +2.1 points, 95 % CI [0.8, 3.4], p = 0.003 (McNemar exact)
+    ```
     """
     from kerakit.spec import validate_labels
 
@@ -212,8 +214,10 @@ def compare(model_a, model_b, x, y, spec=None, *, metric="auto", confidence=0.95
 
     Example:
 
-    >>> result = kerakit.compare(current, candidate, x_test, y_test, metric="auc")
-    >>> result.significant, result.p_value
+    ```python
+    result = kerakit.compare(current, candidate, x_test, y_test, metric="auc")
+    result.significant, result.p_value
+    ```
     """
     model_a, model_b = load_model(model_a), load_model(model_b)
     spec = _resolve_spec(spec, (model_a, model_b), y)

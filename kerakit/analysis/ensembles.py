@@ -57,10 +57,12 @@ def ensemble(models, weights=None, *, spec=None, name="ensemble"):
 
     Example:
 
-    >>> models = [kk.build_model(spec, input_shape=(64,), seed=s) for s in range(5)]
-    >>> for m in models: kk.fit(m, x_train, y_train, epochs=20)
-    >>> team = kk.ensemble(models)
-    >>> team.save("ensemble.keras")
+    ```python
+    models = [kk.build_model(spec, input_shape=(64,), seed=s) for s in range(5)]
+    for m in models: kk.fit(m, x_train, y_train, epochs=20)
+    team = kk.ensemble(models)
+    team.save("ensemble.keras")
+    ```
     """
     import keras
 
@@ -122,7 +124,9 @@ def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemb
 
     Example:
 
-    >>> team = kk.ensemble_from_tuner(tuner, top_k=3)
+    ```python
+    team = kk.ensemble_from_tuner(tuner, top_k=3)
+    ```
     """
     if hasattr(tuner, "tuner") or type(tuner).__module__.startswith("kerakit."):
         raise ConfigError(

@@ -135,10 +135,12 @@ def permutation_importance(model, x, y, spec=None, *, metric="auto", feature_nam
 
     Example:
 
-    >>> result = kerakit.permutation_importance(model, x_test, y_test,
-    ...                                         feature_names=data.feature_names)
-    >>> result.features[:3]            # most important first
-    >>> fig = kerakit.plot_importance(result)
+    ```python
+    result = kerakit.permutation_importance(model, x_test, y_test,
+                                            feature_names=data.feature_names)
+    result.features[:3]            # most important first
+    fig = kerakit.plot_importance(result)
+    ```
     """
     from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 

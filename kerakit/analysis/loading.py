@@ -26,7 +26,9 @@ def load_model(model_or_path):
 
     Example:
 
-    >>> model = load_model("runs/digits/20250101-120000-ab12")
+    ```python
+    model = load_model("runs/digits/20250101-120000-ab12")
+    ```
     """
     import keras
 

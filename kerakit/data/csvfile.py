@@ -38,8 +38,10 @@ def sniff_separator(path, encoding="utf-8"):
 
     Example:
 
-    >>> sniff_separator("penguins_semicolon.csv")
-    ';'
+    ```python
+    sniff_separator("penguins_semicolon.csv")
+    # ';'
+    ```
     """
     with open(os.fspath(path), "rb") as f:
         sample = f.read(SNIFF_BYTES)
@@ -260,8 +262,10 @@ def read_frame(path, encoding="utf-8", sep=",", na_values=()):
 
     Example:
 
-    >>> frame = read_frame("data.csv")
-    >>> frame.loc[7]                     # the row on line 7 of the file
+    ```python
+    frame = read_frame("data.csv")
+    frame.loc[7]                     # the row on line 7 of the file
+    ```
     """
     import pandas as pd
 

@@ -87,9 +87,11 @@ def read_images(folder, *, image_size=None, color_mode="auto", max_per_class=Non
 
     Example:
 
-    >>> images = kk.read_images("photos", image_size=(64, 64))
-    >>> model = kk.build_model(images.spec, input_shape=images.x.shape[1:], body="cnn",
-    ...                        max_value=255)
+    ```python
+    images = kk.read_images("photos", image_size=(64, 64))
+    model = kk.build_model(images.spec, input_shape=images.x.shape[1:], body="cnn",
+                           max_value=255)
+    ```
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -167,8 +169,10 @@ def misclassified_grid(images, y_true, y_pred, *, class_names=None, max_images=2
 
     Example:
 
-    >>> figure = misclassified_grid(x_test, y_test, model.predict(x_test).argmax(axis=1))
-    >>> figure.savefig("misclassified.png")
+    ```python
+    figure = misclassified_grid(x_test, y_test, model.predict(x_test).argmax(axis=1))
+    figure.savefig("misclassified.png")
+    ```
     """
     from matplotlib.figure import Figure
 

@@ -31,7 +31,9 @@ class FillMissing(keras.layers.Layer):
 
     Example:
 
-    >>> FillMissing(2.5)(np.array([[1.0], [np.nan]]))  # [[1.0], [2.5]]
+    >>> ops.convert_to_numpy(FillMissing(2.5)(np.array([[1.0], [np.nan]])))
+    array([[1. ],
+           [2.5]], dtype=float32)
     """
 
     def __init__(self, value=0.0, **kwargs):
@@ -55,7 +57,9 @@ class MissingIndicator(keras.layers.Layer):
 
     Example:
 
-    >>> MissingIndicator()(np.array([[1.0], [np.nan]]))  # [[0.0], [1.0]]
+    >>> ops.convert_to_numpy(MissingIndicator()(np.array([[1.0], [np.nan]])))
+    array([[0.],
+           [1.]], dtype=float32)
     """
 
     def call(self, inputs):
@@ -135,7 +139,9 @@ class SmoothClip(keras.layers.Layer):
 
     Example:
 
-    >>> SmoothClip(0.0, 1.0)(np.array([[0.0], [100.0]]))  # [[0.0], [~3.0]]
+    >>> ops.convert_to_numpy(SmoothClip(0.0, 1.0)(np.array([[0.0], [100.0]])))
+    array([[0.       ],
+           [2.998...]], dtype=float32)
     """
 
     def __init__(self, center=0.0, scale=1.0, limit=3.0, **kwargs):
@@ -171,7 +177,8 @@ class PiecewiseLinearEncoding(keras.layers.Layer):
 
     Example:
 
-    >>> PiecewiseLinearEncoding([0.0, 1.0, 3.0])(np.array([[2.0]]))  # [[1.0, 0.5]]
+    >>> ops.convert_to_numpy(PiecewiseLinearEncoding([0.0, 1.0, 3.0])(np.array([[2.0]])))
+    array([[1. , 0.5]], dtype=float32)
     """
 
     def __init__(self, edges=(0.0, 1.0), **kwargs):
@@ -230,7 +237,8 @@ class EnsembleDense(keras.layers.Layer):
 
     Example:
 
-    >>> EnsembleDense(16, members=4)(np.ones((2, 3))).shape  # (2, 4, 16)
+    >>> tuple(EnsembleDense(16, members=4)(np.ones((2, 3))).shape)
+    (2, 4, 16)
     """
 
     def __init__(self, units, members=8, activation=None, random_signs=False, **kwargs):
@@ -276,7 +284,8 @@ class EnsembleHead(keras.layers.Layer):
 
     Example:
 
-    >>> EnsembleHead(3, activation="softmax")(np.ones((2, 4, 16))).shape  # (2, 4, 3)
+    >>> tuple(EnsembleHead(3, activation="softmax")(np.ones((2, 4, 16))).shape)
+    (2, 4, 3)
     """
 
     def __init__(self, units, activation=None, **kwargs):
@@ -309,7 +318,8 @@ class EnsembleMean(keras.layers.Layer):
 
     Example:
 
-    >>> EnsembleMean()(np.array([[[1.0], [3.0]]]))  # [[2.0]]
+    >>> ops.convert_to_numpy(EnsembleMean()(np.array([[[1.0], [3.0]]])))
+    array([[2.]], dtype=float32)
     """
 
     def call(self, inputs):

@@ -193,8 +193,16 @@ class TableSchema:
 
     Example:
 
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"rooms": [1, 2, 3, 4] * 10, "city": ["Oslo", "Bergen"] * 20,
+    ...                       "area": np.linspace(30.0, 120.0, 40), "price": np.linspace(1e5, 5e5, 40)})
     >>> schema = infer_schema(frame, target="price")
     >>> print(schema)
+    column  kind                 missing  distinct  encoding
+    rooms   integer_categorical        0         4  IntegerLookup one-hot; missing → its own code; unseen → OOV
+    city    string_categorical         0         2  StringLookup one-hot; missing → its own token; unseen → OOV
+    area    numeric                    0        40  scaled with Normalization; missing → training mean + indicator
+    target: 'price'; 40 rows
     >>> schema["rooms"].kind
     'integer_categorical'
     """
@@ -315,9 +323,11 @@ def infer_schema(frame, target=None, types=None, ignore=None, where="rows"):
 
     Example:
 
-    >>> schema = infer_schema(pd.read_csv("houses.csv"), target="price",
-    ...                       types={"zip": "string"}, ignore=["id"])
-    >>> print(schema)
+    ```python
+    schema = infer_schema(pd.read_csv("houses.csv"), target="price",
+                          types={"zip": "string"}, ignore=["id"])
+    print(schema)
+    ```
     """
     columns = [str(c) for c in frame.columns]
     types = dict(types or {})

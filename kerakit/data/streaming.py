@@ -155,8 +155,10 @@ def scan_csv(path, target, *, types=None, ignore=None, task="auto", target_trans
 
     Example:
 
-    >>> scan = scan_csv("big.csv", target="label")
-    >>> print(scan.schema); scan.counts
+    ```python
+    scan = scan_csv("big.csv", target="label")
+    print(scan.schema); scan.counts
+    ```
     """
     reader = CsvReader(path)
     check_target(reader.columns, target)

@@ -117,8 +117,10 @@ def read_table(data, target=None, *, y=None, columns=None, types=None, ignore=No
 
     Example:
 
-    >>> table = read_table("houses.csv", target="price", ignore=["id"])
-    >>> print(table.schema)
+    ```python
+    table = read_table("houses.csv", target="price", ignore=["id"])
+    print(table.schema)
+    ```
     """
     from kerakit.data.csvfile import read_frame
 
@@ -155,8 +157,10 @@ def split_table(n_or_labels, validation=0.15, test=0.15, seed=0, stratify=True):
 
     Example:
 
+    >>> y = np.array([0, 1] * 50)
     >>> parts = split_table(y, validation=0.2, test=0.2, seed=0)
     >>> len(parts["train"]), len(parts["validation"]), len(parts["test"])
+    (60, 20, 20)
     """
     from sklearn.model_selection import train_test_split
 
@@ -262,8 +266,10 @@ def table_metadata(model):
 
     Example:
 
-    >>> table_metadata(model)["class_names"]
-    ['setosa', 'versicolor', 'virginica']
+    ```python
+    table_metadata(model)["class_names"]
+    # ['setosa', 'versicolor', 'virginica']
+    ```
     """
     try:
         layer = model.get_layer(OUTPUT_LAYER)
@@ -310,7 +316,9 @@ def table_inputs(model, rows):
 
     Example:
 
-    >>> model.predict(table_inputs(model, [{"city": "Oslo", "rooms": 3, "area": None}]))
+    ```python
+    model.predict(table_inputs(model, [{"city": "Oslo", "rooms": 3, "area": None}]))
+    ```
     """
     metadata = table_metadata(model)
     schema = TableSchema.from_dict({"columns": metadata["columns"]})
@@ -367,8 +375,10 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
 
     Example:
 
-    >>> predict_table(model, "new_houses.csv")[:3]
-    array([312000.5, 198500.1, 455020.0], dtype=float32)
+    ```python
+    predict_table(model, "new_houses.csv")[:3]
+    # array([312000.5, 198500.1, 455020.0], dtype=float32)
+    ```
     """
     metadata = table_metadata(model)
     inputs = table_inputs(model, rows)
@@ -411,7 +421,9 @@ def save_table_model(model, path):
 
     Example:
 
-    >>> save_table_model(result.model, "runs/houses/model.keras")
+    ```python
+    save_table_model(result.model, "runs/houses/model.keras")
+    ```
     """
     path = os.fspath(path)
     if not path.endswith(".keras"):
@@ -433,8 +445,10 @@ def load_table_model(path):
 
     Example:
 
-    >>> model = load_table_model("model.keras")
-    >>> predict_table(model, [{"city": "Oslo", "rooms": 3}])
+    ```python
+    model = load_table_model("model.keras")
+    predict_table(model, [{"city": "Oslo", "rooms": 3}])
+    ```
     """
     import keras
 

@@ -135,8 +135,11 @@ class TargetEncoder:
 
     Example:
 
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"species": ["setosa", "virginica", "setosa", "versicolor"]})
     >>> encoder = TargetEncoder().fit(frame["species"])
     >>> encoder.class_names_, encoder.encode(frame["species"])[:3]
+    (('setosa', 'versicolor', 'virginica'), array([0, 2, 0]))
     """
 
     def __init__(self, task="auto", transform="auto"):

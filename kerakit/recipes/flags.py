@@ -238,7 +238,10 @@ def make_config(module, **overrides):
 
     Example:
 
+    >>> from kerakit.recipes import load
     >>> config = make_config(load("digits"), epochs=5, smoke=True)
+    >>> config.epochs, config.smoke
+    (5, True)
     """
     fields = {f.name for f in dataclasses.fields(module.Config)}
     unknown = sorted(set(overrides) - fields)
@@ -333,6 +336,7 @@ def shell_message(message, config_class):
 
     Example:
 
+    >>> csv_recipe = kerakit.recipes.load("csv")
     >>> shell_message("pass na_values=['?'] if it means missing", csv_recipe.Config)
     "pass --na-values '?' if it means missing"
     """

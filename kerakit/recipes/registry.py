@@ -82,7 +82,7 @@ def available(recipes_dir=None):
     Example:
 
     >>> sorted(available())[:3]
-    ['breast-cancer', 'csv', 'diabetes']
+    ['active-digits', 'active-sine', 'breast-cancer']
     """
     found = {}
     for folder, source in recipe_dirs(recipes_dir):

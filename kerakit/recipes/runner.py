@@ -154,9 +154,11 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
 
     Example:
 
-    >>> recipe = load("digits")
-    >>> result = execute(recipe, make_config(recipe, smoke=True), runs_dir=tmp_path, quiet=True)
-    >>> result["metrics"]["accuracy"]
+    ```python
+    recipe = load("digits")
+    result = execute(recipe, make_config(recipe, smoke=True), runs_dir=tmp_path, quiet=True)
+    result["metrics"]["accuracy"]
+    ```
     """
     from kerakit.backend import import_tensorflow_quietly
 
@@ -265,8 +267,9 @@ def measurement_warnings(spec, y_test, metrics):
 
     Example:
 
+    >>> from kerakit.spec import ProblemSpec
     >>> measurement_warnings(ProblemSpec(task="binary"), [0, 1, 1, 0, 1], {"accuracy": 0.8})
-    ['The test split has only 5 rows: too few to measure the model. ...']
+    ["The test split has only 5 rows and fewer than 5 rows of some classes ('0': 2, '1': 3): too few to measure the model; ..."]
     """
     n = len(y_test) if y_test is not None else 0
     if n == 0:
@@ -444,6 +447,7 @@ def split_data(x, y, *, test_size=0.2, val_size=0.2, seed=0, stratify=True, limi
 
     Example:
 
+    >>> x, y = np.zeros((40, 3)), np.arange(40) % 2
     >>> splits = split_data(x, y, test_size=0.25, seed=0)
     >>> sorted(splits)
     ['x_test', 'x_train', 'x_val', 'y_test', 'y_train', 'y_val']

@@ -66,8 +66,10 @@ def reference_statistics(x, *, input_name="features", bins=10):
 
     Example:
 
-    >>> reference = reference_statistics(x_train)
-    >>> kerakit.serving.save_reference(x_train, "runs/digits")  # beside model.keras
+    ```python
+    reference = reference_statistics(x_train)
+    kerakit.serving.save_reference(x_train, "runs/digits")  # beside model.keras
+    ```
     """
     features = {}
     if hasattr(x, "items") or hasattr(x, "columns"):

@@ -41,7 +41,9 @@ def load_model(path):
 
     Example:
 
-    >>> model = kerakit.serving.load_model("runs/digits/20250101-120000/model.keras")
+    ```python
+    model = kerakit.serving.load_model("runs/digits/20250101-120000/model.keras")
+    ```
     """
     import keras
 
@@ -364,9 +366,11 @@ def load_servables(model, name=None, versions="latest"):
 
     Example:
 
-    >>> name, servables = load_servables("models/digits", versions="all")
-    >>> name, sorted(servables)
-    ('digits', [1, 2])
+    ```python
+    name, servables = load_servables("models/digits", versions="all")
+    name, sorted(servables)
+    # ('digits', [1, 2])
+    ```
     """
     if versions not in ("latest", "all"):
         raise ConfigError(f"`versions` must be 'latest' or 'all'. Received: versions={versions!r}")
@@ -453,10 +457,12 @@ def export(model, directory, version=None, overwrite=False):
 
     Example:
 
-    >>> kerakit.export(model, "models/digits")
-    PosixPath('models/digits/1')
-    >>> kerakit.export(model, "models/digits")
-    PosixPath('models/digits/2')
+    ```python
+    kerakit.export(model, "models/digits")
+    # PosixPath('models/digits/1')
+    kerakit.export(model, "models/digits")
+    # PosixPath('models/digits/2')
+    ```
     """
     model = load_model(model)
     base = Path(directory)

@@ -265,9 +265,11 @@ def parse_request(servable, body):
 
     Example:
 
-    >>> feeds, rows, columnar = parse_request(servable, b'{"instances": [[0.1, 0.2]]}')
-    >>> feeds["features"].shape, rows, columnar
-    ((1, 2), 1, False)
+    ```python
+    feeds, rows, columnar = parse_request(servable, b'{"instances": [[0.1, 0.2]]}')
+    feeds["features"].shape, rows, columnar
+    # ((1, 2), 1, False)
+    ```
     """
     try:
         payload = json.loads(body)

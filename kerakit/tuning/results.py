@@ -104,8 +104,10 @@ def plot_trials(trials, objective, direction="min"):
 
     Example:
 
-    >>> fig = plot_trials(result.trials, result.objective, result.direction)
-    >>> fig.savefig("trials.png")
+    ```python
+    fig = plot_trials(result.trials, result.objective, result.direction)
+    fig.savefig("trials.png")
+    ```
     """
     from matplotlib.figure import Figure
 
