@@ -117,6 +117,8 @@ def predictive_samples(model, x, passes=20):
     mean, std = samples.mean(0), samples.std(0)
     ```
     """
+    import keras
+
     if isinstance(model, (list, tuple)):
         if len(model) < 2:
             raise ConfigError(
@@ -136,7 +138,7 @@ def predictive_samples(model, x, passes=20):
         )
     x = _validated_pool(model, x)
     # training=True also makes batch norm update its moving statistics; put them back.
-    saved = [(v, v.numpy()) for layer in batchnorm for v in layer.non_trainable_variables]
+    saved = [(v, keras.ops.convert_to_numpy(v)) for layer in batchnorm for v in layer.non_trainable_variables]
     try:
         return _run(model, x, int(passes), True)
     finally:

@@ -167,6 +167,8 @@ def _predict(model, x, batch_size=4096):
     of calls, and `model.predict` would trace a new function for each new
     batch shape (TensorFlow then warns about retracing).
     """
+    import keras
+
     n = _num_rows(x)
     parts = []
     for start in range(0, n, batch_size):
@@ -174,7 +176,7 @@ def _predict(model, x, batch_size=4096):
             {k: v[start:start + batch_size] for k, v in x.items()}
             if isinstance(x, dict) else x[start:start + batch_size]
         )
-        parts.append(np.asarray(model(chunk, training=False), dtype=np.float64))
+        parts.append(np.asarray(keras.ops.convert_to_numpy(model(chunk, training=False)), dtype=np.float64))
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
