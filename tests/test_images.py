@@ -121,3 +121,26 @@ def test_images_recipe_runs_on_a_users_folder(tmp_path):
     manifest = json.loads((Path(result["run_dir"]) / "manifest.json").read_text())
     assert manifest["data"]["class_names"] == ["a", "b", "c"]
     assert manifest["spec"]["class_names"] == ["a", "b", "c"]
+
+
+@pytest.mark.slow
+def test_text_recipe_runs_on_a_users_csv(tmp_path):
+    import pandas as pd
+
+    from kerakit import backend, recipes
+
+    if backend.name() != "tensorflow":
+        pytest.skip("text models need TensorFlow (TextVectorization)")
+    texts = [f"{'great lovely film' if i % 2 else 'dull awful plot'} number {i}" for i in range(40)]
+    pd.DataFrame({"review": texts, "stars": ["good" if i % 2 else "bad" for i in range(40)]}) \
+        .to_csv(tmp_path / "reviews.csv", index=False)
+    module = recipes.load("text")
+    config = recipes.make_config(module, smoke=True, path=tmp_path / "reviews.csv",
+                                 text_column="review", label_column="stars")
+    result = recipes.execute(module, config, runs_dir=tmp_path / "runs", quiet=True)
+    manifest = json.loads((Path(result["run_dir"]) / "manifest.json").read_text())
+    assert manifest["spec"]["task"] == "binary" and manifest["spec"]["class_names"] == ["bad", "good"]
+    with pytest.raises(DataError, match=r"no column\(s\) \['text', 'label'\]"):
+        recipes.execute(module, recipes.make_config(module, smoke=True,
+                                                    path=tmp_path / "reviews.csv"),
+                        runs_dir=tmp_path / "runs", quiet=True)
