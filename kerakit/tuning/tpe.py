@@ -203,6 +203,7 @@ class TPESearch:
             return {"status": trial_module.TrialStatus.IDLE, "values": None}
         return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
+    @keras_tuner.synchronized  # a chief's gRPC threads end trials concurrently
     def end_trial(self, trial):
         super().end_trial(trial)
         self._tell(self.trials[trial.trial_id])
