@@ -1,4 +1,4 @@
-"""Keras Tuner search from the problem spec: four tuners, spaces, a k-fold objective.
+"""Keras Tuner search from the problem spec: five tuners (TPE through Optuna), spaces, a k-fold objective.
 
 `tune` is the entry point; `SearchSpace` reads scikit-learn-style spaces
 (dicts, lists of dicts, ranges, scipy distributions); `kerakit.tuning.oracles`
