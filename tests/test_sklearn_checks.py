@@ -54,7 +54,8 @@ def test_every_expected_failure_names_a_real_check_and_a_reason():
         for name, reason in expected_failed_checks(estimator).items():
             assert name in names
             assert len(reason.split()) >= 5
-    assert set(EXPECTED_FAILED_CHECKS) == {"check_sample_weight_equivalence_on_dense_data"}
+    assert set(EXPECTED_FAILED_CHECKS) == {"check_sample_weight_equivalence_on_dense_data",
+                                           "check_sample_weight_equivalence_on_sparse_data"}
 
 
 def test_tags_describe_the_estimators():
@@ -64,6 +65,15 @@ def test_tags_describe_the_estimators():
     assert regressor_tags.target_tags.multi_output is True
     assert regressor_tags.input_tags.allow_nan is False
     assert KerasClassifier().__sklearn_tags__().estimator_type == "classifier"
+    # Truthful about what issue 18 added: 0/1 label matrices, SciPy sparse X, warm_start.
+    classifier_tags = KerasClassifier().__sklearn_tags__()
+    assert classifier_tags.classifier_tags.multi_label is True
+    assert classifier_tags.target_tags.multi_output is False  # one label per row, or multilabel
+    assert classifier_tags.input_tags.sparse is True and regressor_tags.input_tags.sparse is True
+    for estimator in ESTIMATORS:
+        # scikit-learn's checks set warm_start=False where a second fit must start afresh.
+        assert estimator.get_params()["warm_start"] is False
+        assert hasattr(estimator, "partial_fit")
 
 
 def test_expected_failed_checks_refuses_other_estimators():
