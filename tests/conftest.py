@@ -15,3 +15,47 @@ def digits():
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+
+
+# Breast cancer, standardized: 569 rows, 30 features, binary. The fixtures
+# below are the subsets the tests were written with (each keeps its own name,
+# because the subsets differ). Tests must not modify the arrays in place.
+
+
+def _standardized_cancer():
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    return ((x - x.mean(0)) / x.std(0)).astype(np.float32), y
+
+
+@pytest.fixture(scope="session")
+def cancer():
+    """100 shuffled rows (seed 1): (x, y)."""
+    x, y = _standardized_cancer()
+    idx = np.random.default_rng(1).permutation(len(x))[:100]
+    return x[idx], y[idx]
+
+
+@pytest.fixture(scope="session")
+def cancer_120():
+    """120 shuffled rows (seed 0): (x, y)."""
+    x, y = _standardized_cancer()
+    idx = np.random.default_rng(0).permutation(len(x))[:120]
+    return x[idx], y[idx]
+
+
+@pytest.fixture(scope="session")
+def cancer_first_100():
+    """The first 100 rows, file order: (x, y)."""
+    x, y = _standardized_cancer()
+    return x[:100], y[:100]
+
+
+@pytest.fixture(scope="session")
+def cancer_split():
+    """Every row: (x_train, x_test, y_train, y_test), 25 % test, stratified, seed 0."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = _standardized_cancer()
+    return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)

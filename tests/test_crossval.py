@@ -18,15 +18,6 @@ from kerakit.errors import ConfigError, DataError
 pytestmark = pytest.mark.backends
 
 
-@pytest.fixture(scope="module")
-def cancer():
-    from sklearn.datasets import load_breast_cancer
-
-    x, y = load_breast_cancer(return_X_y=True)
-    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
-    idx = np.random.default_rng(0).permutation(len(x))[:120]
-    return x[idx], y[idx]
-
 
 def _partition(folds, n):
     vals = np.concatenate([v for _, v in folds])
@@ -88,8 +79,8 @@ def test_objective_names_and_directions():
         check_objective("val_acuracy", names, True)
 
 
-def test_cross_validate_gives_fold_scores_and_out_of_fold_predictions(cancer):
-    x, y = cancer
+def test_cross_validate_gives_fold_scores_and_out_of_fold_predictions(cancer_120):
+    x, y = cancer_120
     spec = kk.ProblemSpec(task="binary")
     result = kk.cross_validate(spec, x, y, folds=3, epochs=4, patience=2, units=(16,),
                                learning_rate=1e-2, return_models=True)
@@ -109,16 +100,16 @@ def test_cross_validate_gives_fold_scores_and_out_of_fold_predictions(cancer):
     np.testing.assert_allclose(np.asarray(ensemble(x[:5], training=False)), members, atol=1e-5)
 
 
-def test_fold_runner_builds_each_pipeline_once(cancer):
-    x, y = cancer
+def test_fold_runner_builds_each_pipeline_once(cancer_120):
+    x, y = cancer_120
     spec = kk.ProblemSpec(task="binary")
     runner = FoldRunner(spec, x, y, make_folds(spec, y, 2), seed=0)
     first = runner.pipelines(0, 32)
     assert runner.pipelines(0, 32) is first and runner.pipelines(0, 16) is not first
 
 
-def test_cross_validate_refuses_bad_options_before_training(cancer):
-    x, y = cancer
+def test_cross_validate_refuses_bad_options_before_training(cancer_120):
+    x, y = cancer_120
     spec = kk.ProblemSpec(task="binary")
     with pytest.raises(ConfigError, match="val_accuracy"):
         kk.cross_validate(spec, x, y, folds=2, monitor="val_acc")

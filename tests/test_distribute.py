@@ -89,20 +89,11 @@ def test_global_batch_must_split_evenly_over_replicas():
 # In-process: models, mixed precision, XLA, saving ---------------------------------
 
 
-@pytest.fixture(scope="module")
-def cancer():
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
 
-    x, y = load_breast_cancer(return_X_y=True)
-    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
-    return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-
-
-def test_mixed_float16_keeps_a_float32_output_and_trains(cancer):
+def test_mixed_float16_keeps_a_float32_output_and_trains(cancer_split):
     import keras
 
-    x_train, x_test, y_train, y_test = cancer
+    x_train, x_test, y_train, y_test = cancer_split
     spec = kk.infer_spec(y_train)
     model = kk.build_model(spec, input_shape=(30,), units=(16,), dropout=0.0,
                            mixed_precision="mixed_float16", learning_rate=0.01, seed=0)
@@ -121,15 +112,15 @@ def test_unknown_precision_policy_fails_before_building():
         kk.build_model(spec, input_shape=(4,), mixed_precision="mixed_float61")
 
 
-def test_fit_refuses_a_model_built_under_another_strategy(cancer):
-    x_train, _, y_train, _ = cancer
+def test_fit_refuses_a_model_built_under_another_strategy(cancer_split):
+    x_train, _, y_train, _ = cancer_split
     model = kk.build_model(kk.infer_spec(y_train), input_shape=(30,), units=(8,))
     with pytest.raises(ConfigError, match="variables cannot move between strategies"):
         kk.fit(model, x_train, y_train, strategy="mirrored", verbose=0)
 
 
-def test_default_strategy_applies_to_build_model_and_fit_follows_the_model(cancer):
-    x_train, x_test, y_train, y_test = cancer
+def test_default_strategy_applies_to_build_model_and_fit_follows_the_model(cancer_split):
+    x_train, x_test, y_train, y_test = cancer_split
     spec = kk.infer_spec(y_train)
     strategy = kk.set_default_strategy("mirrored")  # one replica per CPU device here
     try:
@@ -158,10 +149,10 @@ def test_run_option_keeps_one_run_directory_per_cluster(monkeypatch, tmp_path):
         kk.set_default_strategy(None)
 
 
-def test_save_on_chief_writes_once_and_atomically(cancer, tmp_path, monkeypatch):
+def test_save_on_chief_writes_once_and_atomically(cancer_split, tmp_path, monkeypatch):
     import keras
 
-    x_train, _, y_train, _ = cancer
+    x_train, _, y_train, _ = cancer_split
     model = kk.build_model(kk.infer_spec(y_train), input_shape=(30,), units=(8,), seed=0)
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
@@ -386,14 +377,14 @@ def test_two_workers_train_in_step_and_finish(two_workers):
     assert chief["history"]["loss"][-1] < chief["history"]["loss"][0]
 
 
-def test_multiworker_model_is_saved_once_and_predicts(two_workers, cancer):
+def test_multiworker_model_is_saved_once_and_predicts(two_workers, cancer_split):
     import keras
 
     out, results = two_workers
     chief, other = (_result(r.output) for r in results)
     assert chief["saved"] == str(out / "model.keras") and other["saved"] is None
     assert sorted(p.name for p in out.glob("*.keras")) == ["model.keras"]
-    _, x_test, _, y_test = cancer
+    _, x_test, _, y_test = cancer_split
     loaded = keras.models.load_model(out / "model.keras")
     prediction = loaded.predict(x_test, verbose=0)
     np.testing.assert_allclose(prediction, np.load(out / "pred_0.npy"), rtol=1e-5, atol=1e-6)

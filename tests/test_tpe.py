@@ -14,15 +14,6 @@ optuna = pytest.importorskip("optuna")
 pytestmark = pytest.mark.backends
 
 
-@pytest.fixture(scope="module")
-def cancer():
-    from sklearn.datasets import load_breast_cancer
-
-    x, y = load_breast_cancer(return_X_y=True)
-    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
-    idx = np.random.default_rng(1).permutation(len(x))[:100]
-    return x[idx], y[idx]
-
 
 def _oracle(space, direction="min", seed=1):
     import keras_tuner

@@ -29,15 +29,6 @@ def three_digits():
     return (x[keep] / 16).astype(np.float32), y[keep]
 
 
-@pytest.fixture(scope="module")
-def cancer():
-    from sklearn.datasets import load_breast_cancer
-
-    x, y = load_breast_cancer(return_X_y=True)
-    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
-    idx = np.random.default_rng(1).permutation(len(x))[:100]
-    return x[idx], y[idx]
-
 
 # Search spaces (no training) ------------------------------------------------
 

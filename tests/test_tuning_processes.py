@@ -33,14 +33,6 @@ kk.tune(kk.ProblemSpec(task="binary"), data["x"], data["y"], {"units": [4, 8, 12
 """
 
 
-@pytest.fixture(scope="module")
-def cancer():
-    from sklearn.datasets import load_breast_cancer
-
-    x, y = load_breast_cancer(return_X_y=True)
-    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
-    return x[:100], y[:100]
-
 
 def _trial_states(project):
     states = {}
@@ -58,8 +50,8 @@ def _stop(process):
     process.wait(timeout=30)
 
 
-def test_a_killed_search_resumes_without_rerunning_finished_trials(cancer, tmp_path):
-    x, y = cancer
+def test_a_killed_search_resumes_without_rerunning_finished_trials(cancer_first_100, tmp_path):
+    x, y = cancer_first_100
     np.savez(tmp_path / "data.npz", x=x, y=y)
     script = tmp_path / "search.py"
     script.write_text(SEARCH_SCRIPT)
@@ -97,14 +89,14 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(cancer, tmp_p
     assert len(pids) == 1 and os.getpid() not in pids  # one child process ran them all
 
 
-def test_a_worker_without_a_chief_gives_up_with_a_clear_message(cancer, tmp_path, monkeypatch):
+def test_a_worker_without_a_chief_gives_up_with_a_clear_message(cancer_first_100, tmp_path, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # free, and nobody listens on it
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "w9")
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
-    x, y = cancer
+    x, y = cancer_first_100
     start = time.monotonic()
     with pytest.raises(ChiefUnavailableError, match=r"Worker 'w9' got no answer from the chief at "
                                                     r"127\.0\.0\.1:\d+ within 1 s"):
