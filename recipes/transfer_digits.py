@@ -106,12 +106,12 @@ def _curves(tuned, scratch, phase_one):
 
 
 def _report(model, x, y, spec):
-    import numpy as np
+    import keras
 
     from kerakit.training import metrics_report
 
     # An eager call: `model.predict` would trace one more TensorFlow function per model.
-    return metrics_report(spec, y, np.asarray(model(x, training=False)))
+    return metrics_report(spec, y, keras.ops.convert_to_numpy(model(x, training=False)))
 
 
 def run(config, data, run):

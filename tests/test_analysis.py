@@ -175,7 +175,7 @@ def members(digits):
 
 def _proba(model, x):
     # An eager call: `model.predict` would trace a function per model, seconds each.
-    return np.asarray(model(x, training=False))
+    return keras.ops.convert_to_numpy(model(x, training=False))
 
 
 def test_ensemble_of_five_is_at_least_as_good_as_its_mean_member(digits, members):

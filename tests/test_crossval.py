@@ -1,5 +1,6 @@
 """Folds, objective checks and cross_validate with out-of-fold predictions."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -93,11 +94,12 @@ def test_cross_validate_gives_fold_scores_and_out_of_fold_predictions(cancer_120
     assert set(result.fold_metrics) >= {"val_loss", "val_auc"} and "± " in result.summary()
     # Out-of-fold: each row's prediction comes from the one model that did not train on it.
     fold, (_, val) = 1, result.folds[1]
-    own = np.asarray(result.models[fold](x[val], training=False))
+    own = keras.ops.convert_to_numpy(result.models[fold](x[val], training=False))
     np.testing.assert_allclose(result.oof_predictions[val], own, atol=1e-5)
     ensemble = result.ensemble()
-    members = np.mean([np.asarray(m(x[:5], training=False)) for m in result.models], axis=0)
-    np.testing.assert_allclose(np.asarray(ensemble(x[:5], training=False)), members, atol=1e-5)
+    members = np.mean([keras.ops.convert_to_numpy(m(x[:5], training=False)) for m in result.models], axis=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ensemble(x[:5], training=False)), members,
+                               atol=1e-5)
 
 
 def test_fold_runner_builds_each_pipeline_once(cancer_120):

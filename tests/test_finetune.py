@@ -1,5 +1,6 @@
 """kerakit.finetune and the transfer-digits recipe."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -36,7 +37,7 @@ def _same(a, b):
 
 
 def _accuracy(model, x, y):
-    proba = np.asarray(model(x, training=False))[:, 0]
+    proba = keras.ops.convert_to_numpy(model(x, training=False))[:, 0]
     return float(np.mean((proba >= 0.5) == y))
 
 
