@@ -75,9 +75,10 @@ def fit_table(
         types: `{column: kind}` overrides of inferred kinds.
         ignore: columns to leave out.
         task: "auto", "classification" or "regression".
-        target_transform: regression only: "standardize" (the "auto"
-            default), "log1p" (then standardized) or "none"; the model's last
-            layer inverts it.
+        target_transform: regression only: "auto" (the default: "log1p"
+            for a skewed target without negative values, else "standardize";
+            the streaming path: "standardize"), "standardize", "log1p" (then
+            standardized) or "none"; the model's last layer inverts it.
         crosses: column tuples to cross, e.g. `[("city", "rooms")]`.
         validation: validation fraction. Defaults to 0.15.
         test: test fraction (0 for none). Defaults to 0.15.
@@ -99,8 +100,12 @@ def fit_table(
         max_categories: vocabulary cap per categorical column. Defaults to 100.
         cross_bins: hash buckets per cross. Defaults to 64.
         verbose: 0 silent; 1 prints the schema, the Keras progress and the report.
-        **build_options: passed to `kerakit.build_model` (units, dropout, l2,
-            optimizer, learning_rate, body, ...).
+        **build_options: `body` ("table", the default, see
+            `kerakit.data.bodies`; or "mlp", the earlier default, or any
+            registered body) and its options: for "table" members, units,
+            dropout, learning_rate, weight_decay, warmup, bins; for the others
+            those of `kerakit.build_model` (units, dropout, l2, optimizer, ...).
+            The streaming path uses "mlp" unless `body` is given.
 
     Returns:
         a `TableResult` (`model`, `schema`, `spec`, `history`, `report`, `splits`).
