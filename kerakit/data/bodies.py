@@ -214,7 +214,7 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, **op
             x = keras.layers.Dropout(settings["dropout"], name=f"dropout_{i}")(x)
     x = EnsembleHead(spec.num_outputs, activation=spec.activation, dtype="float32",
                      name="ensemble_output")(x)
-    outputs = spec_output(EnsembleMean(dtype="float32", name="ensemble_mean")(x), spec)
+    outputs = spec_output(EnsembleMean(dtype="float32", name="output")(x), spec)
     model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
     optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate_schedule(settings["learning_rate"], steps, settings["warmup"]),
