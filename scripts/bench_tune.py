@@ -25,7 +25,7 @@ seeds. Few epochs and small models, so it runs on CPU in minutes.
 Usage: python scripts/bench_tune.py [--trials 10] [--epochs 10] [--repeats 1]
        [--memory-trials 100] [--skip-memory] [--json]
        python scripts/bench_tune.py --compare-oracles [--budgets 10 25] [--seeds 2]
-       [--oracle-epochs 5] [--json]
+       [--oracle-epochs 3] [--log runs.jsonl] [--json]
 """
 
 import argparse
@@ -153,8 +153,12 @@ def diabetes():
     return x_train, y_train, x_val, y_val
 
 
-def compare_oracles(budgets, seeds, epochs, workdir):
-    """Best validation score after each budget, per dataset and tuner, mean over seeds."""
+def compare_oracles(budgets, seeds, epochs, workdir, log=None):
+    """Best validation score after each budget, per dataset and tuner, mean over seeds.
+
+    Seeds run outermost, so an interrupted run still has whole seeds; with
+    `log`, each finished search is appended to that file as one JSON line.
+    """
     import kerakit as kk
 
     x_train, y_train, x_val, y_val, _, _ = digits()
@@ -163,25 +167,42 @@ def compare_oracles(budgets, seeds, epochs, workdir):
                    "val_accuracy", max),
         "diabetes": (kk.ProblemSpec(task="regression"), diabetes(), "val_loss", min),
     }
-    out = {}
-    for data_name, (spec, (xt, yt, xv, yv), objective, best_of) in tables.items():
-        out[data_name] = {"objective": objective}
-        for tuner in ("random", "bayesian", "tpe"):
-            per_seed, seconds = [], 0.0
-            for seed in range(seeds):
+    runs = []
+    for seed in range(seeds):
+        for data_name, (spec, (xt, yt, xv, yv), objective, best_of) in tables.items():
+            for tuner in ("random", "bayesian", "tpe"):
                 start = time.perf_counter()
                 result = kk.tune(spec, xt, yt, ORACLE_SPACE, tuner=tuner, max_trials=max(budgets),
                                  objective=objective, validation_data=(xv, yv), epochs=epochs,
                                  patience=None, batch_size=64, seed=seed, directory=workdir,
                                  project_name=f"{data_name}-{tuner}-{seed}", overwrite=True,
                                  refit=False, verbose=0)
-                seconds += time.perf_counter() - start
                 trials = sorted(result.tuner.oracle.trials.items())
                 scores = [t.score for _, t in trials if t.status == "COMPLETED" and t.score is not None]
-                per_seed.append([best_of(scores[:budget]) for budget in budgets])
-            out[data_name][tuner] = {
-                "best_after": {str(b): sum(s[i] for s in per_seed) / seeds for i, b in enumerate(budgets)},
-                "per_seed": per_seed, "seconds": seconds}
+                run = {"data": data_name, "objective": objective, "tuner": tuner, "seed": seed,
+                       "best_after": {str(b): best_of(scores[:b]) for b in budgets},
+                       "seconds": time.perf_counter() - start}
+                runs.append(run)
+                if log:
+                    with open(log, "a") as handle:
+                        handle.write(json.dumps(run) + "\n")
+    return summarize(runs, budgets)
+
+
+def summarize(runs, budgets):
+    out = {}
+    for run in runs:
+        rows = out.setdefault(run["data"], {"objective": run["objective"]})
+        rows.setdefault(run["tuner"], {"runs": []})["runs"].append(run)
+    for rows in out.values():
+        for tuner in ("random", "bayesian", "tpe"):
+            if tuner not in rows:
+                continue
+            done = rows[tuner].pop("runs")
+            rows[tuner] = {"best_after": {str(b): sum(r["best_after"][str(b)] for r in done) / len(done)
+                                          for b in budgets},
+                           "per_seed": [[r["best_after"][str(b)] for b in budgets] for r in done],
+                           "seeds": len(done), "seconds": sum(r["seconds"] for r in done)}
     return out
 
 
@@ -192,6 +213,8 @@ def print_oracles(summary, budgets, seeds, epochs):
         objective = rows["objective"]
         print(f"  {data_name} ({objective}, {'higher' if objective == 'val_accuracy' else 'lower'} is better)")
         for tuner in ("random", "bayesian", "tpe"):
+            if tuner not in rows:
+                continue
             r = rows[tuner]
             figures = "  ".join(f"after {b}: {r['best_after'][str(b)]:.4f}" for b in budgets)
             print(f"    {tuner:9s} {figures}  ({r['seconds']:.0f} s)")
@@ -251,12 +274,13 @@ def main():
                         help="random vs bayesian vs tpe: best score after each budget")
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 25])
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--oracle-epochs", type=int, default=5)
+    parser.add_argument("--oracle-epochs", type=int, default=3)
+    parser.add_argument("--log", default=None, help="append each finished search to this JSON-lines file")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench_tune_")
 
     if args.compare_oracles:
-        summary = compare_oracles(sorted(args.budgets), args.seeds, args.oracle_epochs, workdir)
+        summary = compare_oracles(sorted(args.budgets), args.seeds, args.oracle_epochs, workdir, args.log)
         if args.json:
             print(json.dumps(summary))
         else:
