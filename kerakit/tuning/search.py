@@ -7,6 +7,7 @@ repeats an uninterrupted one), clearing the Keras session between models
 without the full garbage collection Keras Tuner adds.
 """
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -287,63 +288,169 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
     result.best_hyperparameters, result.trials, result.oof_predictions.shape
     ```
     """
-    print_fn = print if verbose else (lambda *a, **k: None)
+    options = TuneOptions(
+        tuner=tuner, max_trials=max_trials, cv=cv, objective=objective, validation_data=validation_data,
+        validation_split=validation_split, epochs=epochs, patience=patience, batch_size=batch_size,
+        body=body, preprocessor=preprocessor, directory=directory, project_name=project_name,
+        overwrite=overwrite, seed=seed, refit=refit, ensemble=ensemble, isolate=isolate,
+        trials_per_process=trials_per_process, factor=factor, callbacks=callbacks, verbose=verbose,
+        worker_timeout=worker_timeout, chief_timeout=chief_timeout)
+    plan = plan_search(spec, x, y, space, options)
+    tuner_obj = run_search(plan)
+    return finish_search(plan, tuner_obj)
+
+
+@dataclasses.dataclass
+class TuneOptions:
+    """`tune`'s keyword options, travelling together from the plan to the finish (see `tune`)."""
+
+    tuner: str = "random"
+    max_trials: object = "auto"
+    cv: int | None = None
+    objective: object = "auto"
+    validation_data: tuple | None = None
+    validation_split: float = 0.2
+    epochs: int = 50
+    patience: int | None = 5
+    batch_size: int = 32
+    body: object = "mlp"
+    preprocessor: object = None
+    directory: object = "kerakit_tuning"
+    project_name: str = "search"
+    overwrite: bool = False
+    seed: int = 0
+    refit: bool = True
+    ensemble: bool = False
+    isolate: bool = False
+    trials_per_process: int = 20
+    factor: int = 3
+    callbacks: list | None = None
+    verbose: int = 1
+    worker_timeout: float = 60.0
+    chief_timeout: float | None = None
+
+    def print(self, *args, **kwargs):
+        if self.verbose:
+            print(*args, **kwargs)
+
+
+@dataclasses.dataclass
+class SearchPlan:
+    """Everything `run_search` needs, checked before anything trains (`plan_search`)."""
+
+    spec: object
+    options: TuneOptions
+    space: object  # what the caller passed (a dict, a build(hp) function, a HyperModel)
+    space_obj: object  # kerakit's SearchSpace, or None for a build function / HyperModel
+    runner: FoldRunner
+    refit_data: tuple
+    build: object
+    objective: str
+    direction: str
+    settings: dict
+    trial_runner: TrialRunner
+    pool: object
+    oracle: object
+    fingerprint: dict
+    role: str
+
+    @property
+    def project_dir(self):
+        return Path(self.options.directory) / self.options.project_name
+
+
+# Step 1: plan -------------------------------------------------------------------
+
+
+def plan_search(spec, x, y, space, options):
+    """Checks every option, the data, the space and the objective; builds the oracle.
+
+    Nothing trains here, and a bad count is refused before TensorFlow and
+    Keras Tuner load.
+    """
     if not isinstance(spec, ProblemSpec):
         raise ConfigError(f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}")
-    if max_trials == "auto":
-        max_trials = 10 if tuner in ("random", "bayesian", "tpe") else None
-    if max_trials is None and tuner in ("random", "bayesian", "tpe"):
-        raise ConfigError(f"tuner={tuner!r} needs a budget: pass max_trials=N.")
-    # Counts first: a bad one is refused before TensorFlow and Keras Tuner load.
-    _check_counts(max_trials=max_trials, cv=cv, epochs=epochs, batch_size=batch_size,
-                  patience=patience, factor=factor, trials_per_process=trials_per_process)
-
-    import keras_tuner
+    budgeted = ("random", "bayesian", "tpe")
+    if options.max_trials == "auto":
+        options.max_trials = 10 if options.tuner in budgeted else None
+    if options.max_trials is None and options.tuner in budgeted:
+        raise ConfigError(f"tuner={options.tuner!r} needs a budget: pass max_trials=N.")
+    _check_counts(max_trials=options.max_trials, cv=options.cv, epochs=options.epochs,
+                  batch_size=options.batch_size, patience=options.patience, factor=options.factor,
+                  trials_per_process=options.trials_per_process)
 
     from kerakit.tuning.oracles import ORACLES
 
-    if tuner not in ORACLES:
-        raise unknown_name("tuner", tuner, ORACLES)
-    role = distributed.role()
+    if options.tuner not in ORACLES:
+        raise unknown_name("tuner", options.tuner, ORACLES)
+    runner, refit_data = _fold_runner(spec, x, y, options)
+    space_obj, build, metric_names, hyperparameters, describe = _candidates(spec, space, runner, options)
+    objective, direction = _objective(spec, options.objective, metric_names, runner)
+    settings = {"objective": objective, "direction": direction, "epochs": int(options.epochs),
+                "patience": options.patience, "batch_size": int(options.batch_size),
+                "tuner": options.tuner, "save_weights": options.tuner == "hyperband"
+                or bool(options.ensemble and options.cv), "callbacks": list(options.callbacks or [])}
+    trial_runner = TrialRunner(runner, build, space_obj, settings)
+    fingerprint = {
+        "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
+        "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
+        + f" cv={options.cv} seed={options.seed}"}
+    return SearchPlan(
+        spec=spec, options=options, space=space, space_obj=space_obj, runner=runner,
+        refit_data=refit_data, build=build, objective=objective, direction=direction,
+        settings=settings, trial_runner=trial_runner,
+        pool=_trial_pool(spec, runner, build, space_obj, settings, options),
+        oracle=_oracle(objective, direction, space_obj, hyperparameters, options),
+        fingerprint=fingerprint, role=distributed.role())
 
-    # Data, folds and the input pipelines: validated and built once.
+
+def _fold_runner(spec, x, y, options):
+    """Data, folds and input pipelines, validated and built once; and the rows a refit uses."""
+    seed = options.seed
     y = validate_labels(spec, y)
-    if cv is not None:
-        runner = FoldRunner(spec, x, y, make_folds(spec, y, cv, seed=seed), seed=seed)
-        refit_x, refit_y = runner.x, runner.y
-    elif validation_data is not None:
-        runner = FoldRunner(spec, x, y, validation_data=validation_data, seed=seed)
-        refit_x, refit_y = runner.x, runner.y
-    elif validation_split:
+    if options.cv is not None:
+        runner = FoldRunner(spec, x, y, make_folds(spec, y, options.cv, seed=seed), seed=seed)
+        return runner, (runner.x, runner.y)
+    if options.validation_data is not None:
+        runner = FoldRunner(spec, x, y, validation_data=options.validation_data, seed=seed)
+        return runner, (runner.x, runner.y)
+    if options.validation_split:
         full = FoldRunner(spec, x, y, seed=seed)
-        idx_train, idx_val = _holdout(spec, full.y, validation_split, seed)
+        idx_train, idx_val = _holdout(spec, full.y, options.validation_split, seed)
         runner = FoldRunner(spec, full.x[idx_train], full.y[idx_train],
                             validation_data=(full.x[idx_val], full.y[idx_val]), seed=seed)
-        refit_x, refit_y = full.x, full.y
-    else:
-        runner = FoldRunner(spec, x, y, seed=seed)
-        refit_x, refit_y = runner.x, runner.y
+        return runner, (full.x, full.y)
+    runner = FoldRunner(spec, x, y, seed=seed)
+    return runner, (runner.x, runner.y)
 
-    # What is searched, and how each candidate is built.
-    space_obj = _resolve_space(space, tuner, body)
+
+def _candidates(spec, space, runner, options):
+    """What is searched and how each candidate is built.
+
+    Returns `(space_obj, build, metric_names, hyperparameters, describe)`.
+    """
+    import keras_tuner
+
+    space_obj = _resolve_space(space, options.tuner, options.body)
     if space_obj is not None:
-        build = SpecBuilder(spec, runner.input_shape, body, space_obj, tuner, preprocessor)
+        build = SpecBuilder(spec, runner.input_shape, options.body, space_obj, options.tuner,
+                            options.preprocessor)
         build.check()
-        metric_names = spec.metrics
-        hyperparameters, tune_new = space_obj.hyperparameters(tuner), False
-        describe = space_obj.describe()
-    else:
-        if preprocessor is not None:
-            raise ConfigError(
-                "`preprocessor` applies to kerakit's own search spaces; a build(hp) function or "
-                "HyperModel builds its whole model, so put the preprocessing layer inside it."
-            )
-        build = space.build if isinstance(space, keras_tuner.HyperModel) else space
-        metric_names = _probe_metric_names(build, runner)
-        hyperparameters, tune_new = None, True
-        describe = f"{getattr(space, '__module__', '')}.{getattr(space, '__qualname__', type(space).__name__)}"
+        return space_obj, build, spec.metrics, space_obj.hyperparameters(options.tuner), space_obj.describe()
+    if options.preprocessor is not None:
+        raise ConfigError(
+            "`preprocessor` applies to kerakit's own search spaces; a build(hp) function or "
+            "HyperModel builds its whole model, so put the preprocessing layer inside it."
+        )
+    build = space.build if isinstance(space, keras_tuner.HyperModel) else space
+    describe = f"{getattr(space, '__module__', '')}.{getattr(space, '__qualname__', type(space).__name__)}"
+    return None, build, _probe_metric_names(build, runner), None, describe
 
-    # The objective, checked against what the models will log.
+
+def _objective(spec, objective, metric_names, runner):
+    """The objective's name and direction, checked against what the models will log."""
+    import keras_tuner
+
     if isinstance(objective, keras_tuner.Objective):
         name, direction = objective.name, objective.direction
     else:
@@ -353,74 +460,94 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
                               f"Received: {objective!r}")
         direction = None
     check_objective(name, logged_names(metric_names, runner.has_validation), runner.has_validation)
-    direction = direction or objective_direction(name)
+    return name, direction or objective_direction(name)
 
-    settings = {"objective": name, "direction": direction, "epochs": int(epochs),
-                "patience": patience, "batch_size": int(batch_size), "tuner": tuner,
-                "save_weights": tuner == "hyperband" or bool(ensemble and cv),
-                "callbacks": list(callbacks or [])}
-    trial_runner = TrialRunner(runner, build, space_obj, settings)
-    pool = None
-    if isolate:
-        try:
-            pickle.dumps((build, callbacks))
-        except Exception as error:  # noqa: BLE001 - any pickling failure means the same fix
-            raise ConfigError(
-                f"isolate=True runs trials in a child process, so the build function and callbacks "
-                f"must be picklable (defined at module level, not a lambda or closure): {error}"
-            ) from None
-        pool = TrialPool({"spec": spec, "x": runner.x, "y": runner.y,
-                          "splits": runner.splits if runner.cross_validated else None,
-                          "validation_data": None if runner.cross_validated or runner.x_val is None
-                          else (runner.x_val, runner.y_val),
-                          "seed": seed, "build": build, "space": space_obj, "settings": settings},
-                         trials_per_process)
 
+def _trial_pool(spec, runner, build, space_obj, settings, options):
+    """With `isolate=True`, the child processes that run the trials; else None."""
+    if not options.isolate:
+        return None
+    try:
+        pickle.dumps((build, options.callbacks))
+    except Exception as error:  # noqa: BLE001 - any pickling failure means the same fix
+        raise ConfigError(
+            f"isolate=True runs trials in a child process, so the build function and callbacks "
+            f"must be picklable (defined at module level, not a lambda or closure): {error}"
+        ) from None
+    return TrialPool({"spec": spec, "x": runner.x, "y": runner.y,
+                      "splits": runner.splits if runner.cross_validated else None,
+                      "validation_data": None if runner.cross_validated or runner.x_val is None
+                      else (runner.x_val, runner.y_val),
+                      "seed": options.seed, "build": build, "space": space_obj, "settings": settings},
+                     options.trials_per_process)
+
+
+def _oracle(objective, direction, space_obj, hyperparameters, options):
+    import keras_tuner
+
+    from kerakit.tuning.oracles import ORACLES
+
+    tuner = options.tuner
     candidates = space_obj.candidates() if (space_obj is not None and tuner == "grid") else None
     # Keras Tuner reads seed=0 as "no seed"; shift it so 0 is a seed too.
-    oracle = ORACLES[tuner](objective=keras_tuner.Objective(name, direction), max_trials=max_trials,
-                            seed=seed + 1, hyperparameters=hyperparameters, tune_new_entries=tune_new,
-                            max_epochs=int(epochs), factor=factor, candidates=candidates)
+    oracle = ORACLES[tuner](objective=keras_tuner.Objective(objective, direction),
+                            max_trials=options.max_trials, seed=options.seed + 1,
+                            hyperparameters=hyperparameters, tune_new_entries=hyperparameters is None,
+                            max_epochs=int(options.epochs), factor=options.factor, candidates=candidates)
     if hyperparameters is not None:
         oracle.declared_names = set(hyperparameters.values) | {"grid"}
-    project_dir = Path(directory) / project_name
-    fingerprint = {
-        "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
-        "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
-        + f" cv={cv} seed={seed}"}
-    if role == "worker":
+    return oracle
+
+
+# Step 2: search -----------------------------------------------------------------
+
+
+def run_search(plan):
+    """Creates (or resumes) the Keras Tuner search in its folder, prints the plan and runs it."""
+    options = plan.options
+    overwrite = options.overwrite
+    if plan.role == "worker":
         overwrite = False  # only the chief may clear the shared folder
     else:
-        _check_same_search(project_dir, fingerprint, overwrite)
-
+        _check_same_search(plan.project_dir, plan.fingerprint, overwrite)
     tuner_obj = _tuner_class()(
-        oracle, trial_runner, pool=pool, worker_timeout=worker_timeout, chief_timeout=chief_timeout,
-        print_fn=print_fn, hypermodel=None if space_obj is not None else space,
-        directory=str(directory), project_name=project_name, overwrite=overwrite)
-    if role != "worker":  # after the tuner: overwrite=True has cleared the folder by now
-        atomic_write_json(project_dir / SEARCH_FILE, fingerprint)
-    done = 0 if role == "worker" else sum(
+        plan.oracle, plan.trial_runner, pool=plan.pool, worker_timeout=options.worker_timeout,
+        chief_timeout=options.chief_timeout, print_fn=options.print,
+        hypermodel=None if plan.space_obj is not None else plan.space,
+        directory=str(options.directory), project_name=options.project_name, overwrite=overwrite)
+    if plan.role != "worker":  # after the tuner: overwrite=True has cleared the folder by now
+        atomic_write_json(plan.project_dir / SEARCH_FILE, plan.fingerprint)
+    done = 0 if plan.role == "worker" else sum(
         t.status in ("COMPLETED", "FAILED") for t in tuner_obj.oracle.trials.values())
-    plan = _plan(tuner, tuner_obj.oracle if role != "worker" else oracle, space_obj, runner,
-                 max_trials, done)
-    print_fn(f"Tuning ({tuner}, objective {name}, {direction}): {plan}")
+    tuner_obj.plan_text = _plan(options.tuner, tuner_obj.oracle if plan.role != "worker" else plan.oracle,
+                                plan.space_obj, plan.runner, options.max_trials, done)
+    options.print(f"Tuning ({options.tuner}, objective {plan.objective}, {plan.direction}): "
+                  f"{tuner_obj.plan_text}")
     try:
-        tuner_obj.search(verbose=verbose)
+        tuner_obj.search(verbose=options.verbose)
     finally:
-        if pool is not None:
-            pool.close()
+        if plan.pool is not None:
+            plan.pool.close()
+    return tuner_obj
 
-    table = trials_table(tuner_obj, trial_runner, name)
+
+# Step 3: finish -----------------------------------------------------------------
+
+
+def finish_search(plan, tuner_obj):
+    """The `TuneResult`: trials table and plot, best trial, OOF predictions, refit, ensemble."""
+    table = trials_table(tuner_obj, plan.trial_runner, plan.objective)
     result = TuneResult(best_model=None, best_hyperparameters={}, best_score=float("nan"),
-                        best_score_std=float("nan"), best_trial_id=None, objective=name,
-                        direction=direction, trials=table, oof_predictions=None, fold_models=[],
-                        ensemble=None, directory=Path(tuner_obj.project_dir), plan=plan,
-                        fits=tuner_obj.fits, role=role, tuner=tuner_obj,
+                        best_score_std=float("nan"), best_trial_id=None, objective=plan.objective,
+                        direction=plan.direction, trials=table, oof_predictions=None, fold_models=[],
+                        ensemble=None, directory=Path(tuner_obj.project_dir), plan=tuner_obj.plan_text,
+                        fits=tuner_obj.fits, role=plan.role, tuner=tuner_obj,
                         trials_run=list(tuner_obj.trials_run))
-    if role == "worker":
+    if plan.role == "worker":
         return result
-    return _finish(result, tuner_obj, trial_runner, build, spec, refit, ensemble, cv,
-                   (refit_x, refit_y), settings, seed)
+    options = plan.options
+    return _finish(result, tuner_obj, plan.trial_runner, plan.build, plan.spec, options.refit,
+                   options.ensemble, options.cv, plan.refit_data, plan.settings, options.seed)
 
 
 def _finish(result, tuner_obj, trial_runner, build, spec, refit, ensemble, cv, refit_data, settings,
