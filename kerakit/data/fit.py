@@ -1,7 +1,9 @@
 """`fit_table`: a CSV (or DataFrame, or arrays) and a target column → a trained raw-column model."""
 
+import dataclasses
 import os
 
+from kerakit.backend import require_tensorflow
 from kerakit.checks import check_count
 from kerakit.data.bodies import TABLE_DEFAULTS
 from kerakit.data.preprocess import StatsAccumulator
@@ -126,78 +128,148 @@ def fit_table(
         raise DataError(f"No CSV file at {os.fspath(data)!r}. Check the path.")
     if streaming == "auto":
         streaming = _is_path(data) and os.path.getsize(data) > STREAMING_BYTES
-    common = dict(types=types, ignore=ignore, task=task, target_transform=target_transform,
-                  crosses=crosses, validation=validation, test=test, seed=seed,
-                  class_weight=class_weight, epochs=epochs, batch_size=batch_size,
-                  patience=patience, callbacks=callbacks, drop_missing_target=drop_missing_target,
-                  na_values=na_values, max_categories=max_categories, cross_bins=cross_bins,
-                  verbose=verbose, **build_options)
+    options = TableOptions(
+        reading=ReadOptions(types=types, ignore=ignore, drop_missing_target=drop_missing_target,
+                            na_values=na_values, encoding=encoding, max_categories=max_categories),
+        task=task, target_transform=target_transform, validation=validation, test=test, seed=seed,
+        crosses=crosses, cross_bins=cross_bins, build_options=build_options,
+        training=TrainOptions(class_weight=class_weight, epochs=epochs, batch_size=batch_size,
+                              patience=patience, callbacks=callbacks, verbose=verbose))
     if streaming:
         if not _is_path(data):
             raise ConfigError("`streaming=True` reads a CSV file; pass its path as `data`.")
         if encoding.lower().replace("-", "") != "utf8":
             raise ConfigError("The streaming reader needs a UTF-8 file; re-save it as UTF-8.")
+        require_tensorflow("Streaming a CSV through tf.data (streaming=True, or a file over "
+                           f"{STREAMING_BYTES >> 20} MiB)",
+                           "Load it in memory with streaming=False, or use KERAS_BACKEND=tensorflow.")
         from kerakit.data.streaming import fit_csv_streaming
 
-        return fit_csv_streaming(data, target, **common)
-    return _fit_in_memory(data, target, y=y, encoding=encoding, **common)
+        return fit_csv_streaming(data, target, options)
+    return _fit_in_memory(data, target, y, options)
 
 
-def _fit_in_memory(data, target, *, y, types, ignore, task, target_transform, crosses, validation,
-                   test, seed, class_weight, epochs, batch_size, patience, callbacks,
-                   drop_missing_target, na_values, encoding, max_categories, cross_bins, verbose,
-                   **build_options):
+@dataclasses.dataclass
+class ReadOptions:
+    """How the table is read and its columns typed (see `read_table`)."""
+
+    types: dict | None = None
+    ignore: object = None
+    drop_missing_target: bool = False
+    na_values: object = ()
+    encoding: str = "utf-8"
+    max_categories: int = 100
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    """How the model trains (see `kerakit.fit`); "auto" batch sizes follow TABLE_DEFAULTS."""
+
+    class_weight: object = None
+    epochs: int = TABLE_DEFAULTS.epochs
+    batch_size: object = "auto"
+    patience: int | None = TABLE_DEFAULTS.patience
+    callbacks: list | None = None
+    verbose: int = 0
+
+    def callbacks_for(self, spec, has_validation):
+        """Early stopping on the validation split (best weights restored), then the user's."""
+        from kerakit.callbacks import default_callbacks
+
+        extra = list(self.callbacks or [])
+        if has_validation and self.patience is not None:
+            return default_callbacks(spec, patience=self.patience) + extra
+        return extra
+
+
+@dataclasses.dataclass
+class TableOptions:
+    """`fit_table`'s options as they travel together to the in-memory and streaming paths."""
+
+    reading: ReadOptions = dataclasses.field(default_factory=ReadOptions)
+    task: str = "auto"
+    target_transform: str = "auto"
+    validation: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+    crosses: tuple = ()
+    cross_bins: int = 64
+    build_options: dict = dataclasses.field(default_factory=dict)
+    training: TrainOptions = dataclasses.field(default_factory=TrainOptions)
+
+
+def _fit_in_memory(data, target, y, options):
+    """Read → split and encode the target → build → train → report, each step one call."""
     if target is None and y is None:
         raise ConfigError("fit_table needs the target column: pass target='column_name'.")
-    table = read_table(data, target, y=y, types=types, ignore=ignore,
-                       drop_missing_target=drop_missing_target, na_values=na_values,
-                       encoding=encoding)
-    # Imported after the data checks, so a bad table is refused before TensorFlow loads.
-    from kerakit.callbacks import default_callbacks
-    from kerakit.training import evaluate, fit
-
-    schema, frame, where = table.schema, table.frame, table.where
-    target = schema.target
-    encoder = TargetEncoder(task, target_transform)
-    encoder.fit(frame[target], target, where)  # task and class names, from every row
-    labels = encoder.labels(frame[target])
-    parts = split_table(labels if encoder.task_ == "classification" else len(frame),
-                          validation=validation, test=test, seed=seed)
-    if encoder.task_ == "regression":
-        encoder.fit(frame[target], target, where, fit_rows=parts["train"])  # transform: train only
-    if verbose:
-        print(schema)
-    inputs = to_inputs(frame, schema, where)
+    reading = options.reading
+    table = read_table(data, target, y=y, types=reading.types, ignore=reading.ignore,
+                       drop_missing_target=reading.drop_missing_target, na_values=reading.na_values,
+                       encoding=reading.encoding)
+    if options.training.verbose:
+        print(table.schema)
+    encoder, labels, parts = _split_and_encode(table, options)
+    inputs = to_inputs(table.frame, table.schema, table.where)
     take = {name: {k: v[idx] for k, v in inputs.items()} for name, idx in parts.items()}
-    stats = StatsAccumulator(schema, max_categories).update(take["train"]).result()
-    if batch_size == "auto":
-        batch_size = _auto_batch_size(len(parts["train"]))
-    # The "table" body's learning-rate schedule spans every planned step.
-    steps = epochs * -(-len(parts["train"]) // batch_size)
-    build_options.setdefault("body", TABLE_DEFAULTS.body)
-    model, train_model = build_table_model(schema, stats, encoder, crosses=crosses,
-                                           cross_bins=cross_bins, na_values=na_values, seed=seed,
-                                           steps=steps, **build_options)
-    spec = encoder.spec_
-    encoded = encoder.encode(frame[target])
-    has_validation = "validation" in parts
-    all_callbacks = list(callbacks or [])
-    if has_validation and patience is not None:
-        all_callbacks = default_callbacks(spec, patience=patience) + all_callbacks
-    validation_data = ((take["validation"], encoded[parts["validation"]])
-                       if has_validation else None)
-    history = fit(train_model, take["train"], encoded[parts["train"]], spec=spec,
-                  validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                  class_weight=class_weight, callbacks=all_callbacks, seed=seed,
-                  verbose=verbose and 2)
-    report = {}
-    for name in ("validation", "test"):
-        if name in parts:
-            report[name] = evaluate(model, take[name], labels[parts[name]], spec)
-    if verbose:
-        for name, metrics in report.items():
-            shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-            print(f"{name}: {shown}")
-    return TableResult(model, schema, spec, history, report,
+    # Imported after the data checks, so a bad table is refused before TensorFlow loads.
+    model, train_model, batch_size = _build(table.schema, take["train"], encoder, options)
+    history = _train(train_model, take, encoder, parts, table, batch_size, options)
+    report = _report(model, take, labels, parts, encoder.spec_, options.training.verbose)
+    return TableResult(model, table.schema, encoder.spec_, history, report,
                        {k: int(len(v)) for k, v in parts.items()},
                        encoder.class_names_ if encoder.task_ == "classification" else None)
+
+
+def _split_and_encode(table, options):
+    """The target's task and classes (every row), the split, and a transform fit on train rows."""
+    frame, target = table.frame, table.schema.target
+    encoder = TargetEncoder(options.task, options.target_transform)
+    encoder.fit(frame[target], target, table.where)
+    labels = encoder.labels(frame[target])
+    parts = split_table(labels if encoder.task_ == "classification" else len(frame),
+                        validation=options.validation, test=options.test, seed=options.seed)
+    if encoder.task_ == "regression":
+        encoder.fit(frame[target], target, table.where, fit_rows=parts["train"])  # train only
+    return encoder, labels, parts
+
+
+def _build(schema, train_inputs, encoder, options):
+    """The model (raw rows in, answers in the target's units) and the one that trains."""
+    stats = StatsAccumulator(schema, options.reading.max_categories).update(train_inputs).result()
+    rows = len(next(iter(train_inputs.values())))
+    batch_size = options.training.batch_size
+    if batch_size == "auto":
+        batch_size = _auto_batch_size(rows)
+    # The "table" body's learning-rate schedule spans every planned step.
+    steps = options.training.epochs * -(-rows // batch_size)
+    build_options = {"body": TABLE_DEFAULTS.body, **options.build_options}
+    model, train_model = build_table_model(schema, stats, encoder, crosses=options.crosses,
+                                           cross_bins=options.cross_bins,
+                                           na_values=options.reading.na_values, seed=options.seed,
+                                           steps=steps, **build_options)
+    return model, train_model, batch_size
+
+
+def _train(train_model, take, encoder, parts, table, batch_size, options):
+    from kerakit.training import fit
+
+    spec, training = encoder.spec_, options.training
+    encoded = encoder.encode(table.frame[table.schema.target])
+    has_validation = "validation" in parts
+    validation_data = (take["validation"], encoded[parts["validation"]]) if has_validation else None
+    return fit(train_model, take["train"], encoded[parts["train"]], spec=spec,
+               validation_data=validation_data, epochs=training.epochs, batch_size=batch_size,
+               class_weight=training.class_weight, callbacks=training.callbacks_for(spec, has_validation),
+               seed=options.seed, verbose=training.verbose and 2)
+
+
+def _report(model, take, labels, parts, spec, verbose):
+    """Held-out metrics on the validation and test splits (the test split is used only here)."""
+    from kerakit.training import evaluate
+
+    report = {name: evaluate(model, take[name], labels[parts[name]], spec)
+              for name in ("validation", "test") if name in parts}
+    if verbose:
+        for name, metrics in report.items():
+            print(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return report

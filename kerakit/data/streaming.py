@@ -341,18 +341,21 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
     return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
 
 
-def fit_csv_streaming(path, target, *, types, ignore, task, target_transform, crosses, validation,
-                      test, seed, class_weight, epochs, batch_size, patience, callbacks,
-                      drop_missing_target, na_values, max_categories, cross_bins, verbose,
-                      **build_options):
-    """`fit_table` for a CSV streamed from disk (see `fit_table` for the arguments)."""
-    from kerakit.callbacks import default_callbacks
+def fit_csv_streaming(path, target, options):
+    """`fit_table` for a CSV streamed from disk; `options` is fit_table's `TableOptions`."""
     from kerakit.data.table import TableResult, build_table_model
     from kerakit.engines.keras_fit import MAX_STEPS_PER_EXECUTION
     from kerakit.training import fit, metrics_report
 
     if target is None:
         raise ConfigError("fit_table needs the target column: pass target='column_name'.")
+    reading, training, seed = options.reading, options.training, options.seed
+    types, ignore, na_values = reading.types, reading.ignore, reading.na_values
+    task, target_transform = options.task, options.target_transform
+    validation, test, drop_missing_target = options.validation, options.test, reading.drop_missing_target
+    max_categories, crosses, cross_bins = reading.max_categories, options.crosses, options.cross_bins
+    build_options, verbose = options.build_options, training.verbose
+    class_weight, epochs, batch_size = training.class_weight, training.epochs, training.batch_size
     scan = scan_csv(path, target, types=types, ignore=ignore, task=task,
                     target_transform=target_transform, validation=validation, test=test,
                     seed=seed, drop_missing_target=drop_missing_target, na_values=na_values,
@@ -369,9 +372,7 @@ def fit_csv_streaming(path, target, *, types, ignore, task, target_transform, cr
                              class_weight=weights)
     has_validation = scan.counts["validation"] > 0
     val = make_csv_dataset(scan, "validation", max(batch_size, 4096)) if has_validation else None
-    all_callbacks = list(callbacks or [])
-    if has_validation and patience is not None:
-        all_callbacks = default_callbacks(spec, patience=patience) + all_callbacks
+    all_callbacks = training.callbacks_for(spec, has_validation)
     # Several steps per call into TensorFlow, as kerakit.fit does for arrays.
     history = fit(train_model, train, validation_data=val, epochs=epochs, callbacks=all_callbacks,
                   seed=seed, verbose=verbose and 2, spec=spec,
