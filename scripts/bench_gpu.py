@@ -237,7 +237,12 @@ def main(argv=None):
     if args.worker:
         worker(args)
         return 0
-    forwarded = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--backends")]
+    given = list(argv if argv is not None else sys.argv[1:])
+    forwarded = []
+    for i, arg in enumerate(given):  # everything but --backends (and its value) goes to the workers
+        if arg.startswith("--backends") or (i and given[i - 1] == "--backends"):
+            continue
+        forwarded.append(arg)
     results = []
     for backend in args.backends.split(","):
         if importlib.util.find_spec(backend) is None:
