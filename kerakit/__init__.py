@@ -12,7 +12,7 @@ pyproject.toml); modules on one floor may import each other, without cycles:
   `analysis_plots`, `plots`, `active`, `serving`, `distribute`, `finetune`,
   `sklearn`, `runs`;
 - engines: `training`, `engines` (fit, evaluate, predict);
-- core: `checks`, `metadata`, `metrics_registry`, `callbacks`, `builders`,
+- core: `checks`, `atomic` (atomic files), `metadata`, `metrics_registry`, `callbacks`, `builders`,
   `strategies` (tf.distribute strategies and dtype policies), `layers`
   (layers that features share);
 - base: `errors`, `spec`, `heads`, `optimizers`, `backend`.

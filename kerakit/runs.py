@@ -25,17 +25,22 @@ import datetime
 import hashlib
 import io
 import json
-import math
 import os
 import platform
 import re
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from kerakit import metrics_registry
+from kerakit.atomic import (  # noqa: F401  re-exported: callers of kerakit.runs keep working
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    to_json,
+)
 from kerakit.errors import ConfigError, RunError
 
 MANIFEST = "manifest.json"
@@ -56,110 +61,6 @@ STALE_TEMP_SECONDS = 15 * 60
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 _TEMP_NAME = re.compile(r"^\..+\.tmp(\.[^.]+)?$")
 _TEMP_PID = re.compile(r"\.(\d+)\.[^.]+\.tmp(\.[^.]+)?$")
-
-
-# Atomic writes --------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path next to `path`; renames it onto `path` on success.
-
-    The temporary name keeps the file's suffix (Keras insists on `.keras`,
-    matplotlib picks the format from it). If the block raises, the temporary
-    file is removed and `path` is left as it was.
-
-    Example:
-
-    ```python
-    with atomic_path("runs/x/model.keras") as tmp:
-        model.save(tmp)
-    ```
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The pid in the name lets a later run or listing remove it if this process dies.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        _fsync(tmp)
-        # mkstemp creates 0600; the finished file gets the mode any new file would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _umask():
-    """The process's umask, read without changing it where the system allows."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync(path):
-    try:
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    except OSError:  # some file systems refuse fsync; the rename is still atomic
-        pass
-
-
-def atomic_write_bytes(path, data):
-    """Writes `data` to `path` atomically (temporary file + `os.replace`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
-def atomic_write_text(path, text):
-    """Writes `text` (UTF-8) to `path` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _json_default(value):
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # NumPy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _clean_floats(value):
-    # JSON has no NaN/Infinity; write null so every JSON reader can load the file.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean_floats(v) for v in value]
-    return value
-
-
-def to_json(obj):
-    """Serializes `obj` (dicts, lists, NumPy values, paths) to indented JSON text."""
-    obj = json.loads(json.dumps(obj, default=_json_default))
-    return json.dumps(_clean_floats(obj), indent=2, allow_nan=False) + "\n"
-
-
-def atomic_write_json(path, obj):
-    """Writes `obj` as JSON to `path` atomically; NaN becomes null."""
-    return atomic_write_text(path, to_json(obj))
 
 
 # Fingerprints and versions --------------------------------------------------

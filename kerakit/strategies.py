@@ -310,16 +310,10 @@ def save_on_chief(model, path, strategy=None):
     strategy = strategy if strategy is not None else getattr(model, "distribute_strategy", None)
     if not is_chief(strategy):
         return None
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=folder)
-    os.close(handle)
-    try:
+    from kerakit.atomic import atomic_path
+
+    with atomic_path(path) as temporary:
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 

@@ -64,7 +64,7 @@ def run(args):
         return 1
     if args.plot:
         from kerakit.analysis_plots import plot_importance
-        from kerakit.runs import atomic_path
+        from kerakit.atomic import atomic_path
 
         with atomic_path(args.plot) as tmp:
             plot_importance(result, top=args.top).savefig(tmp, format="png", dpi=100)

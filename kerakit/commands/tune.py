@@ -155,7 +155,7 @@ def tune_recipe(args, rest):
     if result.ensemble is not None:
         report["ensemble_test_metrics"] = kk.evaluate(
             result.ensemble, _features(data, "x_test"), data["y_test"], spec)
-        from kerakit.runs import atomic_path
+        from kerakit.atomic import atomic_path
 
         with atomic_path(result.directory / "ensemble.keras") as tmp:
             result.ensemble.save(tmp)

@@ -428,15 +428,10 @@ def save_table_model(model, path):
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ConfigError(f"The model file must end in '.keras'. Received: {path!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.keras")
-    try:
+    from kerakit.atomic import atomic_path
+
+    with atomic_path(path) as temp:
         model.save(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
     return path
 
 

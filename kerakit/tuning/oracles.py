@@ -12,7 +12,7 @@ import os
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
-from kerakit.runs import atomic_write_json
+from kerakit.atomic import atomic_write_json
 from kerakit.tuning.tpe import TPESearch
 
 DONE = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerakit.atomic import atomic_path, atomic_write_json
 from kerakit.checks import check_count
 from kerakit.crossval import (
     FoldRunner,
@@ -25,7 +26,6 @@ from kerakit.crossval import (
     objective_direction,
 )
 from kerakit.errors import ConfigError, unknown_name
-from kerakit.runs import atomic_path, atomic_write_json
 from kerakit.spec import ProblemSpec, class_indices, validate_labels
 from kerakit.tuning import distributed
 from kerakit.tuning.results import TuneResult, _read_json, plot_trials, trials_table

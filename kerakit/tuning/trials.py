@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
+from kerakit.atomic import atomic_path, atomic_write_json
 from kerakit.crossval import FoldRunner
 from kerakit.errors import ConfigError
-from kerakit.runs import atomic_path, atomic_write_json
 from kerakit.tuning.spaces import FIT_OPTIONS
 
 # build_model keywords a space may set; anything else is a hyperparameter
