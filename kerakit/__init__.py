@@ -9,7 +9,7 @@ pyproject.toml); modules on one floor may import each other, without cycles:
 
 - apps: `cli`, `commands`, `recipes`;
 - features: `data`, `tuning`, `crossval` (cross-validation), `analysis`,
-  `analysis_plots`, `plots`, `active`, `serving`, `distribute`, `finetune`,
+  `plots` (every figure; `analysis_plots` its old place), `active`, `serving`, `distribute`, `finetune`,
   `sklearn`, `runs`;
 - engines: `training`, `engines` (fit, evaluate, predict);
 - core: `checks`, `atomic` (atomic files), `metadata`, `metrics_registry`, `callbacks`, `builders`,
@@ -72,7 +72,7 @@ _EXPORTS = {
     "Comparison": "kerakit.analysis",
     "permutation_importance": "kerakit.analysis",
     "Importance": "kerakit.analysis",
-    "plot_importance": "kerakit.analysis_plots",
+    "plot_importance": "kerakit.plots",
     "ensemble": "kerakit.analysis",
     "ensemble_from_tuner": "kerakit.analysis",
     "finetune": "kerakit.finetune",

@@ -128,25 +128,9 @@ class Simulation:
 
     def plot(self, split="auto", targets=()):
         """Labels → metric, mean over seeds with the min–max band. Returns a `Figure`."""
-        from matplotlib.figure import Figure
+        from kerakit.plots.active import plot_active_learning
 
-        split = self._split(split)
-        fig = Figure(figsize=(7, 4.5), layout="constrained")
-        ax = fig.add_subplot()
-        for name, curves in self.curves.items():
-            values = curves[split]
-            style = {"color": "black", "linestyle": "--"} if name == self.baseline else {}
-            line, = ax.plot(self.labels, values.mean(axis=0), label=name, linewidth=1.8, **style)
-            ax.fill_between(self.labels, values.min(axis=0), values.max(axis=0), alpha=0.15,
-                            color=line.get_color())
-        for target in targets:
-            ax.axhline(target, color="gray", linewidth=0.8, linestyle=":")
-        ax.set_xlabel("labelled examples")
-        ax.set_ylabel(f"{split} {self.metric}")
-        ax.set_title(f"Active learning: mean of {len(self.seeds)} seed(s), band = min to max")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        return fig
+        return plot_active_learning(self, self._split(split), targets)
 
     def to_dict(self):
         """Plain lists and numbers, ready for JSON."""

@@ -63,8 +63,8 @@ def run(args):
         print(f"kerakit explain: error: {error}", file=sys.stderr)
         return 1
     if args.plot:
-        from kerakit.analysis_plots import plot_importance
         from kerakit.atomic import atomic_path
+        from kerakit.plots import plot_importance
 
         with atomic_path(args.plot) as tmp:
             plot_importance(result, top=args.top).savefig(tmp, format="png", dpi=100)
