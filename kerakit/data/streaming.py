@@ -343,6 +343,7 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
 
 def fit_csv_streaming(path, target, options):
     """`fit_table` for a CSV streamed from disk; `options` is fit_table's `TableOptions`."""
+    from kerakit.data.bodies import TABLE_DEFAULTS
     from kerakit.data.table import TableResult, build_table_model
     from kerakit.engines.keras_fit import MAX_STEPS_PER_EXECUTION
     from kerakit.training import fit, metrics_report
@@ -362,11 +363,14 @@ def fit_csv_streaming(path, target, options):
                     max_categories=max_categories)
     if verbose:
         print(scan.schema)
+    batch_size = 1024 if batch_size == "auto" else int(batch_size)
+    # The same default body as in memory; its learning-rate schedule spans every planned step.
+    build_options = {"body": TABLE_DEFAULTS.body, **build_options}
+    steps = epochs * -(-scan.counts["train"] // batch_size)
     model, train_model = build_table_model(scan.schema, scan.stats, scan.encoder, crosses=crosses,
                                            cross_bins=cross_bins, na_values=na_values, seed=seed,
-                                           **build_options)
+                                           steps=steps, **build_options)
     spec = scan.encoder.spec_
-    batch_size = 1024 if batch_size == "auto" else int(batch_size)
     weights = _class_weight_vector(scan, class_weight)
     train = make_csv_dataset(scan, "train", batch_size, shuffle=True, seed=seed,
                              class_weight=weights)
