@@ -139,9 +139,8 @@ def _encode_number(column, stats, tensor, name, bins):
 
 def table_preprocessor(schema, stats, crosses=(), cross_bins=64, bins=TABLE_DEFAULTS.bins):
     """Like `make_preprocessor`, with robust scaling and piecewise-linear encodings for numbers."""
-    import keras
 
-    from kerakit.data.preprocess import ENCODERS, _cross_member, check_crosses, layer_names
+    from kerakit.data.preprocess import ENCODERS, check_crosses, join_features, layer_names
 
     names = layer_names(schema)
     crosses = check_crosses(crosses, schema)
@@ -154,16 +153,7 @@ def table_preprocessor(schema, stats, crosses=(), cross_bins=64, bins=TABLE_DEFA
                 parts.extend(_encode_number(column, stats[column.name], tensor, name, bins))
             else:
                 parts.extend(ENCODERS[column.kind](column, stats[column.name], tensor, name))
-        for cross in crosses:
-            members = tuple(
-                _cross_member(schema[n], stats[n], inputs[n], names[n], cross_bins) for n in cross
-            )
-            label = "_x_".join(names[n] for n in cross)
-            parts.append(keras.layers.HashedCrossing(num_bins=cross_bins, output_mode="one_hot",
-                                                     name=f"cross_{label}")(members))
-        if len(parts) == 1:
-            return parts[0]
-        return keras.layers.Concatenate(name="features")(parts)
+        return join_features(parts, crosses, schema, stats, inputs, names, cross_bins)
 
     return preprocess
 

@@ -212,7 +212,6 @@ def make_preprocessor(schema, stats, crosses=(), cross_bins=64):
         crosses: column-name tuples to cross with `HashedCrossing`.
         cross_bins: hash buckets per cross. Defaults to 64.
     """
-    import keras
 
     names = layer_names(schema)
     crosses = check_crosses(crosses, schema)
@@ -222,15 +221,22 @@ def make_preprocessor(schema, stats, crosses=(), cross_bins=64):
         for column in schema.columns:
             parts.extend(ENCODERS[column.kind](column, stats[column.name], inputs[column.name],
                                                names[column.name]))
-        for cross in crosses:
-            members = tuple(
-                _cross_member(schema[n], stats[n], inputs[n], names[n], cross_bins) for n in cross
-            )
-            label = "_x_".join(names[n] for n in cross)
-            parts.append(keras.layers.HashedCrossing(num_bins=cross_bins, output_mode="one_hot",
-                                                     name=f"cross_{label}")(members))
-        if len(parts) == 1:
-            return parts[0]
-        return keras.layers.Concatenate(name="features")(parts)
+        return join_features(parts, crosses, schema, stats, inputs, names, cross_bins)
 
     return preprocess
+
+
+def join_features(parts, crosses, schema, stats, inputs, names, cross_bins):
+    """Adds one hashed one-hot crossing per column group to `parts`, then concatenates them."""
+    import keras
+
+    for cross in crosses:
+        members = tuple(
+            _cross_member(schema[n], stats[n], inputs[n], names[n], cross_bins) for n in cross
+        )
+        label = "_x_".join(names[n] for n in cross)
+        parts.append(keras.layers.HashedCrossing(num_bins=cross_bins, output_mode="one_hot",
+                                                 name=f"cross_{label}")(members))
+    if len(parts) == 1:
+        return parts[0]
+    return keras.layers.Concatenate(name="features")(parts)
