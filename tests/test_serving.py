@@ -513,3 +513,16 @@ def test_a_keras_file_is_served_on_jax_without_tensorflow(model, digits, tmp_pat
     assert result["tensorflow"] is False
     assert "'jax'" in result["refused"] and "kerakit serve model.keras" in result["refused"]
     assert "text inputs ['city']" in result["text"] and "KERAS_BACKEND=tensorflow" in result["text"]
+
+
+def test_serve_command_passes_the_server_limits(monkeypatch, tmp_path):
+    """Issue 14, item 17: the timeouts and the connection cap can be set from the shell."""
+    import kerakit.serving
+    from kerakit import cli
+
+    seen = {}
+    monkeypatch.setattr(kerakit.serving, "serve", lambda model, **options: seen.update(options))
+    assert cli.main(["serve", str(tmp_path / "m.keras"), "--request-timeout", "2.5",
+                     "--keep-alive-timeout", "1", "--max-connections", "7"]) == 0
+    assert (seen["request_timeout"], seen["keep_alive_timeout"], seen["max_connections"]) == (2.5, 1.0, 7)
+    assert cli.main(["serve", str(tmp_path / "m.keras"), "--max-connections", "0"]) == 2

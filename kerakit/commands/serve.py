@@ -16,8 +16,11 @@ from kerakit.serving import (
     BATCH_WAIT_MS,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    KEEP_ALIVE_TIMEOUT,
     MAX_BATCH_SIZE,
     MAX_BODY_BYTES,
+    MAX_CONNECTIONS,
+    REQUEST_TIMEOUT,
 )
 
 
@@ -41,9 +44,25 @@ def add_arguments(parser):
                         help=f"how long a batch waits for more requests (default {BATCH_WAIT_MS})")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
                         help=f"larger request bodies get 413 (default {MAX_BODY_BYTES})")
+    parser.add_argument("--request-timeout", type=float, default=REQUEST_TIMEOUT, metavar="SECONDS",
+                        help=f"a request's headers and body must arrive within this; else 408 "
+                             f"(default {REQUEST_TIMEOUT:g})")
+    parser.add_argument("--keep-alive-timeout", type=float, default=KEEP_ALIVE_TIMEOUT, metavar="SECONDS",
+                        help=f"idle connections close after this (default {KEEP_ALIVE_TIMEOUT:g})")
+    parser.add_argument("--max-connections", default=MAX_CONNECTIONS, metavar="N",
+                        help="open connections at most; more get 503 (default auto: 1000, or the "
+                             "open-file limit minus 128 when lower)")
     parser.add_argument("--drift-reference", default=None, metavar="JSON",
                         help="training statistics for GET .../drift, from kerakit.serving.save_reference "
                              "(default: drift_reference.json beside the model, if any)")
+
+
+def _positive_int(text):
+    from kerakit.errors import ConfigError
+
+    if not str(text).isdigit() or int(text) < 1:
+        raise ConfigError(f"--max-connections must be a whole number >= 1 or 'auto'. Received: {text!r}")
+    return int(text)
 
 
 def _is_loopback(host):
@@ -76,7 +95,10 @@ def run(args):
               batching=not args.no_batching, max_batch_size=args.max_batch_size,
               batch_wait_ms=args.batch_wait_ms, max_body_bytes=args.max_body_bytes,
               versions="all" if args.all_versions else "latest", block=True, ready=ready,
-              drift_reference=args.drift_reference)
+              drift_reference=args.drift_reference, request_timeout=args.request_timeout,
+              keep_alive_timeout=args.keep_alive_timeout,
+              max_connections=args.max_connections if args.max_connections == "auto"
+              else _positive_int(args.max_connections))
     except KerakitError as error:
         print(f"kerakit serve: {error}", file=sys.stderr)
         return 2
