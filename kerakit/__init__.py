@@ -10,7 +10,7 @@ pyproject.toml); modules on one floor may import each other, without cycles:
 - apps: `cli`, `commands`, `recipes`;
 - features: `data`, `tuning`, `crossval` (cross-validation), `analysis`,
   `plots` (every figure; `analysis_plots` its old place), `active`, `serving`, `distribute`, `finetune`,
-  `sklearn`, `runs`;
+  `sklearn`, `runs`, `runmodel`;
 - engines: `training`, `engines` (fit, evaluate, predict);
 - core: `checks`, `atomic` (atomic files), `metadata`, `metrics_registry`, `callbacks`, `builders`,
   `strategies` (tf.distribute strategies and dtype policies), `layers`
@@ -80,7 +80,7 @@ _EXPORTS = {
     "load_recipe": "kerakit.recipes",
     "run_recipe": "kerakit.recipes",
     "Run": "kerakit.runs",
-    "RunModel": "kerakit.runs",
+    "RunModel": "kerakit.runmodel",
     "list_runs": "kerakit.runs",
     "ActiveLearner": "kerakit.active",
     "register_query_strategy": "kerakit.active",

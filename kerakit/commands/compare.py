@@ -57,7 +57,7 @@ def compare_runs(run_a, run_b, csv, *, target=None, metrics=None, confidence=0.9
     Returns `(comparisons, rows)`: one `kerakit.analysis.Comparison` per metric.
     """
     from kerakit.analysis import compare_predictions
-    from kerakit.runs import RunModel, read_csv
+    from kerakit.runmodel import RunModel, read_csv
 
     frame = read_csv(csv)
     a, b = RunModel(run_a), RunModel(run_b)

@@ -17,7 +17,7 @@ def add_arguments(parser):
 
 def run(args):
     from kerakit.errors import KerakitError
-    from kerakit.runs import RunModel, read_csv
+    from kerakit.runmodel import RunModel, read_csv
 
     try:
         frame = read_csv(args.csv)

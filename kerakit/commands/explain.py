@@ -32,7 +32,7 @@ def add_arguments(parser):
 def explain_run(model, csv, *, target=None, metric="auto", repeats=5, seed=0):
     """Permutation importance of a run's model (or a .keras file) on a CSV's rows."""
     from kerakit.analysis import permutation_importance
-    from kerakit.runs import RunModel, read_csv
+    from kerakit.runmodel import RunModel, read_csv
 
     frame = read_csv(csv)
     run_model = RunModel(model)

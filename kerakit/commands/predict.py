@@ -18,7 +18,7 @@ def run(args):
     import pandas as pd
 
     from kerakit.errors import KerakitError
-    from kerakit.runs import RunModel, read_csv, write_csv
+    from kerakit.runmodel import RunModel, read_csv, write_csv
 
     try:
         frame = read_csv(args.csv)
