@@ -146,6 +146,7 @@ def test_old_import_path_and_lazy_keras():
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_spec_round_trips_on_other_backends(backend, tmp_path):
+    pytest.importorskip(backend, reason=f"{backend} is not installed (pip install -e '.[{backend}]')")
     code = f"""
 import keras, numpy as np, kerakit as kk
 from kerakit.metadata import spec_of
