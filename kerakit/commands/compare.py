@@ -15,13 +15,21 @@ import sys
 def add_arguments(parser):
     parser.add_argument("run_a", metavar="RUN_A", help="model A (current): a run directory or a .keras file")
     parser.add_argument("run_b", metavar="RUN_B", help="model B (candidate): a run directory or a .keras file")
+    add_comparison_arguments(parser)
+
+
+def add_comparison_arguments(parser):
+    """The held-out data and test options `compare` and `promote` share."""
+    from kerakit.metrics_registry import KEY_METRICS
+
+    defaults = ", ".join(f"{names[0]} for {task}" for task, names in KEY_METRICS.items())
     parser.add_argument("--csv", required=True, metavar="PATH",
                         help="held-out rows with the feature columns and the label column")
     parser.add_argument("--target", metavar="COLUMN", default=None,
                         help="label column (default: the runs' target, or 'target')")
     parser.add_argument("--metric", action="append", default=None, metavar="NAME",
                         help="accuracy, auc, f1, precision, recall, log_loss, mse, rmse, mae or r2; "
-                             "repeatable (default: accuracy for classification, rmse for regression)")
+                             f"repeatable (default: {defaults})")
     parser.add_argument("--confidence", type=float, default=0.95,
                         help="confidence level of the interval (default 0.95)")
     parser.add_argument("--resamples", type=int, default=2000,

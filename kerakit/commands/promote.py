@@ -16,6 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from kerakit.commands.compare import add_comparison_arguments
+
 REFUSED = 3
 
 
@@ -24,20 +26,9 @@ def add_arguments(parser):
                         help="the new model: a run directory or a .keras file")
     parser.add_argument("--current", required=True, metavar="CURRENT",
                         help="the model in service: a run directory or a .keras file")
-    parser.add_argument("--csv", required=True, metavar="PATH",
-                        help="held-out rows with the feature columns and the label column")
     parser.add_argument("--export", required=True, metavar="DIR",
                         help="the model's export base folder; the candidate goes into its next version")
-    parser.add_argument("--target", metavar="COLUMN", default=None,
-                        help="label column (default: the runs' target, or 'target')")
-    parser.add_argument("--metric", action="append", default=None, metavar="NAME",
-                        help="metric to compare, repeatable (default: accuracy for classification, "
-                             "rmse for regression)")
-    parser.add_argument("--confidence", type=float, default=0.95,
-                        help="confidence level of the test (default 0.95)")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_comparison_arguments(parser)
 
 
 def promote(candidate, current, csv, export_dir, **options):
