@@ -310,3 +310,55 @@ def text_inputs(texts, *, max_tokens=20_000, sequence_length=128, embedding_dim=
     )
     inputs = keras.Input(shape=(1,), dtype="string", name="text")
     return {"inputs": inputs, "preprocessor": preprocessor}
+
+
+# table ----------------------------------------------------------------------
+
+# The TabM-style ensemble of `fit_table`'s default (kerakit.data.bodies), as a
+# body of build_model and tune on numeric feature arrays: k members share each
+# kernel through BatchEnsemble adapters; build_model gives each member its own
+# output layer and averages them.
+TABLE_BODY_OPTIONS = ("units", "members", "dropout")
+_TABLE_UNITS = (256, 256)
+
+
+def pin_table(hp, units=None, **scalars):
+    if units is not None:
+        units = (units,) if isinstance(units, int) else tuple(units)
+        if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
+            raise ConfigError(
+                "`units` must be a positive integer or a sequence of them, one per hidden "
+                f"layer. Received: units={units!r}"
+            )
+        hp.Fixed("depth", len(units))
+        for i, width in enumerate(units):
+            hp.Fixed(f"units_{i}", width)
+    members = scalars.get("members")
+    if members is not None and (isinstance(members, bool) or not isinstance(members, int)
+                                or members < 1):
+        raise ConfigError(f"`members` must be a positive integer. Received: members={members!r}")
+    _pin_scalars(hp, scalars)
+
+
+def table(spec, hp):
+    """k MLPs sharing kernels through BatchEnsemble adapters (TabM); features → (batch, k, units).
+
+    Reads `members` (default 8), `depth` (hidden layers, default 2),
+    `units_i` (their widths, default 256) and `dropout` (default 0.1), the
+    same names as the "mlp" body where they mean the same.
+    `build_model` puts one output layer per member after it and averages.
+    """
+    from kerakit.ensemble import ensemble_stack
+
+    members = hp.Int("members", 1, 32, default=8)
+    depth = hp.Int("depth", 1, 4, default=len(_TABLE_UNITS))
+    widths = [hp.Int(f"units_{i}", 16, 1024, step=16, default=256) for i in range(depth)]
+    dropout = hp.Float("dropout", 0.0, 0.5, step=0.05, default=0.1)
+
+    def apply(x):
+        if len(x.shape) != 2:
+            _refuse_rank("table", x, "(batch, features) rows of numbers",
+                         "flatten the examples first, or use the 'cnn' or 'sequence' body")
+        return ensemble_stack(x, widths, members, dropout)
+
+    return apply

@@ -32,11 +32,12 @@ class Body:
     `pin(hp, **options)` writes them into `hp` as fixed values.
     """
 
-    def __init__(self, name, build, options=(), pin=None):
+    def __init__(self, name, build, options=(), pin=None, ensemble=False):
         self.name = name
         self.build = build
         self.options = tuple(options)
         self._pin = pin
+        self.ensemble = bool(ensemble)
 
     def pin(self, hp, **options):
         unknown = sorted(set(options) - set(self.options))
@@ -52,7 +53,7 @@ class Body:
             hp.Fixed(key, value)
 
 
-def register_body(name, build=None, *, options=(), pin=None):
+def register_body(name, build=None, *, options=(), pin=None, ensemble=False):
     """Registers a body builder under `name` (usable as a decorator).
 
     A builder is `build(spec, hp)` — a function or a class — that returns a
@@ -67,6 +68,9 @@ def register_body(name, build=None, *, options=(), pin=None):
         options: names of keyword options `build_model` may pass; each is
             pinned into `hp` with `hp.Fixed`. Empty means any scalar option.
         pin: optional `pin(hp, **options)` for options that are not scalars.
+        ensemble: the body returns `(batch, members, features)` (an ensemble
+            such as the "table" body); kerakit then gives each member its own
+            output layer and averages their predictions.
 
     Example:
 
@@ -82,7 +86,7 @@ def register_body(name, build=None, *, options=(), pin=None):
     def decorator(builder):
         if not callable(builder):
             raise ConfigError(f"A body builder must be callable. Received: {builder!r}")
-        BODIES[name] = Body(name, builder, options, pin)
+        BODIES[name] = Body(name, builder, options, pin, ensemble)
         return builder
 
     return decorator(build) if build is not None else decorator
@@ -156,6 +160,23 @@ register_body(
 # Images and sequences (kerakit/bodies.py; issue 16).
 register_body("cnn", bodies.cnn, options=bodies.CNN_OPTIONS, pin=bodies.pin_cnn)
 register_body("sequence", bodies.sequence, options=bodies.SEQUENCE_OPTIONS, pin=bodies.pin_sequence)
+
+
+register_body("table", bodies.table, options=bodies.TABLE_BODY_OPTIONS, pin=bodies.pin_table,
+              ensemble=True)
+
+
+def _head(spec, features, ensemble=False):
+    """The spec's output layer; an ensemble body's `(batch, members, d)` gets one per member, averaged."""
+    import keras
+
+    if ensemble:
+        from kerakit.ensemble import ensemble_output
+
+        return ensemble_output(spec, features)
+    return keras.layers.Dense(
+        spec.num_outputs, activation=spec.activation, dtype="float32", name="output"
+    )(features)
 
 
 # Losses -------------------------------------------------------------------
@@ -322,9 +343,7 @@ def build_model(
         features = preprocessor(tensor_in) if preprocessor is not None else tensor_in
         builder = body.build
         features = builder(spec, hp)(features)
-        outputs = keras.layers.Dense(
-            spec.num_outputs, activation=spec.activation, dtype="float32", name="output"
-        )(features)
+        outputs = _head(spec, features, ensemble=body.ensemble)
         # The spec rides in the saved file as the config of a last, identity layer.
         outputs = spec_output(outputs, spec)
         model = keras.Model(tensor_in, outputs, name=name or f"kerakit_{spec.task}")

@@ -119,6 +119,8 @@ def test_fit_table_defaults_to_the_table_body_and_its_saved_model_predicts_raw_r
                           units=(16,), members=2)
     metadata = kk.table_metadata(result.model)
     assert metadata["body"] == "table" and metadata["target_transform"]["kind"] == "log1p"
+    # Duan's smearing, measured on the validation rows, turns exp(log answer) into a mean.
+    assert 0.0 < metadata["target_transform"]["smearing"] < 100.0
     names = {type(layer).__name__ for layer in result.model.layers}
     assert {"SmoothClip", "PiecewiseLinearEncoding", "EnsembleDense", "EnsembleHead",
             "EnsembleMean"} <= names
@@ -144,3 +146,77 @@ def test_the_csv_recipe_records_the_body_and_the_defaults_in_its_manifest(tmp_pa
     assert manifest["status"] == "completed" and manifest["body"] == "table"
     assert manifest["config"]["body"] == "table" and manifest["config"]["members"] == 2
     assert manifest["table_defaults"] == TABLE_DEFAULTS.to_dict()
+
+
+def test_build_model_table_body_is_an_ensemble_with_one_head_per_member(tmp_path):
+    spec = kk.ProblemSpec(task="multiclass", num_classes=3)
+    model = kk.build_model(spec, input_shape=(5,), body="table", units=(16, 8), members=3,
+                           dropout=0.0, optimizer="adamw", seed=0)
+    assert model.get_layer("ensemble_dense_1").output.shape[1:] == (3, 8)
+    assert model.get_layer("ensemble_output").output.shape[1:] == (3, 3)
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype("float32")
+    probabilities = np.asarray(model.predict(x, verbose=0))
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(loaded.predict(x, verbose=0)), probabilities, rtol=1e-5)
+    with pytest.raises(ConfigError, match="no option"):
+        kk.build_model(spec, input_shape=(5,), body="table", l2=1e-3)
+    with pytest.raises(ConfigError, match="members"):
+        kk.build_model(spec, input_shape=(5,), body="table", members=0)
+    with pytest.raises(ConfigError, match="rows of numbers"):
+        kk.build_model(spec, input_shape=(4, 4), body="table")
+
+
+def test_tune_searches_the_table_body_default_space(tmp_path):
+    from kerakit.tuning.spaces import BODY_SPACES
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype("float32")
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)
+    result = kk.tune(kk.infer_spec(y), x, y, body="table", max_trials=2, epochs=2,
+                     directory=tmp_path, verbose=0)
+    searched = set(BODY_SPACES["table"][0])
+    assert len(result.trials) == 2
+    assert {"members", "depth", "units_0", "learning_rate"} <= set(result.best_hyperparameters)
+    assert set(result.best_hyperparameters) <= searched
+    assert result.best_hyperparameters["members"] in (4, 8, 16)
+    assert result.best_model.get_layer("ensemble_output").output.shape[1] == \
+        result.best_hyperparameters["members"]
+    assert isinstance(result.best_model.optimizer, keras.optimizers.AdamW)
+
+
+def test_kerakit_tune_body_flag_searches_the_table_space(tmp_path, capsys):
+    import json
+
+    from kerakit import cli
+
+    code = cli.main(["tune", "breast_cancer", "--body", "table", "--max-trials", "2",
+                     "--epochs", "2", "--directory", str(tmp_path), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["best_hyperparameters"]["optimizer"] == "adamw"
+    assert report["best_hyperparameters"]["members"] in (4, 8, 16)
+    code = cli.main(["tune", "breast_cancer", "--body", "tabel", "--max-trials", "1",
+                     "--epochs", "1", "--directory", str(tmp_path / "typo")])
+    assert code == 1 and "table" in capsys.readouterr().err
+
+
+def test_smearing_turns_a_log_scale_answer_back_into_a_mean():
+    from kerakit.data.targets import smearing_factor
+
+    rng = np.random.default_rng(0)
+    residuals = rng.normal(0, 0.8, 200_000)  # log-scale noise around a perfect fit
+    # E[exp(e)] for normal e is exp(σ²/2): the factor recovers the mean of a lognormal.
+    assert abs(smearing_factor(residuals, np.zeros_like(residuals), scale=1.0)
+               - np.exp(0.8 ** 2 / 2)) < 0.01
+    assert smearing_factor(residuals / 2, np.zeros_like(residuals), scale=2.0) == \
+        pytest.approx(smearing_factor(residuals, np.zeros_like(residuals), scale=1.0))
+    assert smearing_factor([], [], scale=1.0) == 1.0
+    layer = layers.TableOutput({"target_transform": {"kind": "log1p", "log1p": True,
+                                                     "mean": 0.0, "scale": 1.0}})
+    x = np.array([[0.0], [1.0]], dtype="float32")
+    np.testing.assert_allclose(np.asarray(layer(x)), np.expm1(x), rtol=1e-6)  # old files: 1.0
+    layer.set_smearing(1.5)
+    np.testing.assert_allclose(np.asarray(layer(x)), np.exp(x) * 1.5 - 1, rtol=1e-6)
+    assert layers.TableOutput(layer.metadata)._smearing == 1.5  # kept in the saved config

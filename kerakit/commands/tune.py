@@ -5,7 +5,8 @@ splits and the spec); Keras Tuner searches on the training rows (plus the
 validation rows with `--cv`), the best candidate is refit and reported once
 on the test split. A recipe may define `search_space(config)` returning a
 space (dict, list of dicts or build(hp) function); otherwise the default
-space of the "mlp" body is searched. With kerakit's own spaces, features are
+space of the body named by --body ("mlp" unless given; "table" is the
+TabM-style ensemble of fit_table's default) is searched. With kerakit's own spaces, features are
 standardized inside the model with statistics of the tuning rows; a
 build(hp) function builds its whole model, preprocessing included.
 
@@ -34,6 +35,9 @@ def add_arguments(parser):
 
 def add_options(parser):
     parser.add_argument("--tuner", choices=TUNERS, default="random", help="search algorithm (default: random)")
+    parser.add_argument("--body", default="mlp",
+                        help="body whose default space is searched: mlp, table (the TabM-style "
+                             "ensemble of fit_table), cnn, sequence, or a registered name (default: mlp)")
     parser.add_argument("--max-trials", type=int, default=None,
                         help="most candidates (default: 10; grid: all; hyperband: its brackets)")
     parser.add_argument("--cv", type=int, default=None, metavar="K",
@@ -134,7 +138,7 @@ def tune_recipe(args, rest):
     result = kk.tune(
         spec, x, y, space, tuner=args.tuner, max_trials=max_trials, cv=args.cv,
         objective=args.objective, validation_data=validation, epochs=epochs,
-        patience=args.patience, preprocessor=preprocessor, directory=args.directory,
+        patience=args.patience, body=args.body, preprocessor=preprocessor, directory=args.directory,
         project_name=args.project_name or name, overwrite=args.overwrite, seed=config.seed,
         ensemble=args.ensemble, isolate=args.isolate, verbose=0 if quiet else 1,
         worker_timeout=args.worker_timeout, chief_timeout=args.chief_timeout)

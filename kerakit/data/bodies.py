@@ -190,21 +190,15 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, **op
 
     from kerakit import heads
     from kerakit.backend import set_random_seed
-    from kerakit.data.layers import EnsembleDense, EnsembleHead, EnsembleMean
+    from kerakit.ensemble import ensemble_output, ensemble_stack
     from kerakit.metadata import spec_output
 
     settings = table_options(**options)
     if seed is not None:
         set_random_seed(int(seed))
-    x = preprocess(inputs)
-    for i, width in enumerate(settings["units"]):
-        x = EnsembleDense(width, members=settings["members"], activation="relu",
-                          random_signs=i == 0, name=f"ensemble_dense_{i}")(x)
-        if settings["dropout"]:
-            x = keras.layers.Dropout(settings["dropout"], name=f"dropout_{i}")(x)
-    x = EnsembleHead(spec.num_outputs, activation=spec.activation, dtype="float32",
-                     name="ensemble_output")(x)
-    outputs = spec_output(EnsembleMean(dtype="float32", name="output")(x), spec)
+    x = ensemble_stack(preprocess(inputs), settings["units"], settings["members"],
+                       settings["dropout"])
+    outputs = spec_output(ensemble_output(spec, x), spec)
     model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
     optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate_schedule(settings["learning_rate"], steps, settings["warmup"]),

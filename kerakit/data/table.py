@@ -232,7 +232,8 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
     if body == "table":
         from kerakit.data.bodies import TABLE_DEFAULTS, build_table_network, table_preprocessor
 
-        bins = build_options.pop("bins", None) or TABLE_DEFAULTS.bins
+        bins = build_options.pop("bins", None)  # 0 turns the piecewise-linear encoding off
+        bins = TABLE_DEFAULTS.bins if bins is None else bins
         train_model = build_table_network(
             spec, inputs, table_preprocessor(schema, stats, crosses, cross_bins, bins=bins),
             steps=steps, seed=seed, **build_options)

@@ -241,7 +241,7 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
             batchnorm, optimizer, learning_rate), names the body reads
             (depth, units_0, ...) or fit options (batch_size, epochs).
             Defaults to `DEFAULT_SPACE` (`DEFAULT_GRID` for grid search); for
-            the "cnn" and "sequence" bodies, their `BODY_SPACES` entry.
+            the "table", "cnn" and "sequence" bodies, their `BODY_SPACES` entry.
         tuner: "random", "grid", "bayesian", "hyperband" or "tpe" (Optuna's TPE,
             `pip install "kerakit[optuna]"`). Defaults to "random".
         max_trials: most candidates to try; "auto" is 10 for "random", "tpe" and
@@ -256,7 +256,10 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         epochs: most epochs per fit (Hyperband's `max_epochs`). Defaults to 50.
         patience: early-stopping patience per fit; None disables. Defaults to 5.
         batch_size: batch size when the space has no `batch_size`. Defaults to 32.
-        body: the body of spec-built models. Defaults to "mlp".
+        body: the body of spec-built models: "mlp", "table" (the TabM-style
+            ensemble of `fit_table`'s default: members, depth, units_i,
+            dropout, trained with AdamW), "cnn", "sequence" or a registered
+            name. Defaults to "mlp".
         preprocessor: optional zero-argument callable returning a layer applied
             to the inputs of every model, e.g.
             `functools.partial(keras.layers.Normalization, mean=m, variance=v)`.

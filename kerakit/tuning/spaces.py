@@ -37,7 +37,7 @@ DEFAULT_GRID = {
     "optimizer": ["adam", "rmsprop"],
 }
 
-# Default spaces of the image and sequence bodies (kerakit/bodies.py, issue 16):
+# Default spaces of the image, sequence (kerakit/bodies.py, issue 16) and table bodies:
 # body name → (random / Bayesian / Hyperband space, grid).
 BODY_SPACES = {
     "cnn": ({
@@ -62,6 +62,20 @@ BODY_SPACES = {
         "learning_rate": (1e-4, 1e-2, "log"),
         "batch_size": [16, 32, 64],
     }, {"transformer_blocks": [0, 1], "filters": [(32,), (64,)], "dropout": [0.0, 0.2]}),
+    # The TabM-style ensemble of fit_table's default (issue 13), trained with
+    # AdamW as there; depth/units_i as in "mlp", members the ensemble size.
+    "table": ({
+        "members": [4, 8, 16],
+        "depth": [1, 2, 3],
+        "units_0": [64, 128, 256, 512],
+        "units_1": [64, 128, 256, 512],
+        "units_2": [64, 128, 256, 512],
+        "dropout": [0.0, 0.1, 0.2, 0.3],
+        "optimizer": ["adamw"],
+        "learning_rate": (3e-4, 1e-2, "log"),
+        "batch_size": [32, 64, 128, 256],
+    }, {"members": [4, 8], "units": [(128, 128), (256, 256)], "dropout": [0.0, 0.1],
+        "optimizer": ["adamw"]}),
 }
 
 

@@ -1,0 +1,374 @@
+"""Benchmark: kerakit's table models against gradient boosting and linear models, on 13 tables.
+
+Every table needs no download:
+
+- real tables bundled with scikit-learn: diabetes (regression), breast_cancer,
+  wine, iris and digits (as a 64-column table);
+- real tables bundled with statsmodels (a development dependency; skipped with
+  a note where it is not installed): `randhie` (20,190 rows, doctor visits, a
+  count with a long tail), `fair` (6,366 rows, time spent in affairs, mostly
+  zeros with a long tail), `anes96` (944 rows, the 1996 US vote);
+- generated tables with known structure: `friedman1` and `friedman3`,
+  `counts` (20,000 rows, a negative-binomial count whose mean is a nonlinear
+  function of skewed numbers, a 10- and a 60-level category, a boolean, 5 %
+  missing cells), `heavy_tail` (5,000 rows, a lognormal target with
+  multiplicative interactions) and `categories` (8,000 rows, a binary label
+  driven by an 80-level category, interactions between numbers and a second
+  category, 10 % missing cells in two columns).
+
+Fixed splits: `--folds 5` stratified (classification) or plain k-fold,
+shuffled with random_state 0 — the same folds for every model. It compares:
+
+- `new`: `kk.fit_table` with its defaults (the "table" body, `TABLE_DEFAULTS`);
+- `old`: kerakit's previous default (`body="mlp"`, 50 epochs, patience 5,
+  standardized target);
+- `hgb`: `HistGradientBoostingRegressor/Classifier()` with default settings
+  (categories as pandas categoricals);
+- `linear`: RidgeCV / LogisticRegression on imputed, standardized numbers and
+  one-hot categories.
+
+Prints R² (regression) or accuracy (classification) on each held-out fold
+and its fit seconds; then per table the mean over folds, the average rank
+(1 is best), win/tie/loss against HistGradientBoosting (a tie is within
+0.01) and the targets of issue 13: an average rank better than
+HistGradientBoosting's, no table more than 1 accuracy point or 0.02 R² below
+it, and a fit on the 20,000-row tables within 60 seconds.
+
+`--out FILE` appends each fit as a JSON line and skips fits already there,
+so an interrupted run resumes; `--summary FILE` prints the tables of a
+finished run again.
+
+Usage: python scripts/bench_tabular.py [--tables counts randhie ...] [--folds 5]
+       [--models new old hgb linear] [--out runs.jsonl] [--summary runs.jsonl]
+"""
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TIE = 0.01
+MARGIN = {"regression": 0.02, "classification": 0.01}  # issue 13: the most below HGB
+FIT_SECONDS = 60.0  # issue 13: a 20,000-row table on the 2-core machine
+LARGE = 20_000
+
+
+def _frame(x, y, names):
+    import pandas as pd
+
+    frame = pd.DataFrame(x, columns=[str(n) for n in names])
+    frame["target"] = y
+    return frame
+
+
+def sklearn_table(name):
+    import numpy as np
+    from sklearn import datasets
+
+    loader = {"diabetes": datasets.load_diabetes, "breast_cancer": datasets.load_breast_cancer,
+              "wine": datasets.load_wine, "iris": datasets.load_iris,
+              "digits": datasets.load_digits}[name]
+    data = loader()
+    names = getattr(data, "feature_names", None)
+    if names is None or len(names) != data.data.shape[1]:
+        names = [f"x{i}" for i in range(data.data.shape[1])]
+    regression = name == "diabetes"
+    y = data.target.astype(np.float64) if regression else data.target
+    return _frame(data.data, y, names), "regression" if regression else "classification", []
+
+
+def statsmodels_table(name):
+    """A real table that ships inside statsmodels; None where statsmodels is missing."""
+    try:
+        from statsmodels import datasets
+    except ImportError:
+        return None
+    if name == "randhie":  # RAND Health Insurance Experiment: doctor visits per year
+        frame = datasets.randhie.load_pandas().data.rename(columns={"mdvis": "target"})
+        return frame, "regression", []
+    if name == "fair":  # Fair's affairs survey: time spent in affairs
+        frame = datasets.fair.load_pandas().data.rename(columns={"affairs": "target"})
+        return frame, "regression", []
+    frame = datasets.anes96.load_pandas().data.rename(columns={"vote": "target"})
+    frame["target"] = frame["target"].astype(int)
+    return frame, "classification", []
+
+
+def friedman(which):
+    from sklearn.datasets import make_friedman1, make_friedman3
+
+    if which == 1:
+        x, y = make_friedman1(n_samples=2000, n_features=8, noise=1.0, random_state=0)
+    else:
+        x, y = make_friedman3(n_samples=2000, noise=0.1, random_state=0)
+    return _frame(x, y, [f"x{i}" for i in range(x.shape[1])]), "regression", []
+
+
+def counts(rows=20_000, seed=0):
+    """A count target with a long tail from mixed numbers and categories (known structure)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(10, 0.8, rows)
+    age = rng.uniform(18, 90, rows)
+    distance = rng.exponential(5, rows)
+    score = rng.normal(0, 1, rows)
+    region = rng.choice([f"r{i}" for i in range(10)], rows, p=np.linspace(1, 3, 10) / 20)
+    shop = rng.integers(0, 60, rows)
+    member = rng.random(rows) < 0.3
+    region_effect = dict(zip([f"r{i}" for i in range(10)], rng.normal(0, 0.5, 10), strict=True))
+    shop_effect = rng.normal(0, 0.4, 60)
+    log_mean = (0.4 * np.log(income / 20_000) + 0.9 * np.sin(age / 12) - 0.25 * np.sqrt(distance)
+                + 0.5 * score * member + 0.3 * np.maximum(score, 0) ** 2
+                + np.vectorize(region_effect.get)(region) + shop_effect[shop] + 0.5)
+    mean = np.exp(log_mean)
+    dispersion = 1.2  # negative binomial: variance = mean + mean² / dispersion
+    y = rng.negative_binomial(dispersion, dispersion / (dispersion + mean))
+    frame = pd.DataFrame({"income": income.round(0), "age": age.round(1),
+                          "distance": distance.round(2), "score": score.round(3),
+                          "region": region, "shop": shop, "member": member, "target": y})
+    frame.loc[rng.random(rows) < 0.05, "distance"] = np.nan
+    return frame, "regression", ["region", "shop"]
+
+
+def heavy_tail(rows=5_000, seed=1):
+    """A lognormal target: multiplicative effects, an interaction, skewed inputs."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    size = rng.lognormal(4, 0.7, rows)
+    rooms = rng.integers(1, 8, rows)
+    age = rng.uniform(0, 100, rows)
+    quality = rng.normal(0, 1, rows)
+    noise = rng.normal(0, 1, (rows, 3))
+    log_y = (0.8 * np.log(size) + 0.15 * rooms - 0.006 * age + 0.4 * quality
+             + 0.3 * quality * (age < 30) + rng.normal(0, 0.5, rows))
+    frame = pd.DataFrame({"size": size.round(1), "rooms": rooms, "age": age.round(0),
+                          "quality": quality.round(2), "n1": noise[:, 0], "n2": noise[:, 1],
+                          "n3": noise[:, 2], "target": np.exp(log_y).round(2)})
+    return frame, "regression", []
+
+
+def categories(rows=8_000, seed=2):
+    """A binary label from many categories, interactions and missing cells."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    store = rng.integers(0, 80, rows)
+    channel = rng.choice(["web", "phone", "shop", "partner"], rows, p=[0.4, 0.2, 0.3, 0.1])
+    x1, x2, x3 = rng.normal(0, 1, (3, rows))
+    store_effect = rng.normal(0, 1.0, 80)
+    channel_effect = {"web": 0.5, "phone": -0.5, "shop": 0.0, "partner": 1.0}
+    logit = (store_effect[store] + 1.2 * x1 * x2 + np.vectorize(channel_effect.get)(channel)
+             * (x3 > 0) + 0.5 * np.sin(2 * x3))
+    y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pd.DataFrame({"store": [f"s{i}" for i in store], "channel": channel,
+                          "x1": x1.round(3), "x2": x2.round(3), "x3": x3.round(3), "target": y})
+    frame.loc[rng.random(rows) < 0.1, "x1"] = np.nan
+    frame.loc[rng.random(rows) < 0.1, "x3"] = np.nan
+    return frame, "classification", ["store", "channel"]
+
+
+TABLES = {
+    "counts": counts,
+    "randhie": lambda: statsmodels_table("randhie"),
+    "fair": lambda: statsmodels_table("fair"),
+    "heavy_tail": heavy_tail,
+    "diabetes": lambda: sklearn_table("diabetes"),
+    "friedman1": lambda: friedman(1),
+    "friedman3": lambda: friedman(3),
+    "categories": categories,
+    "anes96": lambda: statsmodels_table("anes96"),
+    "breast_cancer": lambda: sklearn_table("breast_cancer"),
+    "wine": lambda: sklearn_table("wine"),
+    "iris": lambda: sklearn_table("iris"),
+    "digits": lambda: sklearn_table("digits"),
+}
+
+
+def score(task, y_true, y_pred):
+    from sklearn.metrics import accuracy_score, r2_score
+
+    if task == "regression":
+        return r2_score(y_true, y_pred)
+    return accuracy_score(y_true, y_pred.astype(y_true.dtype))  # kerakit answers with objects
+
+
+def fit_kerakit(train, test, task, seed, categorical, **options):
+    import kerakit as kk
+
+    if task != "regression":
+        options.pop("target_transform", None)
+    types = {c: "string_categorical" for c in categorical}
+    result = kk.fit_table(train, target="target", task=task, types=types or None, seed=seed,
+                          validation=0.15, test=0.0, **options)
+    return kk.predict_table(result.model, test.drop(columns="target"))
+
+
+def _sklearn_frames(train, test, categorical):
+    import pandas as pd
+
+    x_train, x_test = train.drop(columns="target"), test.drop(columns="target")
+    for column in categorical:
+        kind = pd.CategoricalDtype(sorted(train[column].astype(str).unique()))
+        for x in (x_train, x_test):
+            x[column] = x[column].astype(str).astype(kind)
+    return x_train, x_test
+
+
+def fit_hgb(train, test, task, seed, categorical):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    x_train, x_test = _sklearn_frames(train, test, categorical)
+    model = (HistGradientBoostingRegressor if task == "regression"
+             else HistGradientBoostingClassifier)(categorical_features="from_dtype",
+                                                  random_state=seed)
+    return model.fit(x_train, train["target"]).predict(x_test)
+
+
+def fit_linear(train, test, task, seed, categorical):
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    x_train, x_test = train.drop(columns="target"), test.drop(columns="target")
+    numbers = [c for c in x_train.columns if c not in categorical]
+    prepare = make_column_transformer(
+        (make_pipeline(SimpleImputer(), StandardScaler()), numbers),
+        (OneHotEncoder(handle_unknown="ignore"), list(categorical)))
+    estimator = RidgeCV() if task == "regression" else LogisticRegression(max_iter=2000)
+    return make_pipeline(prepare, estimator).fit(x_train, train["target"]).predict(x_test)
+
+
+MODELS = {
+    "new": lambda *a: fit_kerakit(*a),
+    "old": lambda *a: fit_kerakit(*a, body="mlp", epochs=50, patience=5,
+                                  target_transform="standardize"),
+    "hgb": fit_hgb,
+    "linear": fit_linear,
+}
+
+
+def folds(frame, task, count):
+    """The fixed folds: stratified for classification, shuffled with random_state 0."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if task == "classification":
+        return list(StratifiedKFold(count, shuffle=True, random_state=0).split(frame,
+                                                                              frame["target"]))
+    return list(KFold(count, shuffle=True, random_state=0).split(frame))
+
+
+def _done(path):
+    if not path or not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def run(tables, count, models, out=None):
+    rows = _done(out)
+    have = {(r["table"], r["fold"], r["model"]) for r in rows}
+    for table in tables:
+        loaded = TABLES[table]()
+        if loaded is None:
+            print(f"{table}: skipped (statsmodels is not installed; pip install statsmodels)")
+            continue
+        frame, task, categorical = loaded
+        for fold, (train_rows, test_rows) in enumerate(folds(frame, task, count)):
+            train, test = frame.iloc[train_rows], frame.iloc[test_rows]
+            for name in models:
+                if (table, fold, name) in have:
+                    continue
+                start = time.perf_counter()
+                predicted = MODELS[name](train, test, task, fold, categorical)
+                seconds = time.perf_counter() - start
+                value = score(task, test["target"].to_numpy(), predicted)
+                row = {"table": table, "task": task, "rows": len(frame), "fold": fold,
+                       "model": name, "score": float(value), "seconds": seconds}
+                rows.append(row)
+                if out:
+                    with open(out, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(row) + "\n")
+                print(f"{table:14s} fold {fold} {name:7s} {value:8.4f} {seconds:7.1f}s", flush=True)
+    return [r for r in rows if r["table"] in tables and r["model"] in models]
+
+
+def summary(rows, models):
+    """The per-table means, average rank, win/tie/loss and issue 13's targets, as Markdown."""
+    import numpy as np
+
+    tables = [t for t in TABLES if any(r["table"] == t for r in rows)]
+
+    def cell(t, m, key):
+        values = [r[key] for r in rows if r["table"] == t and r["model"] == m]
+        return float(np.mean(values)) if values else float("nan")
+
+    lines = ["| table | rows | metric | " + " | ".join(f"{m} (s)" for m in models) + " |",
+             "|---|---:|---|" + "---:|" * len(models)]
+    ranks = {m: [] for m in models}
+    for t in tables:
+        first = next(r for r in rows if r["table"] == t)
+        means = {m: cell(t, m, "score") for m in models}
+        best = max(means.values())
+        cells = [("**{:.4f}**" if means[m] == best else "{:.4f}").format(means[m])
+                 + f" ({cell(t, m, 'seconds'):.1f})" for m in models]
+        metric = "R²" if first["task"] == "regression" else "accuracy"
+        lines.append(f"| {t} | {first['rows']} | {metric} | " + " | ".join(cells) + " |")
+        order = sorted(models, key=lambda m: -means[m])
+        for m in models:  # ties share the better rank
+            ranks[m].append(1 + sum(means[o] > means[m] for o in order))
+    lines += ["", "Average rank (1 best): "
+              + ", ".join(f"{m} {np.mean(ranks[m]):.2f}" for m in models) + "."]
+    if "hgb" not in models:
+        return "\n".join(lines)
+    for m in (m for m in models if m != "hgb"):
+        gaps = {t: cell(t, m, "score") - cell(t, "hgb", "score") for t in tables}
+        win = sum(g > TIE for g in gaps.values())
+        loss = sum(g < -TIE for g in gaps.values())
+        worst = min(gaps, key=gaps.get)
+        lines.append(f"{m} vs hgb: {win} win / {len(gaps) - win - loss} tie / {loss} loss "
+                     f"(worst gap {gaps[worst]:+.4f} on {worst}).")
+    if "new" in models:
+        lines += ["", "Issue 13's targets for `new`:"]
+        rank_new, rank_hgb = np.mean(ranks["new"]), np.mean(ranks["hgb"])
+        lines.append(f"- average rank better than hgb's: {rank_new:.2f} vs {rank_hgb:.2f} — "
+                     + ("met" if rank_new < rank_hgb else "MISSED"))
+        below = [f"{t} ({cell(t, 'new', 'score') - cell(t, 'hgb', 'score'):+.4f})"
+                 for t in tables
+                 if cell(t, "new", "score") - cell(t, "hgb", "score")
+                 < -MARGIN[next(r for r in rows if r["table"] == t)["task"]]]
+        lines.append("- no table more than 1 accuracy point / 0.02 R² below hgb — "
+                     + (f"MISSED on {', '.join(below)}" if below else "met"))
+        large = [r["seconds"] for r in rows if r["model"] == "new" and r["rows"] >= LARGE]
+        if large:
+            lines.append(f"- fit on the {LARGE:,}-row tables within {FIT_SECONDS:.0f} s: slowest "
+                         f"{max(large):.1f} s, mean {np.mean(large):.1f} s over {len(large)} "
+                         "fits — " + ("met" if max(large) <= FIT_SECONDS else "MISSED"))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
+    parser.add_argument("--folds", type=int, default=5, help="k of the fixed k-fold splits")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--out", help="append each fit to this JSON-lines file; resume from it")
+    parser.add_argument("--summary", help="print the summary of a finished JSON-lines file")
+    args = parser.parse_args()
+    if args.summary:
+        rows = [r for r in _done(args.summary) if r["model"] in args.models]
+    else:
+        rows = run(args.tables, args.folds, args.models, args.out)
+    print(summary(rows, args.models))
+
+
+if __name__ == "__main__":
+    main()
