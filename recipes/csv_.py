@@ -192,6 +192,7 @@ def run(config, data, run):
     """Builds the raw-column model, trains on the encoded target, reports on the test split."""
     import kerakit as kk
     from kerakit.data import StatsAccumulator, build_table_model
+    from kerakit.data.train import train_table_model
 
     spec, schema, encoder = data["spec"], data["schema"], data["encoder"]
     run.print(schema)
@@ -211,12 +212,12 @@ def run(config, data, run):
     # The network trains on class indices or the transformed target; `model`
     # adds the layer that answers in the target's own units.
     encode = (lambda y: y) if spec.is_classification else encoder.forward
-    history = kk.fit(train_model, data["x_train"], encode(data["y_train"]), spec=spec,
-                     validation_data=(data["x_val"], encode(data["y_val"])),
-                     epochs=epochs, batch_size=batch_size,
-                     class_weight=None if config.class_weight == "none" else config.class_weight,
-                     callbacks=kk.default_callbacks(spec, patience=config.patience),
-                     seed=config.seed)
+    history = train_table_model(
+        model, train_model, data["x_train"], encode(data["y_train"]), spec=spec, encoder=encoder,
+        validation_data=(data["x_val"], encode(data["y_val"])), epochs=epochs,
+        batch_size=batch_size,
+        class_weight=None if config.class_weight == "none" else config.class_weight,
+        callbacks=kk.default_callbacks(spec, patience=config.patience), seed=config.seed)
     run.save_history(history, units=history_units(data))
     run.save_model(model)
     run.save_json("schema", schema.to_dict())

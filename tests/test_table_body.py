@@ -220,3 +220,35 @@ def test_smearing_turns_a_log_scale_answer_back_into_a_mean():
     layer.set_smearing(1.5)
     np.testing.assert_allclose(np.asarray(layer(x)), np.exp(x) * 1.5 - 1, rtol=1e-6)
     assert layers.TableOutput(layer.metadata)._smearing == 1.5  # kept in the saved config
+
+
+@pytest.mark.backends
+def test_table_models_train_on_encoded_rows_on_every_backend(tmp_path):
+    from kerakit.backend import name as backend_name
+    from kerakit.data.train import encode_rows, split_at_features
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=240), "b": rng.exponential(size=240),
+                          "k": rng.integers(0, 4, 240)})
+    frame["visits"] = rng.poisson(np.exp(frame.a + (frame.k == 1)))
+    result = kk.fit_table(frame, target="visits", task="regression", epochs=3, units=(16,),
+                          members=2, seed=0)
+    assert len(result.history.history["loss"]) == 3
+    # The trainable layers after "features" are the ones that trained: the raw-row model
+    # and the features → output view answer alike.
+    encode, core = split_at_features(kk.data.training_model(result.model))
+    assert core is not None and not encode.trainable_weights
+    rows = {k: v[:20] for k, v in kk.data.table_inputs(result.model, frame.head(20)).items()}
+    transform = kk.table_metadata(result.model)["target_transform"]
+    network = np.asarray(core.predict(encode_rows(encode, rows), verbose=0))[:, 0]
+    expected = np.exp(network * transform["scale"] + transform["mean"]) * transform["smearing"] - 1
+    np.testing.assert_allclose(kk.predict_table(result.model, frame.head(20)), expected,
+                               rtol=1e-4, atol=1e-4)
+    path = kk.save_table_model(result.model, tmp_path / "visits.keras")
+    np.testing.assert_allclose(kk.predict_table(kk.load_table_model(path), frame.head(20)),
+                               expected, rtol=1e-4, atol=1e-4)
+    text = frame.assign(city=np.where(frame.k == 1, "x", "y"))
+    if backend_name() == "tensorflow":
+        return
+    with pytest.raises(ConfigError, match="text category columns \\('city'\\).*TensorFlow"):
+        kk.fit_table(text, target="visits", task="regression", epochs=1)

@@ -213,8 +213,7 @@ def _fit_in_memory(data, target, y, options):
     take = {name: {k: v[idx] for k, v in inputs.items()} for name, idx in parts.items()}
     # Imported after the data checks, so a bad table is refused before TensorFlow loads.
     model, train_model, batch_size = _build(table.schema, take["train"], encoder, options)
-    history = _train(train_model, take, encoder, parts, table, batch_size, options)
-    _set_smearing(model, train_model, take, encoder, parts, table)
+    history = _train(model, train_model, take, encoder, parts, table, batch_size, options)
     report = _report(model, take, labels, parts, encoder.spec_, options.training.verbose)
     return TableResult(model, table.schema, encoder.spec_, history, report,
                        {k: int(len(v)) for k, v in parts.items()},
@@ -251,36 +250,18 @@ def _build(schema, train_inputs, encoder, options):
     return model, train_model, batch_size
 
 
-def _train(train_model, take, encoder, parts, table, batch_size, options):
-    from kerakit.training import fit
+def _train(model, train_model, take, encoder, parts, table, batch_size, options):
+    from kerakit.data.train import train_table_model
 
     spec, training = encoder.spec_, options.training
     encoded = encoder.encode(table.frame[table.schema.target])
     has_validation = "validation" in parts
     validation_data = (take["validation"], encoded[parts["validation"]]) if has_validation else None
-    return fit(train_model, take["train"], encoded[parts["train"]], spec=spec,
-               validation_data=validation_data, epochs=training.epochs, batch_size=batch_size,
-               class_weight=training.class_weight, callbacks=training.callbacks_for(spec, has_validation),
-               seed=options.seed, verbose=training.verbose and 2)
-
-
-def _set_smearing(model, train_model, take, encoder, parts, table):
-    """A log1p target: the factor that turns the model's median-like answer into a mean.
-
-    Measured on held-out rows (the validation split; the training rows when
-    there is none), where the trained network's log-scale residuals are honest.
-    """
-    from kerakit.data.layers import TableOutput
-    from kerakit.data.targets import smearing_factor
-    from kerakit.training import predict
-
-    if not encoder.transform_["log1p"]:
-        return
-    rows = "validation" if "validation" in parts else "train"
-    scaled = encoder.encode(table.frame[table.schema.target])[parts[rows]]
-    predicted = predict(train_model, take[rows])
-    layer = next(layer for layer in model.layers if isinstance(layer, TableOutput))
-    layer.set_smearing(smearing_factor(scaled, predicted, encoder.transform_["scale"]))
+    return train_table_model(
+        model, train_model, take["train"], encoded[parts["train"]], spec=spec, encoder=encoder,
+        validation_data=validation_data, epochs=training.epochs, batch_size=batch_size,
+        class_weight=training.class_weight, callbacks=training.callbacks_for(spec, has_validation),
+        seed=options.seed, verbose=training.verbose and 2)
 
 
 def _report(model, take, labels, parts, spec, verbose):

@@ -226,6 +226,10 @@ def make_preprocessor(schema, stats, crosses=(), cross_bins=64):
     return preprocess
 
 
+# The layer every raw-column preprocessing ends in: the trainable layers start after it.
+FEATURES_LAYER = "features"
+
+
 def join_features(parts, crosses, schema, stats, inputs, names, cross_bins):
     """Adds one hashed one-hot crossing per column group to `parts`, then concatenates them."""
     import keras
@@ -238,5 +242,5 @@ def join_features(parts, crosses, schema, stats, inputs, names, cross_bins):
         parts.append(keras.layers.HashedCrossing(num_bins=cross_bins, output_mode="one_hot",
                                                  name=f"cross_{label}")(members))
     if len(parts) == 1:
-        return parts[0]
-    return keras.layers.Concatenate(name="features")(parts)
+        return keras.layers.Identity(name=FEATURES_LAYER)(parts[0])
+    return keras.layers.Concatenate(name=FEATURES_LAYER)(parts)

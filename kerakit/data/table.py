@@ -227,6 +227,15 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
     from kerakit.data.layers import TableOutput
     from kerakit.heads import make_metrics
 
+    strings = [c.name for c in schema.columns if c.kind == "string_categorical"]
+    if strings:
+        from kerakit.backend import require_tensorflow
+
+        require_tensorflow(
+            f"A raw-column model with text category columns ({', '.join(map(repr, strings[:5]))})",
+            "Keras models take no string inputs on JAX or PyTorch: run with "
+            "KERAS_BACKEND=tensorflow, or map those columns to integer codes first "
+            "(numbers and integer categories train on every backend).")
     spec = target_encoder.spec_
     inputs = make_inputs(schema)
     if body == "table":
