@@ -252,3 +252,23 @@ def test_table_models_train_on_encoded_rows_on_every_backend(tmp_path):
         return
     with pytest.raises(ConfigError, match="text category columns \\('city'\\).*TensorFlow"):
         kk.fit_table(text, target="visits", task="regression", epochs=1)
+
+
+@pytest.mark.slow
+def test_kerakit_tune_csv_searches_the_table_body_on_raw_columns(tmp_path, capsys):
+    import json
+
+    from kerakit import cli
+
+    code = cli.main(["tune", "csv", "--smoke", "--body", "table", "--max-trials", "2",
+                     "--directory", str(tmp_path), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["best_hyperparameters"]["members"] in (4, 8, 16)
+    assert np.isfinite(report["test_metrics"]["r2"]) and report["test_metrics"]["n"] > 0
+    # The searched network joined to the table's preprocessing: a model of raw rows.
+    model = kk.load_table_model(report["table_model"])
+    metadata = kk.table_metadata(model)
+    assert metadata["body"] == "table" and metadata["target"] == "price"
+    rows = [{c["name"]: 1 for c in metadata["columns"]}]
+    assert np.isfinite(kk.predict_table(model, rows)).all()

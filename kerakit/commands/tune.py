@@ -83,11 +83,51 @@ def _features(data, key):
     value = data[key]
     if isinstance(value, dict):
         raise DataTypeError(
-            f"kerakit tune needs numeric feature arrays, but the recipe's {key} is a dict of raw "
-            f"columns. Tune such models in Python with kerakit.tune(..., space=build) on a "
-            f"build(hp) function that adds the column preprocessing."
+            f"kerakit tune needs numeric feature arrays, or raw columns with the recipe's "
+            f"'schema' and 'encoder' (as `kerakit run csv` returns), but the recipe's {key} is a "
+            f"dict of raw columns without them. Return those from data(config), or tune in "
+            f"Python with kerakit.tune(..., space=build) on a build(hp) function that adds the "
+            f"column preprocessing."
         )
     return np.asarray(value, dtype="float32")
+
+
+class _Table:
+    """A recipe of raw columns, encoded once by the body's preprocessing for the search."""
+
+    def __init__(self, data, body):
+        import numpy as np
+
+        from kerakit.data import StatsAccumulator
+        from kerakit.data.table import table_encoder
+        from kerakit.data.train import encode_rows
+
+        self.schema, self.encoder, self.body = data["schema"], data["encoder"], body
+        stats = StatsAccumulator(self.schema).update(data["x_train"]).result()
+        self.encode = table_encoder(self.schema, stats, body=body)
+        self.x_test, self.y_test = data["x_test"], data["y_test"]
+        # The network trains on class indices or the transformed target.
+        forward = (lambda v: v) if self.encoder.task_ == "classification" else self.encoder.forward
+        self.data = {**data, **{f"x_{k}": encode_rows(self.encode, data[f"x_{k}"])
+                                for k in ("train", "val", "test")},
+                     "y_train": forward(np.asarray(data["y_train"])),
+                     "y_val": forward(np.asarray(data["y_val"]))}
+
+    def join(self, network, x, y, validation):
+        """The raw-column model: preprocessing → the searched network → answers in target units."""
+        from kerakit.data.table import join_table_model
+        from kerakit.data.train import set_smearing
+
+        model = join_table_model(self.encode, network, self.schema, self.encoder, body=self.body)
+        if self.encoder.transform_.get("log1p"):
+            rows, targets = validation if validation is not None else (x, y)
+            set_smearing(model, network, rows, targets, self.encoder)
+        return model
+
+
+def _encode_table(data, body):
+    table = _Table(data, body)
+    return table, table.data
 
 
 def tune_recipe(args, rest):
@@ -118,6 +158,9 @@ def tune_recipe(args, rest):
     config = _config(module, args, rest, name)
     data = recipes.check_data(module.data(config), name)
     spec = data["spec"]
+    table = None
+    if isinstance(data["x_train"], dict) and {"schema", "encoder"} <= set(data):
+        table, data = _encode_table(data, args.body)  # raw columns (kerakit run csv)
     x_train, x_val = _features(data, "x_train"), _features(data, "x_val")
     y_train, y_val = np.asarray(data["y_train"]), np.asarray(data["y_val"])
     if args.cv:
@@ -127,6 +170,8 @@ def tune_recipe(args, rest):
     # Standardize inside the model: the saved model takes the recipe's raw rows.
     preprocessor = functools.partial(keras.layers.Normalization, mean=x.mean(axis=0),
                                      variance=np.maximum(x.var(axis=0), 1e-12))
+    if table is not None:
+        preprocessor = None  # the table's own preprocessing encoded the rows
     space = module.search_space(config) if hasattr(module, "search_space") else None
     if space is not None and (callable(space) or isinstance(space, keras_tuner.HyperModel)):
         preprocessor = None  # a build(hp) function builds its whole model, scaling included
@@ -153,16 +198,24 @@ def tune_recipe(args, rest):
                   best_hyperparameters={k: (list(v) if isinstance(v, tuple) else v)
                                         for k, v in result.best_hyperparameters.items()},
                   trials=int(len(result.trials)))
-    if result.best_model is not None:
+    from kerakit.atomic import atomic_path
+
+    if result.best_model is not None and table is not None:
+        model = table.join(result.best_model, x, y, validation)
+        report["test_metrics"] = kk.evaluate(model, table.x_test, table.y_test, spec)
+        with atomic_path(result.directory / "table_model.keras") as tmp:
+            model.save(tmp)
+        report["table_model"] = str(result.directory / "table_model.keras")
+    elif result.best_model is not None:
         report["test_metrics"] = kk.evaluate(result.best_model, _features(data, "x_test"),
                                              data["y_test"], spec)
     if result.ensemble is not None:
-        report["ensemble_test_metrics"] = kk.evaluate(
-            result.ensemble, _features(data, "x_test"), data["y_test"], spec)
-        from kerakit.atomic import atomic_path
-
+        ensemble = result.ensemble if table is None else table.join(result.ensemble, x, y, validation)
+        report["ensemble_test_metrics"] = (
+            kk.evaluate(ensemble, _features(data, "x_test"), data["y_test"], spec) if table is None
+            else kk.evaluate(ensemble, table.x_test, table.y_test, spec))
         with atomic_path(result.directory / "ensemble.keras") as tmp:
-            result.ensemble.save(tmp)
+            ensemble.save(tmp)
     report["_trials"] = result.trials
     return report
 
@@ -184,7 +237,9 @@ def _print_report(report):
         if key in report:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in report[key].items() if k != "n")
             print(f"Test ({label}, n={report[key]['n']}): {shown}")
-    print(f"Search folder: {report['directory']} (trials.csv, trials.png, best_model.keras)")
+    files = "trials.csv, trials.png, best_model.keras" + (", table_model.keras (takes raw rows)"
+                                                         if "table_model" in report else "")
+    print(f"Search folder: {report['directory']} ({files})")
 
 
 def run(args):

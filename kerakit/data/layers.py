@@ -13,8 +13,8 @@ import json
 import keras
 from keras import ops
 
-from kerakit.errors import ConfigError
 from kerakit.ensemble import EnsembleDense, EnsembleHead, EnsembleMean  # noqa: F401  (moved to core)
+from kerakit.errors import ConfigError
 from kerakit.metadata import spec_layer_class
 
 PACKAGE = "kerakit"

@@ -251,7 +251,21 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
 
         train_model = build_model(spec, inputs=inputs, preprocessor=make_preprocessor(
             schema, stats, crosses, cross_bins), body=body, seed=seed, **build_options)
-    metadata = {
+    metadata = _metadata(schema, target_encoder, na_values, body)
+    outputs = TableOutput(metadata, name=OUTPUT_LAYER)(train_model.outputs[0])
+    model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
+    # One optimizer for both views: they hold the same variables, so the saved
+    # file keeps the optimizer state that training built (for fine-tuning).
+    model.compile(optimizer=train_model.optimizer, loss=train_model.loss,
+                  metrics=make_metrics(spec))
+    # The spec travels in build_model's SpecOutput layer, inside both views.
+    return model, train_model
+
+
+def _metadata(schema, target_encoder, na_values, body):
+    """What a raw-column model's `TableOutput` layer carries."""
+    spec = target_encoder.spec_
+    return {
         "format": 1,
         "target": target_encoder.name_,
         "task": spec.task,
@@ -261,14 +275,45 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
         "na_values": [str(v) for v in na_values],
         "body": body if isinstance(body, str) else getattr(body, "__name__", "custom"),
     }
-    outputs = TableOutput(metadata, name=OUTPUT_LAYER)(train_model.outputs[0])
-    model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
-    # One optimizer for both views: they hold the same variables, so the saved
-    # file keeps the optimizer state that training built (for fine-tuning).
-    model.compile(optimizer=train_model.optimizer, loss=train_model.loss,
-                  metrics=make_metrics(spec))
-    # The spec travels in build_model's SpecOutput layer, inside both views.
-    return model, train_model
+
+
+def table_encoder(schema, stats, *, body="table", crosses=(), cross_bins=64):
+    """The preprocessing of a raw-column model alone: a `keras.Model` from raw columns to features.
+
+    The "table" body's (robust scaling, piecewise-linear encodings) or, for
+    any other body, `make_preprocessor`'s. Encode rows once with it
+    (`kerakit.data.train.encode_rows`), search or train a network on the
+    features, then join the two with `join_table_model`; `kerakit tune`
+    does this for recipes of raw columns.
+    """
+    import keras
+
+    inputs = make_inputs(schema)
+    if body == "table":
+        from kerakit.data.bodies import table_preprocessor
+
+        preprocess = table_preprocessor(schema, stats, crosses, cross_bins)
+    else:
+        preprocess = make_preprocessor(schema, stats, crosses, cross_bins)
+    return keras.Model(inputs, preprocess(inputs), name="encode_rows")
+
+
+def join_table_model(encoder_model, network, schema, target_encoder, *, na_values=(), body="table"):
+    """Raw columns → `encoder_model` → `network` → `TableOutput`: a model that serves raw rows.
+
+    `network` maps the features to what it was trained on (class
+    probabilities, or the transformed regression target); the last layer
+    answers in the target's units and carries the metadata, as
+    `build_table_model`'s does.
+    """
+    import keras
+
+    from kerakit.data.layers import TableOutput
+
+    outputs = TableOutput(_metadata(schema, target_encoder, na_values, body),
+                          name=OUTPUT_LAYER)(network(encoder_model.outputs[0]))
+    return keras.Model(encoder_model.inputs, outputs,
+                       name=f"kerakit_table_{target_encoder.spec_.task}")
 
 
 def table_metadata(model):
