@@ -38,7 +38,7 @@ class Config:
     # The model and training defaults are fit_table's (kerakit.data.bodies.TABLE_DEFAULTS).
     body: Literal["table", "mlp"] = TABLE_DEFAULTS.body  # table: TabM-style ensemble; mlp: the old one
     epochs: int = TABLE_DEFAULTS.epochs  # upper bound; the learning-rate schedule spans it
-    batch_size: int | None = None  # rows per step; none: 32 below 10,000 training rows, else 256
+    batch_size: int | None = None  # rows per step; none: about 64 steps per epoch, 32 to 256
     units: tuple[int, ...] = TABLE_DEFAULTS.units  # width of each hidden layer
     members: int = TABLE_DEFAULTS.members  # ensemble members (table body)
     dropout: float = TABLE_DEFAULTS.dropout  # dropout rate after each hidden layer

@@ -21,7 +21,7 @@ shuffled with random_state 0 — the same folds for every model. It compares:
 
 - `new`: `kk.fit_table` with its defaults (the "table" body, `TABLE_DEFAULTS`);
 - `old`: kerakit's previous default (`body="mlp"`, 50 epochs, patience 5,
-  standardized target);
+  standardized target, batch 32 below 10,000 training rows else 256);
 - `hgb`: `HistGradientBoostingRegressor/Classifier()` with default settings
   (categories as pandas categoricals);
 - `linear`: RidgeCV / LogisticRegression on imputed, standardized numbers and
@@ -247,10 +247,16 @@ def fit_linear(train, test, task, seed, categorical):
     return make_pipeline(prepare, estimator).fit(x_train, train["target"]).predict(x_test)
 
 
+def fit_old(train, test, task, seed, categorical):
+    """kerakit's previous default: the mlp body, 50 epochs, patience 5, its batch-size rule."""
+    rows = len(train) - round(0.15 * len(train))  # the training rows after the validation split
+    return fit_kerakit(train, test, task, seed, categorical, body="mlp", epochs=50, patience=5,
+                       target_transform="standardize", batch_size=32 if rows < 10_000 else 256)
+
+
 MODELS = {
     "new": lambda *a: fit_kerakit(*a),
-    "old": lambda *a: fit_kerakit(*a, body="mlp", epochs=50, patience=5,
-                                  target_transform="standardize"),
+    "old": fit_old,
     "hgb": fit_hgb,
     "linear": fit_linear,
 }

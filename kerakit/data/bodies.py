@@ -1,7 +1,7 @@
 """The "table" body of raw-column models, and the defaults `fit_table` and `kerakit run csv` share.
 
 Built from what the tabular deep-learning papers found to matter, and kept
-where it measured well on kerakit's benchmark (`scripts/bench_table.py`,
+where it measured well on kerakit's benchmark (`scripts/bench_tabular.py`,
 BENCHMARKS.md):
 
 - numbers are scaled robustly (median and interquartile range) and smoothly
@@ -48,17 +48,26 @@ class TableDefaults:
     epochs: int = 40
     patience: int = 10
     members: int = 8
-    units: tuple = (256, 256)
+    units: tuple = (192, 192)
     dropout: float = 0.1
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     warmup: float = 0.05
     bins: int = 16
 
     @staticmethod
     def batch_size_for(rows):
-        """The "auto" batch size: 32 below 10,000 training rows, else 256."""
-        return 32 if rows < 10_000 else 256
+        """The "auto" batch size: about 64 steps per epoch, a power of two from 32 to 256.
+
+        Small tables get many small steps; from ~12,000 training rows on the
+        batch is 256 (RealMLP's and TabM's), so an epoch costs the same per
+        row at every size, without the jump of a fixed threshold.
+
+        >>> [TABLE_DEFAULTS.batch_size_for(n) for n in (300, 3_000, 6_000, 20_000)]
+        [32, 64, 128, 256]
+        """
+        target = max(1.0, rows / 64)
+        return int(min(256, max(32, 2 ** round(np.log2(target)))))
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v

@@ -88,8 +88,9 @@ def fit_table(
         class_weight: "balanced" or `{class label: weight}`.
         epochs: maximum epochs (early stopping on `val_loss`). Defaults to
             `TABLE_DEFAULTS.epochs` (shared with `kerakit run csv`).
-        batch_size: rows per step; "auto" is 32 below 10,000 rows, else 256
-            (1024 when streaming).
+        batch_size: rows per step; "auto" aims at about 64 steps per epoch,
+            a power of two from 32 to 256 (`TABLE_DEFAULTS.batch_size_for`;
+            1024 when streaming).
             `epochs`, `batch_size` and `patience` are checked before any data
             is read.
         patience: early-stopping patience in epochs. Defaults to
@@ -107,7 +108,7 @@ def fit_table(
             registered body) and its options: for "table" members, units,
             dropout, learning_rate, weight_decay, warmup, bins; for the others
             those of `kerakit.build_model` (units, dropout, l2, optimizer, ...).
-            The streaming path uses "mlp" unless `body` is given.
+            The streaming path uses the same body ("table" unless `body` is given).
 
     Returns:
         a `TableResult` (`model`, `schema`, `spec`, `history`, `report`, `splits`).
