@@ -319,7 +319,7 @@ def text_inputs(texts, *, max_tokens=20_000, sequence_length=128, embedding_dim=
 # kernel through BatchEnsemble adapters; build_model gives each member its own
 # output layer and averages them.
 TABLE_BODY_OPTIONS = ("units", "members", "dropout")
-_TABLE_UNITS = (256, 256)
+_TABLE_UNITS = (192, 192)  # fit_table's (kerakit.data.bodies.TABLE_DEFAULTS; a test keeps them equal)
 
 
 def pin_table(hp, units=None, **scalars):
@@ -344,7 +344,7 @@ def table(spec, hp):
     """k MLPs sharing kernels through BatchEnsemble adapters (TabM); features → (batch, k, units).
 
     Reads `members` (default 8), `depth` (hidden layers, default 2),
-    `units_i` (their widths, default 256) and `dropout` (default 0.1), the
+    `units_i` (their widths, default 192) and `dropout` (default 0.1), the
     same names as the "mlp" body where they mean the same.
     `build_model` puts one output layer per member after it and averages.
     """
@@ -352,7 +352,8 @@ def table(spec, hp):
 
     members = hp.Int("members", 1, 32, default=8)
     depth = hp.Int("depth", 1, 4, default=len(_TABLE_UNITS))
-    widths = [hp.Int(f"units_{i}", 16, 1024, step=16, default=256) for i in range(depth)]
+    widths = [hp.Int(f"units_{i}", 16, 1024, step=16, default=_TABLE_UNITS[min(i, len(_TABLE_UNITS) - 1)])
+              for i in range(depth)]
     dropout = hp.Float("dropout", 0.0, 0.5, step=0.05, default=0.1)
 
     def apply(x):

@@ -93,6 +93,15 @@ def test_fit_table_and_the_csv_recipe_share_the_table_defaults():
         TABLE_DEFAULTS.units, TABLE_DEFAULTS.members, TABLE_DEFAULTS.learning_rate,
         TABLE_DEFAULTS.dropout)
     assert TABLE_DEFAULTS.body == "table"
+    # build_model's "table" body starts from the same network.
+    import keras_tuner
+
+    from kerakit import bodies
+    hp = keras_tuner.HyperParameters()
+    bodies.table(kk.ProblemSpec(task="regression"), hp)
+    assert (hp.get("members"), hp.get("dropout"), tuple(hp.get(f"units_{i}")
+            for i in range(hp.get("depth")))) == (TABLE_DEFAULTS.members, TABLE_DEFAULTS.dropout,
+                                                  TABLE_DEFAULTS.units)
 
 
 def test_table_options_name_the_valid_ones():
