@@ -33,7 +33,7 @@ class Config:
     na_values: tuple[str, ...] = ()  # extra cell texts that mean missing, e.g. ? -
     drop_missing_target: bool = False  # drop rows whose target is missing instead of refusing
     task: Literal["auto", "classification", "regression"] = "auto"  # what the target is
-    target_transform: Literal["auto", "standardize", "log1p", "none"] = "auto"  # regression target scaling
+    target_transform: Literal["auto", "standardize", "log1p", "poisson", "none"] = "auto"  # regression target scaling
     class_weight: Literal["none", "balanced"] = "none"  # re-weight classes for imbalanced targets
     # The model and training defaults are fit_table's (kerakit.data.bodies.TABLE_DEFAULTS).
     body: Literal["table", "mlp"] = TABLE_DEFAULTS.body  # table: TabM-style ensemble; mlp: the old one
@@ -183,6 +183,9 @@ def history_units(data):
     target = data["target"]
     if transform.get("kind", "none") == "none":
         return None
+    if transform.get("link") == "log":
+        return (f"Poisson deviance of {target} / {transform['scale']:.4g} against the "
+                f"network's log of it")
     inner = f"log1p({target})" if transform.get("log1p") else target
     return (f"standardized {inner} units (({inner} - {transform['mean']:.4g}) / "
             f"{transform['scale']:.4g})")

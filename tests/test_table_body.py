@@ -206,6 +206,11 @@ def test_kerakit_tune_body_flag_searches_the_table_space(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["best_hyperparameters"]["optimizer"] == "adamw"
     assert report["best_hyperparameters"]["members"] in (4, 8, 16)
+    # Resumed, stdout is still the JSON alone (Keras Tuner's "Reloading Tuner" goes to stderr).
+    assert cli.main(["tune", "breast_cancer", "--body", "table", "--max-trials", "2",
+                     "--epochs", "2", "--directory", str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["best_trial"] == report["best_trial"] and "Reloading" in err
     code = cli.main(["tune", "breast_cancer", "--body", "tabel", "--max-trials", "1",
                      "--epochs", "1", "--directory", str(tmp_path / "typo")])
     assert code == 1 and "table" in capsys.readouterr().err

@@ -248,8 +248,14 @@ def run(args):
     options = argparse.ArgumentParser(prog="kerakit tune", allow_abbrev=False, add_help=False)
     add_options(options)
     args, rest = options.parse_known_args(args.recipe_args, namespace=args)
+    import contextlib
+
+    # --json: stdout carries the JSON alone; anything a library prints on the
+    # way (Keras Tuner's "Reloading Tuner from ..." on resume) goes to stderr.
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if args.json_output else contextlib.nullcontext()
     try:
-        report = tune_recipe(args, rest)
+        with quiet_stdout:
+            report = tune_recipe(args, rest)
     except KerakitError as error:
         print(f"kerakit: error: {error}", file=sys.stderr)
         return 1

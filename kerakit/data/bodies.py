@@ -179,7 +179,8 @@ def learning_rate_schedule(learning_rate, steps, warmup):
         warmup_target=float(learning_rate), warmup_steps=warm)
 
 
-def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, **options):
+def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, loss="auto",
+                        metrics="auto", **options):
     """The trainable table model: preprocessing → k-member BatchEnsemble MLP → averaged head.
 
     Args:
@@ -189,6 +190,8 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, **op
         steps: the planned number of training steps (epochs × batches), for
             the warm-up + cosine schedule; None keeps the rate constant.
         seed: seeds the weights.
+        loss, metrics: "auto" for the spec's; or as given (a log-link target
+            trains on `kerakit.data.layers.log_poisson`, without metrics).
         **options: `TABLE_OPTIONS` (members, units, dropout, learning_rate,
             weight_decay, warmup; bins is the preprocessor's).
 
@@ -212,5 +215,6 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, **op
     optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate_schedule(settings["learning_rate"], steps, settings["warmup"]),
         weight_decay=settings["weight_decay"])
-    model.compile(optimizer=optimizer, loss=spec.loss, metrics=heads.make_metrics(spec))
+    model.compile(optimizer=optimizer, loss=spec.loss if loss == "auto" else loss,
+                  metrics=heads.make_metrics(spec) if metrics == "auto" else metrics)
     return model

@@ -106,8 +106,11 @@ class TableOutput(keras.layers.Layer):
         # median; times the mean of exp(residual) it estimates the mean again.
         # Files saved before it existed read 1.0 (plain expm1).
         self._smearing = float(transform.get("smearing", 1.0))
+        self._log_link = transform.get("link") == "log"
 
     def call(self, inputs):
+        if self._log_link:  # the network predicts log(mean / scale)
+            return ops.exp(ops.minimum(inputs, LOG_LINK_MAX)) * self._scale
         outputs = inputs * self._scale + self._offset
         if not self._log1p:
             return outputs
@@ -133,6 +136,28 @@ class TableOutput(keras.layers.Layer):
         from kerakit.data.targets import spec_from_metadata
 
         return spec_from_metadata(self.metadata) if self.metadata.get("task") else None
+
+
+# exp() of more than this overflows float32; a log-link output is clipped there.
+LOG_LINK_MAX = 80.0
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def log_poisson(y_true, y_pred):
+    """The Poisson deviance (up to a constant) of a network that predicts the log of the mean.
+
+    `exp(z) - y * z`, averaged over the last axis: minimized by
+    `exp(z) = E[y | x]`, so a log-link model (`target_transform="poisson"`)
+    estimates the conditional mean of any non-negative target. Keras's own
+    "poisson" loss takes the mean itself; this one takes its log, which keeps
+    the output layer linear and the gradient well scaled.
+
+    >>> round(float(log_poisson(np.array([[2.0]]), np.array([[np.log(2.0)]]))[0]), 4)
+    0.6137
+    """
+    y_true = ops.cast(y_true, y_pred.dtype)
+    z = ops.minimum(y_pred, LOG_LINK_MAX)
+    return ops.mean(ops.exp(z) - y_true * z, axis=-1)
 
 
 # Layers of the "table" body (kerakit.data.bodies) -------------------------

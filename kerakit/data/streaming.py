@@ -28,7 +28,7 @@ import numpy as np
 from kerakit.data.csvfile import NA_TOKENS, CsvReader
 from kerakit.data.preprocess import StatsAccumulator
 from kerakit.data.schema import _labels, _numbers, check_target, infer_schema, to_inputs
-from kerakit.data.targets import TARGET_TRANSFORMS, TargetEncoder, class_value, resolve_task
+from kerakit.data.targets import LOG_LINK, TARGET_TRANSFORMS, TargetEncoder, class_value, resolve_task
 from kerakit.errors import ConfigError, DataError, DataTypeError
 
 TRAIN, VALIDATION, TEST, DROP = 0, 1, 2, 255
@@ -85,6 +85,10 @@ class _Targets:
         if task == "regression":
             self.kind = "standardize" if transform == "auto" else transform
             TargetEncoder("regression", self.kind)._transform_kind()  # refuses unknown names
+            if self.kind in LOG_LINK:
+                raise ConfigError(
+                    f"target_transform={self.kind!r} is not available when streaming a CSV; use "
+                    f"'log1p' or 'standardize', or load the file in memory (streaming=False).")
         self.validation, self.test, self.seed = validation, test, seed
         self.tokens = {}  # raw text → class value
         self.seen = collections.Counter()  # group → rows assigned so far

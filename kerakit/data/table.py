@@ -238,6 +238,13 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
             "(numbers and integer categories train on every backend).")
     spec = target_encoder.spec_
     inputs = make_inputs(schema)
+    # A log-link target trains on the Poisson deviance of the log-mean; metrics
+    # in that space mean nothing (the report measures in the target's units).
+    objective = {}
+    if target_encoder.transform_.get("link") == "log":
+        from kerakit.data.layers import log_poisson
+
+        objective = {"loss": log_poisson, "metrics": []}
     if body == "table":
         from kerakit.data.bodies import TABLE_DEFAULTS, build_table_network, table_preprocessor
 
@@ -245,12 +252,13 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
         bins = TABLE_DEFAULTS.bins if bins is None else bins
         train_model = build_table_network(
             spec, inputs, table_preprocessor(schema, stats, crosses, cross_bins, bins=bins),
-            steps=steps, seed=seed, **build_options)
+            steps=steps, seed=seed, **objective, **build_options)
     else:
         from kerakit.builders import build_model
 
         train_model = build_model(spec, inputs=inputs, preprocessor=make_preprocessor(
-            schema, stats, crosses, cross_bins), body=body, seed=seed, **build_options)
+            schema, stats, crosses, cross_bins), body=body, seed=seed, **objective,
+            **build_options)
     metadata = _metadata(schema, target_encoder, na_values, body)
     outputs = TableOutput(metadata, name=OUTPUT_LAYER)(train_model.outputs[0])
     model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")

@@ -3,8 +3,9 @@
 Class labels (text, booleans, integer codes) are encoded as indices into
 sorted class names; the names travel with the model (in its `TableOutput`
 layer), so predictions come back as the original labels. A regression target
-can be standardized or `log1p`-transformed (then standardized); the model's
-last layer inverts the transform, so it predicts in the target's own units.
+can be standardized, `log1p`-transformed (then standardized) or trained
+through a log link on the Poisson deviance ("poisson"); the model's last
+layer inverts the transform, so it predicts in the target's own units.
 """
 
 import numpy as np
@@ -18,7 +19,13 @@ TARGET_TRANSFORMS = {
     "none": (False, False),
     "standardize": (False, True),
     "log1p": (True, True),
+    "poisson": (False, False),  # a log link: see LOG_LINK
 }
+# Transforms whose network predicts the log of the mean: the target is only
+# divided by its training mean, the network's output z answers exp(z) x mean,
+# and it trains on the Poisson deviance (`log_poisson`), which estimates the
+# conditional mean of any non-negative target (counts, amounts) directly.
+LOG_LINK = ("poisson",)
 TASKS = ("auto", "classification", "regression")
 # target_transform="auto" takes log1p above this skewness (a target without negative values).
 SKEWED = 2.0
@@ -201,6 +208,8 @@ class TargetEncoder:
         self.class_names_ = None
         log1p, _ = TARGET_TRANSFORMS[kind]
         self.transform_ = {"kind": kind, "log1p": log1p, "mean": float(mean), "scale": float(scale)}
+        if kind in LOG_LINK:
+            self.transform_["link"] = "log"
         return self
 
     def fit_classes(self, name, class_names):
@@ -253,6 +262,16 @@ class TargetEncoder:
 
 def _moments(kind, values, name):
     log1p, standardize = TARGET_TRANSFORMS[kind]
+    if kind in LOG_LINK:
+        low = values < 0
+        if low.any():
+            raise DataError(
+                f"target_transform={kind!r} needs target values of 0 or more; {name!r} has "
+                f"{int(low.sum())} negative value(s) (smallest {values.min():g}). Use "
+                f"target_transform='standardize'."
+            )
+        mean = float(np.mean(values)) if len(values) else 0.0
+        return kind, 0.0, mean if mean > 0 else 1.0
     if log1p:
         low = values <= -1
         if low.any():

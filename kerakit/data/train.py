@@ -84,8 +84,9 @@ def train_table_model(model, train_model, x, y, *, spec, encoder, validation_dat
 
     encode, core = split_at_features(train_model)
     if core is not None:  # the same optimizer object: the saved model keeps its state
+        log_link = encoder.transform_.get("link") == "log"
         core.compile(optimizer=train_model.optimizer, loss=train_model.loss,
-                     metrics=heads.make_metrics(spec))
+                     metrics=[] if log_link else heads.make_metrics(spec))
     if core is None:
         history = fit(train_model, x, y, spec=spec, validation_data=validation_data, **fit_options)
         trained, x_val = train_model, None if validation_data is None else validation_data[0]
