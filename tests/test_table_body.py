@@ -286,3 +286,42 @@ def test_kerakit_tune_csv_searches_the_table_body_on_raw_columns(tmp_path, capsy
     assert metadata["body"] == "table" and metadata["target"] == "price"
     rows = [{c["name"]: 1 for c in metadata["columns"]}]
     assert np.isfinite(kk.predict_table(model, rows)).all()
+
+
+def test_the_poisson_transform_is_a_log_link_on_the_training_mean():
+    from kerakit.errors import DataError
+
+    visits = pd.Series([0.0, 1.0, 2.0, 5.0, 12.0])
+    encoder = TargetEncoder("regression", "poisson").fit(visits, "visits")
+    transform = encoder.transform_
+    assert (transform["kind"], transform["link"], transform["mean"]) == ("poisson", "log", 0.0)
+    assert transform["scale"] == pytest.approx(4.0)
+    np.testing.assert_allclose(encoder.encode(visits), visits / 4.0)
+    layer = layers.TableOutput({"target_transform": transform})
+    np.testing.assert_allclose(np.asarray(layer(np.log(np.array([[0.5], [2.0]], "float32")))),
+                               [[2.0], [8.0]], rtol=1e-6)
+    # The deviance is smallest where exp(z) is the mean of y.
+    y = np.array([[1.0], [3.0]], "float32")
+    losses = [float(np.mean(np.asarray(layers.log_poisson(y, np.full((2, 1), np.log(m), "float32")))))
+              for m in (1.0, 2.0, 3.0)]
+    assert losses[1] < min(losses[0], losses[2])
+    with pytest.raises(DataError, match="0 or more"):
+        TargetEncoder("regression", "poisson").fit(pd.Series([1.0, -2.0, 3.0]), "delta")
+
+
+@pytest.mark.slow
+def test_fit_table_with_the_poisson_transform_predicts_positive_means(tmp_path):
+    frame = _counts_frame(400)
+    result = kk.fit_table(frame, target="visits", target_transform="poisson", epochs=3,
+                          units=(16,), members=2, seed=0)
+    assert set(result.history.history) == {"loss", "val_loss"}  # deviance only
+    rows = frame.head(30).drop(columns="visits")
+    predicted = kk.predict_table(result.model, rows)
+    assert (predicted > 0).all() and np.isfinite(result.report["test"]["r2"])
+    path = kk.save_table_model(result.model, tmp_path / "visits.keras")
+    np.testing.assert_allclose(kk.predict_table(kk.load_table_model(path), rows), predicted,
+                               rtol=1e-5)
+    csv = tmp_path / "visits.csv"
+    frame.to_csv(csv, index=False)
+    with pytest.raises(ConfigError, match="not available when streaming"):
+        kk.fit_table(str(csv), target="visits", target_transform="poisson", streaming=True)
