@@ -242,9 +242,10 @@ def test_table_models_train_on_encoded_rows_on_every_backend(tmp_path):
     from kerakit.data.train import encode_rows, split_at_features
 
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"a": rng.normal(size=240), "b": rng.exponential(size=240),
+    # "mean radius": a column whose name is not a valid layer name (breast_cancer's are such).
+    frame = pd.DataFrame({"mean radius": rng.normal(size=240), "b": rng.exponential(size=240),
                           "k": rng.integers(0, 4, 240)})
-    frame["visits"] = rng.poisson(np.exp(frame.a + (frame.k == 1)))
+    frame["visits"] = rng.poisson(np.exp(frame["mean radius"] + (frame.k == 1)))
     result = kk.fit_table(frame, target="visits", task="regression", epochs=3, units=(16,),
                           members=2, seed=0)
     assert len(result.history.history["loss"]) == 3

@@ -320,7 +320,7 @@ def join_table_model(encoder_model, network, schema, target_encoder, *, na_value
 
     outputs = TableOutput(_metadata(schema, target_encoder, na_values, body),
                           name=OUTPUT_LAYER)(network(encoder_model.outputs[0]))
-    return keras.Model(encoder_model.inputs, outputs,
+    return keras.Model(encoder_model.input, outputs,
                        name=f"kerakit_table_{target_encoder.spec_.task}")
 
 
@@ -349,7 +349,7 @@ def training_model(model):
     import keras
 
     layer = model.get_layer(OUTPUT_LAYER)
-    return keras.Model(model.inputs, layer.input)
+    return keras.Model(model.input, layer.input)
 
 
 def _rows_frame(rows, na_values=()):
