@@ -8,8 +8,8 @@ column's kind (numbers, integer or string categories, booleans; override with
 seeded), learns scaling and vocabularies from the training rows only, and
 trains a model with that preprocessing inside it: missing cells are imputed
 with a missing-indicator, unseen categories go to an out-of-vocabulary
-bucket, a regression target is standardized (or, skewed and non-negative,
-fitted through a log link on the Poisson deviance) and mapped back (the learning curves and history.csv are in the transformed
+bucket, a regression target is standardized (or log1p-transformed) and
+mapped back (the learning curves and history.csv are in the transformed
 units; the manifest records the transform). The saved model predicts from raw rows: `kerakit predict RUN
 --csv new.csv --out predictions.csv`. Without --path, --smoke trains on a
 small generated CSV. Files too large for memory: see `kerakit.fit_table`

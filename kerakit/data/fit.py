@@ -77,13 +77,14 @@ def fit_table(
         types: `{column: kind}` overrides of inferred kinds.
         ignore: columns to leave out.
         task: "auto", "classification" or "regression".
-        target_transform: regression only: "auto" (the default: "poisson"
+        target_transform: regression only: "auto" (the default: "log1p"
             for a skewed target without negative values, else "standardize";
             the streaming path: "standardize"), "standardize", "log1p" (then
             standardized; answers are corrected to a mean with Duan's
             smearing factor from the validation rows), "poisson" (a log link
             trained on the Poisson deviance: the network predicts the log of
-            the mean) or "none"; the model's last layer inverts it.
+            the mean; for counts whose variance grows like their mean) or
+            "none"; the model's last layer inverts it.
         crosses: column tuples to cross, e.g. `[("city", "rooms")]`.
         validation: validation fraction. Defaults to 0.15.
         test: test fraction (0 for none). Defaults to 0.15.
