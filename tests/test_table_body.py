@@ -326,3 +326,9 @@ def test_fit_table_with_the_poisson_transform_predicts_positive_means(tmp_path):
     frame.to_csv(csv, index=False)
     with pytest.raises(ConfigError, match="not available when streaming"):
         kk.fit_table(str(csv), target="visits", target_transform="poisson", streaming=True)
+
+
+def test_kk_ensemble_stays_the_averaging_function_once_the_table_layers_load():
+    import kerakit.tabm  # noqa: F401  a module named kerakit.ensemble would shadow kk.ensemble
+
+    assert callable(kk.ensemble) and not inspect.ismodule(kk.ensemble)

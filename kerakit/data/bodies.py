@@ -202,8 +202,8 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, loss
 
     from kerakit import heads
     from kerakit.backend import set_random_seed
-    from kerakit.ensemble import ensemble_output, ensemble_stack
     from kerakit.metadata import spec_output
+    from kerakit.tabm import ensemble_output, ensemble_stack
 
     settings = table_options(**options)
     if seed is not None:

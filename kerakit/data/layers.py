@@ -13,9 +13,9 @@ import json
 import keras
 from keras import ops
 
-from kerakit.ensemble import EnsembleDense, EnsembleHead, EnsembleMean  # noqa: F401  (moved to core)
 from kerakit.errors import ConfigError
 from kerakit.metadata import spec_layer_class
+from kerakit.tabm import EnsembleDense, EnsembleHead, EnsembleMean  # noqa: F401  (moved to core)
 
 PACKAGE = "kerakit"
 

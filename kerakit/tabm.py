@@ -6,6 +6,7 @@ adapters, `EnsembleHead` gives each member its own output layer and
 `fit_table` (`kerakit.data.bodies`) and the "table" body of `build_model`
 and `tune` (`kerakit.bodies.table`). Registered with Keras's serialization
 under the names they have always had, so saved models load unchanged.
+(Not `kerakit.ensemble`: that name is `kk.ensemble`, the averaging of trained models.)
 """
 
 import keras
