@@ -322,17 +322,22 @@ TABLE_BODY_OPTIONS = ("units", "members", "dropout")
 _TABLE_UNITS = (192, 192)  # fit_table's (kerakit.data.bodies.TABLE_DEFAULTS; a test keeps them equal)
 
 
+def pin_units(hp, units):
+    """Pins `units` (an int or one width per hidden layer) as `depth` and `units_i`."""
+    units = (units,) if isinstance(units, int) else tuple(units)
+    if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
+        raise ConfigError(
+            "`units` must be a positive integer or a sequence of them, one per hidden "
+            f"layer. Received: units={units!r}"
+        )
+    hp.Fixed("depth", len(units))
+    for i, width in enumerate(units):
+        hp.Fixed(f"units_{i}", width)
+
+
 def pin_table(hp, units=None, **scalars):
     if units is not None:
-        units = (units,) if isinstance(units, int) else tuple(units)
-        if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
-            raise ConfigError(
-                "`units` must be a positive integer or a sequence of them, one per hidden "
-                f"layer. Received: units={units!r}"
-            )
-        hp.Fixed("depth", len(units))
-        for i, width in enumerate(units):
-            hp.Fixed(f"units_{i}", width)
+        pin_units(hp, units)
     members = scalars.get("members")
     if members is not None and (isinstance(members, bool) or not isinstance(members, int)
                                 or members < 1):

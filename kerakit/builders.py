@@ -110,15 +110,7 @@ _MLP_DEFAULT_UNITS = (128, 64)
 
 def _pin_mlp(hp, units=None, **scalars):
     if units is not None:
-        units = (units,) if isinstance(units, int) else tuple(units)
-        if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
-            raise ConfigError(
-                "`units` must be a positive integer or a sequence of them, one per hidden "
-                f"layer. Received: units={units!r}"
-            )
-        hp.Fixed("depth", len(units))
-        for i, width in enumerate(units):
-            hp.Fixed(f"units_{i}", width)
+        bodies.pin_units(hp, units)
     for key, value in scalars.items():
         if value is None:
             continue

@@ -125,11 +125,6 @@ class _Table:
         return model
 
 
-def _encode_table(data, body):
-    table = _Table(data, body)
-    return table, table.data
-
-
 def tune_recipe(args, rest):
     """Loads the recipe, tunes on its data, reports on its test split; returns the result dict."""
     import functools
@@ -160,7 +155,8 @@ def tune_recipe(args, rest):
     spec = data["spec"]
     table = None
     if isinstance(data["x_train"], dict) and {"schema", "encoder"} <= set(data):
-        table, data = _encode_table(data, args.body)  # raw columns (kerakit run csv)
+        table = _Table(data, args.body)  # raw columns (kerakit run csv): encoded once
+        data = table.data
     x_train, x_val = _features(data, "x_train"), _features(data, "x_val")
     y_train, y_val = np.asarray(data["y_train"]), np.asarray(data["y_val"])
     if args.cv:
