@@ -130,7 +130,7 @@ class RunModel:
         import numpy as np
         import pandas as pd
 
-        from kerakit.spec import infer_spec
+        from kerakit.inference import infer_spec
 
         if self.table is not None:
             from kerakit.data.targets import encoder_from_metadata

@@ -27,8 +27,7 @@ PUBLIC_NAMES = {
     # tuning and cross-validation
     "tune", "TuneResult", "SearchSpace", "cross_validate", "make_folds", "CrossValidationResult",
     # active learning
-    "ActiveLearner", "register_query_strategy", "register_strategy", "simulate",
-    "simulate_active_learning", "Simulation",
+    "ActiveLearner", "register_query_strategy", "simulate", "Simulation",
     # analysis, fine-tuning, export and serving
     "load_model", "compare", "compare_predictions", "Comparison", "permutation_importance",
     "Importance", "plot_importance", "ensemble", "ensemble_from_tuner", "finetune", "FineTuned",

@@ -1,5 +1,5 @@
-"""Models, inputs and predictions for `kerakit.analysis`: `load_model`, `spec_from_model`,
-`model_inputs` and the chunked eager `_predict`.
+"""Models and inputs for `kerakit.analysis`: `load_model`, `spec_from_model`, `model_inputs`,
+`input_structure` and `resolve_spec`. Predictions come from `kerakit.training.predict_in_chunks`.
 
 Only NumPy is imported with the module; Keras and TensorFlow load when a
 function needs them.
@@ -77,7 +77,7 @@ def is_table_model(model):
     return any(layer.name == OUTPUT_LAYER for layer in getattr(model, "layers", ()))
 
 
-def _input_struct(model):
+def input_structure(model):
     """The model's symbolic inputs: a dict for raw-column models, else a tensor."""
     try:
         return model.input
@@ -98,7 +98,7 @@ def model_inputs(model, x):
         from kerakit.data import table_inputs
 
         return table_inputs(model, x)
-    struct = _input_struct(model)
+    struct = input_structure(model)
     if isinstance(struct, dict):
         return _column_inputs(struct, x)
     if hasattr(x, "to_numpy") and not isinstance(x, dict):
@@ -117,8 +117,6 @@ def model_inputs(model, x):
 
 
 def _column_inputs(struct, x):
-    import tensorflow as tf
-
     if hasattr(x, "columns"):
         columns = {name: x[name].to_numpy() for name in x.columns}
     elif isinstance(x, dict):
@@ -142,8 +140,9 @@ def _column_inputs(struct, x):
         value = columns[name]
         shape = (len(value),) + tuple(1 if d is None else d for d in tensor.shape[1:])
         if tensor.dtype == "string":
+            # NumPy strings: kerakit.training.predict_in_chunks makes them string tensors.
             value = np.array(["" if v is None else str(v) for v in value.ravel()], dtype=object)
-            out[name] = tf.constant(value.reshape(shape), dtype=tf.string)
+            out[name] = value.reshape(shape)
         else:
             try:
                 value = value.astype(tensor.dtype)
@@ -154,30 +153,6 @@ def _column_inputs(struct, x):
                 ) from None
             out[name] = value.reshape(shape)
     return out
-
-
-def _num_rows(x):
-    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
-
-
-def _predict(model, x, batch_size=4096):
-    """Predictions for inputs already converted by `model_inputs`.
-
-    Calls the model eagerly in chunks: permutation importance makes hundreds
-    of calls, and `model.predict` would trace a new function for each new
-    batch shape (TensorFlow then warns about retracing).
-    """
-    import keras
-
-    n = _num_rows(x)
-    parts = []
-    for start in range(0, n, batch_size):
-        chunk = (
-            {k: v[start:start + batch_size] for k, v in x.items()}
-            if isinstance(x, dict) else x[start:start + batch_size]
-        )
-        parts.append(np.asarray(keras.ops.convert_to_numpy(model(chunk, training=False)), dtype=np.float64))
-    return np.concatenate(parts) if parts else np.zeros((0,))
 
 
 # Output activation → task, for models whose spec is recorded nowhere (built outside
@@ -208,8 +183,9 @@ def spec_from_model(model):
     return ProblemSpec(task="regression", num_targets=int(width))
 
 
-def _resolve_spec(spec, models, y):
-    from kerakit.spec import infer_spec
+def resolve_spec(spec, models, y):
+    """`spec` when given, else the first one a model carries or shows, else `infer_spec(y)`."""
+    from kerakit.inference import infer_spec
 
     if spec is not None:
         return spec

@@ -164,7 +164,7 @@ def test_seed_gives_identical_history_in_two_processes():
 @pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's own log lines")
 def test_training_scripts_do_not_print_tensorflow_error_lines():
-    """Issue 14, item 10: no "E0000 ... use_unbounded_threadpool" / cuInit lines from a kerakit script."""
+    """No "E0000 ... use_unbounded_threadpool" / cuInit lines from a kerakit script."""
     code = textwrap.dedent("""
         import numpy as np, pandas as pd, kerakit as kk
         rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""The `cnn` and `sequence` bodies and raw-text inputs (issue 16)."""
+"""The `cnn` and `sequence` bodies and raw-text inputs."""
 
 import numpy as np
 import pytest

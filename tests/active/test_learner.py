@@ -204,26 +204,15 @@ def test_register_query_strategy_and_names():
         active.get_strategy("margn")
 
 
-def test_register_strategy_is_a_deprecated_alias_naming_the_new_name():
-    def first_rows(model, x_pool, n):
-        return list(range(n))
+def test_one_public_name_per_concept():
+    import importlib
 
-    try:
-        with pytest.warns(DeprecationWarning, match="register_query_strategy"):
-            returned = kk.register_strategy("first_rows_test", first_rows)
-        assert returned is first_rows and active.get_strategy("first_rows_test").query is first_rows
-    finally:
-        active.STRATEGIES.pop("first_rows_test", None)
-
-
-def test_new_names_are_the_same_objects():
-    import kerakit.crossval
-    import kerakit.validation
-
-    assert kk.simulate_active_learning is kk.simulate
+    for gone in ("register_strategy", "simulate_active_learning"):
+        assert not hasattr(kk, gone) and not hasattr(active, gone)
+    for module in ("kerakit.validation", "kerakit.analysis_plots", "kerakit.active.strategies"):
+        with pytest.raises(ImportError):
+            importlib.import_module(module)
     assert kk.Simulation is active.Simulation
-    assert kk.CrossValidationResult is kerakit.crossval.CrossValidationResult
-    assert kerakit.validation.cross_validate is kerakit.crossval.cross_validate  # deprecated module name
 
 
 # The learner ------------------------------------------------------------------------
@@ -388,7 +377,7 @@ def test_simulation_plot_and_json(tmp_path):
 
 
 def test_monte_carlo_strategies_without_dropout_are_refused_at_construction():
-    # Issue 14, item 4: refused when the learner is made, not at the first query after training.
+    # Refused when the learner is made, not at the first query after training.
     x0 = np.random.default_rng(0).normal(size=(12, 3)).astype("float32")
     multiclass = kk.ProblemSpec(task="multiclass", num_classes=3)
     regression = kk.ProblemSpec(task="regression")

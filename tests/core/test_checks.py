@@ -1,10 +1,11 @@
 """Bad input is refused before training, with a message that says what to change.
 
-One test per case of the core issue. Each goes through `kerakit.fit` (or
+One test per case. Each goes through `kerakit.fit` (or
 `build_model` for names) and checks that the error is a kerakit error, also a
 ValueError/TypeError, and that no training step ran.
 """
 
+import keras
 import numpy as np
 import pytest
 
@@ -163,7 +164,7 @@ def test_weights_or_split_with_a_dataset_are_refused(sparse_model):
         kk.fit(sparse_model, ds, validation_split=0.2, verbose=0)
 
 
-# Issue 14, item 4: inputs that reached TensorFlow or NumPy raw ----------------
+# Inputs that used to reach TensorFlow or NumPy raw -----------------------------
 
 
 def test_ragged_lists_as_features(sparse_model):
@@ -197,7 +198,7 @@ def test_a_negative_label_is_not_told_to_raise_num_classes(sparse_model):
     assert "num_classes to" not in message
 
 
-# Issue 14, items 2 and 4: fit's options, checked once before anything trains --
+# fit's options, checked once before anything trains ----------------------------
 
 
 def _fit_refused(model, match, error=KerakitError, x=X, y=None, **options):
@@ -249,3 +250,122 @@ def test_a_feature_whose_square_overflows_float32(sparse_model):
     x[3, 1] = 1e38
     message = _fit_refused(sparse_model, "overflows float32", x=x)
     assert "[[3, 1]]" in message
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"callbacks": "early_stopping"}, "list of keras.callbacks.Callback"),
+    ({"callbacks": [object()]}, "must be a keras.callbacks.Callback"),
+    ({"validation_split": "0.2"}, "`validation_split` must be a number in"),
+    ({"validation_split": 1.5}, "`validation_split` must be a number in"),
+    ({"steps_per_execution": 0}, "`steps_per_execution` must be >= 1"),
+    ({"steps_per_execution": "lots"}, "'auto' or a whole number"),
+    ({"seed": -1}, "`seed` must be >= 0"),
+    ({"seed": "abc"}, "`seed` must be a whole number"),
+])
+def test_fit_options_of_the_wrong_kind(sparse_model, options, match):
+    _fit_refused(sparse_model, match, **options)
+
+
+def test_fit_needs_a_compiled_keras_model(tmp_path):
+    y = RNG.integers(0, 3, len(X))
+    with pytest.raises(KerakitError, match="not a path. Load the file first"):
+        kk.fit(str(tmp_path / "model.keras"), X, y, epochs=1, verbose=0)
+    with pytest.raises(KerakitError, match="must be a keras.Model"):
+        kk.fit(object(), X, y, epochs=1, verbose=0)
+    inputs = keras.Input((4,))
+    uncompiled = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    _fit_refused(uncompiled, "is not compiled", spec=SPARSE)
+
+
+def test_evaluate_refuses_a_threshold_outside_zero_and_one():
+    model = _model(BINARY)
+    y = RNG.integers(0, 2, len(X))
+    for threshold in (2.0, 0.0, -0.5, "0.5"):
+        with pytest.raises(KerakitError, match=r"`threshold` must be a number in \(0, 1\)"):
+            kk.evaluate(model, X, y, threshold=threshold)
+
+
+# A model with several named inputs: each input is checked as one array is. -----------------
+
+
+@pytest.fixture(scope="module")
+def two_input_model():
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    hidden = keras.layers.Dense(4, activation="relu")(keras.layers.Concatenate()([a, b]))
+    model = keras.Model({"a": a, "b": b}, keras.layers.Dense(1, activation="sigmoid")(hidden))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+def _inputs(rows_a=24, rows_b=24):
+    return {"a": RNG.normal(size=(rows_a, 3)).astype("float32"),
+            "b": RNG.normal(size=(rows_b, 2)).astype("float32")}
+
+
+def test_a_nan_cell_in_one_input_of_a_dict(two_input_model):
+    x = _inputs()
+    x["b"][5, 1] = np.nan
+    message = _fit_refused(two_input_model, "NaN or infinite", error=DataError, x=x,
+                           y=RNG.integers(0, 2, 24), spec=BINARY)
+    assert "x['b']" in message and "[[5, 1]]" in message
+
+
+def test_inputs_of_a_dict_with_different_row_counts(two_input_model):
+    message = _fit_refused(two_input_model, "different numbers of rows", error=DataError,
+                           x=_inputs(24, 16), y=RNG.integers(0, 2, 24), spec=BINARY)
+    assert "'a': 24" in message and "'b': 16" in message
+
+
+def test_strings_in_a_numeric_input_of_a_dict(two_input_model):
+    x = _inputs()
+    x["a"] = np.array([["1", "x", "2"]] * 24)
+    message = _fit_refused(two_input_model, "must be numeric", error=DataTypeError, x=x,
+                           y=RNG.integers(0, 2, 24), spec=BINARY)
+    assert "x['a']" in message
+
+
+def test_a_valid_dict_still_trains_and_predicts(two_input_model):
+    x = _inputs()
+    kk.fit(two_input_model, x, RNG.integers(0, 2, 24), spec=BINARY, epochs=1, verbose=0)
+    assert kk.predict(two_input_model, x).shape == (24, 1)
+
+
+# Texts ------------------------------------------------------------------------------------
+
+
+def test_texts_that_are_not_valid_unicode_are_refused():
+    from kerakit.checks import validate_text
+
+    broken = b"caf\xe9 au lait".decode("utf-8", "surrogateescape")
+    with pytest.raises(DataError, match="not valid Unicode, first at index 1") as info:
+        validate_text(["fine", broken, "also fine"])
+    assert "encoding=" in str(info.value)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"max_tokens": 0}, "`max_tokens` must be >= 3"),
+    ({"sequence_length": -1}, "`sequence_length` must be >= 1"),
+    ({"embedding_dim": 2.5}, "`embedding_dim` must be a whole number"),
+])
+def test_text_input_sizes_are_checked(options, match):
+    with pytest.raises(KerakitError, match=match):
+        kk.text_inputs(["a cat", "a dog"], **options)
+
+
+# The scalar checkers ------------------------------------------------------------------------
+
+
+def test_check_count_and_check_fraction_name_the_option_and_the_range():
+    from kerakit.checks import check_count, check_fraction
+
+    assert check_count("n", np.int64(3)) == 3 and check_count("n", None, allow_none=True) is None
+    for value in (True, 2.0, "2", 0):
+        with pytest.raises(KerakitError, match="`n` must be"):
+            check_count("n", value)
+    with pytest.raises(KerakitError, match=r"must be in \[1, 5\]. Received: n=6"):
+        check_count("n", 6, maximum=5)
+    assert check_fraction("p", 0.25) == 0.25
+    assert check_fraction("p", 0.0, include_low=True) == 0.0
+    for value in (0.0, 1.0, float("nan"), True, "0.5", None):
+        with pytest.raises(KerakitError, match=r"`p` must be a number in \(0, 1\)"):
+            check_fraction("p", value)

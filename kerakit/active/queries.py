@@ -7,12 +7,12 @@ Monte-Carlo dropout or an ensemble), predictive standard deviation
 """
 
 import inspect
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 
-from kerakit.active.sampling import _predict_mean, predictive_samples
+from kerakit.active.sampling import predict_mean, predictive_samples
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, unknown_name
 
 CLASSIFICATION = ("binary", "multiclass")
@@ -52,16 +52,16 @@ def _entropy(p):
 
 
 def _least_confidence(model, x):
-    return 1.0 - _as_class_probabilities(_predict_mean(model, x)).max(axis=1)
+    return 1.0 - _as_class_probabilities(predict_mean(model, x)).max(axis=1)
 
 
 def _margin(model, x):
-    p = np.sort(_as_class_probabilities(_predict_mean(model, x)), axis=1)
+    p = np.sort(_as_class_probabilities(predict_mean(model, x)), axis=1)
     return 1.0 - (p[:, -1] - p[:, -2])
 
 
 def _entropy_score(model, x):
-    return _entropy(_as_class_probabilities(_predict_mean(model, x)))
+    return _entropy(_as_class_probabilities(predict_mean(model, x)))
 
 
 def _bald(model, x, passes=20):
@@ -174,8 +174,7 @@ def diverse(model, x_pool, n, base="auto", candidates=10, seed=None, **options):
 
     if base == "auto":
         base = "std" if _spec_task(model) == "regression" else "margin"
-    if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) or candidates < 1:
-        raise ConfigError(f"`candidates` must be a positive integer. Received: candidates={candidates!r}")
+    candidates = check_count("candidates", candidates)
     scores = uncertainty(model, x_pool, base, **options)
     if n == 1:
         return _top(scores, 1)
@@ -277,20 +276,6 @@ def register_query_strategy(name, query=None, *, tasks=None, description=""):
         return fn
 
     return decorator(query) if query is not None else decorator
-
-
-def register_strategy(name, query=None, *, tasks=None, description=""):
-    """Deprecated name of `register_query_strategy` (removed in the next release).
-
-    `kk.get_strategy` is a tf.distribute strategy, so the active-learning
-    registry now says what it registers.
-    """
-    warnings.warn(
-        "kerakit.register_strategy is deprecated and will be removed in the next release; "
-        "use kerakit.register_query_strategy (same arguments).",
-        DeprecationWarning, stacklevel=2,
-    )
-    return register_query_strategy(name, query, tasks=tasks, description=description)
 
 
 def get_strategy(identifier):

@@ -1,12 +1,4 @@
-"""K-fold cross-validation with out-of-fold predictions.
-
-`make_folds` picks the splitter the task calls for (stratified k-fold for
-classes, iterative stratification for multilabel, plain k-fold for
-regression); `FoldRunner` trains one configuration on every fold with early
-stopping, on input pipelines built once and reused; `cross_validate` is the
-public entry point. `kerakit.tune` runs its k-fold objective through the same
-`FoldRunner`.
-"""
+"""Objectives and `FoldRunner`: one configuration trained on every fold, pipelines reused."""
 
 import dataclasses
 import math
@@ -18,7 +10,7 @@ import numpy as np
 from kerakit import metrics_registry
 from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, DataError, closest
-from kerakit.spec import ProblemSpec, class_indices, validate_labels
+from kerakit.spec import ProblemSpec, validate_labels
 
 # Base metric names (no "val_") whose best value is the largest / smallest:
 # views of the one table in kerakit.metrics_registry.
@@ -28,10 +20,6 @@ MINIMIZED = frozenset(n for n, m in metrics_registry.METRICS.items() if m.direct
 # A fit of at most this many steps in all runs one step per call into
 # TensorFlow (see `FoldRunner.steps_per_execution`).
 SMALL_FIT_STEPS = 128
-
-# Rows predicted per eager call when collecting out-of-fold predictions; an
-# eager call skips tracing a predict function for every fold model.
-PREDICT_CHUNK = 4096
 
 
 def objective_direction(name):
@@ -80,102 +68,6 @@ def logged_names(metric_names, has_validation):
     return names + [f"val_{n}" for n in names] if has_validation else names
 
 
-# Folds -------------------------------------------------------------------
-
-
-def _check_folds(folds, rows):
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise ConfigError(f"`folds` must be an integer of at least 2. Received: folds={folds!r}")
-    if folds > rows:
-        raise DataError(f"{folds} folds need at least {folds} rows; there are {rows}. Use fewer folds.")
-
-
-def iterative_stratification(y, folds, seed=0):
-    """Splits multilabel rows into folds that keep each label's share (Sechidis et al., 2011).
-
-    Rows are placed label by label, rarest label first, each into the fold
-    that still wants most of that label. Returns `[(train_idx, val_idx), ...]`.
-
-    Example:
-
-    >>> y = np.random.default_rng(0).integers(0, 2, size=(60, 4))
-    >>> [len(v) for _, v in iterative_stratification(y, 3)]
-    [20, 20, 20]
-    """
-    y = np.asarray(y).astype(bool)
-    rows = len(y)
-    _check_folds(folds, rows)
-    rng = np.random.default_rng(seed)
-    wanted_rows = np.full(folds, rows / folds)
-    wanted_labels = np.tile(y.sum(axis=0) / folds, (folds, 1))
-    fold_of = np.full(rows, -1)
-    remaining = np.ones(rows, dtype=bool)
-
-    def place(row, label=None):
-        wants = wanted_rows if label is None else wanted_labels[:, label]
-        candidates = np.flatnonzero(wants == wants.max())
-        if label is not None and len(candidates) > 1:  # ties: the fold wanting more rows
-            candidates = candidates[wanted_rows[candidates] == wanted_rows[candidates].max()]
-        fold = rng.choice(candidates)
-        fold_of[row] = fold
-        remaining[row] = False
-        wanted_rows[fold] -= 1
-        wanted_labels[fold] -= y[row]
-
-    while remaining.any():
-        counts = y[remaining].sum(axis=0)
-        if counts.max() == 0:  # rows with no label at all
-            for row in rng.permutation(np.flatnonzero(remaining)):
-                place(row)
-            break
-        label = int(np.argmin(np.where(counts > 0, counts, np.inf)))
-        for row in rng.permutation(np.flatnonzero(remaining & y[:, label])):
-            place(row, label)
-    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
-
-
-def make_folds(spec, y, folds=5, *, seed=0):
-    """Returns `[(train_idx, val_idx), ...]` for `folds`-fold cross-validation of `spec`.
-
-    Binary and multiclass labels get `sklearn.model_selection.StratifiedKFold`
-    (one-hot and soft labels are stratified on their most likely class),
-    multilabel targets get `iterative_stratification`, regression targets get
-    a shuffled `KFold`.
-
-    Args:
-        spec: the `ProblemSpec`.
-        y: labels, as `validate_labels` accepts them.
-        folds: number of folds (at least 2). Defaults to 5.
-        seed: seeds the shuffle. Defaults to 0.
-
-    Example:
-
-    >>> spec = ProblemSpec(task="binary")
-    >>> len(make_folds(spec, [0, 1] * 10, folds=4))
-    4
-    """
-    y = validate_labels(spec, y)
-    _check_folds(folds, len(y))
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    if spec.task == "multilabel":
-        return iterative_stratification(y, folds, seed)
-    if spec.task == "regression":
-        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
-        return list(splitter.split(np.zeros(len(y))))
-    classes = np.asarray(class_indices(spec, y)).astype(np.int64)
-    values, counts = np.unique(classes, return_counts=True)
-    if counts.min() < folds:
-        few = {int(v): int(c) for v, c in zip(values, counts, strict=True) if c < folds}
-        raise DataError(
-            f"Stratified {folds}-fold cross-validation needs at least {folds} rows of every "
-            f"class; class(es) {few} (class: rows) have fewer. Use folds={int(counts.min())} "
-            f"or fewer, or collect more rows of those classes."
-        )
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), classes))
-
-
 # Training on folds ---------------------------------------------------------
 
 
@@ -198,15 +90,6 @@ class FoldsOutcome:
     @property
     def std(self):
         return float(np.std(self.scores)) if len(self.scores) > 1 else 0.0
-
-
-def predict_eager(model, x):
-    """Predicts with direct calls, in chunks: no predict function is traced."""
-    import keras
-
-    parts = [keras.ops.convert_to_numpy(model(x[i : i + PREDICT_CHUNK], training=False))
-             for i in range(0, len(x), PREDICT_CHUNK)]
-    return np.concatenate(parts).astype(np.float32)
 
 
 def _on_tensorflow():
@@ -367,6 +250,7 @@ class FoldRunner:
         import keras
 
         from kerakit.callbacks import TerminateOnNaN
+        from kerakit.training import predict_in_chunks
 
         start = time.perf_counter()
         outcome = FoldsOutcome(scores=[], best_epochs=[], fold_metrics={})
@@ -412,7 +296,8 @@ class FoldRunner:
                 outcome.fold_metrics.setdefault(name, []).append(float(series[best]))
             if self.cross_validated:
                 rows = self.splits[fold][1]
-                outcome.oof_predictions[rows] = predict_eager(model, self.x[rows]).reshape(len(rows), -1)
+                # Direct calls in chunks: no predict function is traced for each fold model.
+                outcome.oof_predictions[rows] = predict_in_chunks(model, self.x[rows]).reshape(len(rows), -1)
             if save_weights is not None:
                 final = _weights_path(save_weights, fold)
                 partial = final[: -len(".weights.h5")] + ".partial.weights.h5"
@@ -465,125 +350,3 @@ def average_ensemble(models, name="fold_ensemble"):
     from kerakit.analysis import ensemble
 
     return ensemble(models, name=name)
-
-
-# cross_validate -------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class CrossValidationResult:
-    """Per-fold scores, their spread, and out-of-fold predictions.
-
-    Attributes:
-        monitor: the metric each fold was scored and early-stopped on.
-        scores: the best `monitor` value of each fold.
-        fold_metrics: every logged metric at each fold's best epoch.
-        best_epochs: each fold's best epoch (1-based).
-        oof_predictions: one prediction row per training row, each made by
-            the fold model that did not see it.
-        oof_report: held-out metrics (scikit-learn) of the out-of-fold
-            predictions against the labels.
-        folds: the `(train_idx, val_idx)` pairs.
-        models: the fold models when `return_models=True`.
-    """
-
-    monitor: str
-    scores: list
-    fold_metrics: dict
-    best_epochs: list
-    oof_predictions: np.ndarray
-    oof_report: dict
-    folds: list
-    models: list
-    seconds: float
-
-    @property
-    def mean(self):
-        return float(np.mean(self.scores))
-
-    @property
-    def std(self):
-        return float(np.std(self.scores))
-
-    def ensemble(self):
-        """The fold models averaged into one `keras.Model` (needs `return_models=True`)."""
-        if not self.models:
-            raise ConfigError("The fold models were not kept: call cross_validate(..., return_models=True).")
-        return average_ensemble(self.models)
-
-    def summary(self):
-        return (f"{self.monitor} {self.mean:.4g} ± {self.std:.2g} over {len(self.scores)} folds "
-                f"(best epochs {self.best_epochs})")
-
-
-def cross_validate(spec, x, y, folds=5, *, build=None, epochs=100, patience=10, batch_size=32,
-                   monitor="auto", seed=0, return_models=False, callbacks=None, verbose=0,
-                   **model_options):
-    """K-fold cross-validation of one configuration, with out-of-fold predictions.
-
-    Each fold trains a fresh model with early stopping on `monitor`, and
-    predicts its held-out rows; together they give one out-of-fold
-    prediction per row, scored with scikit-learn in `oof_report`.
-
-    Args:
-        spec: the `ProblemSpec`.
-        x, y: features and labels.
-        folds: number of folds, or a list of `(train_idx, val_idx)` pairs.
-            Defaults to 5 (stratified for classes; see `make_folds`).
-        build: optional `build(hp)` returning a compiled model; by default
-            `build_model(spec, input_shape=..., **model_options)`.
-        epochs: most epochs per fold. Defaults to 100.
-        patience: early-stopping patience; None trains every epoch. Defaults to 10.
-        batch_size: examples per step. Defaults to 32.
-        monitor: the validation metric to score folds on; "auto" is the spec's
-            (`val_loss`).
-        seed: seeds folds, weights and shuffles. Defaults to 0.
-        return_models: keep the fold models (see `CrossValidationResult.ensemble`).
-        callbacks: extra Keras callbacks, copied for each fold.
-        verbose: as in `fit`.
-        **model_options: `build_model` options (units, dropout, optimizer...).
-
-    Example:
-
-    ```python
-    result = kerakit.cross_validate(spec, x, y, folds=5, units=(64,))
-    result.summary()          # 'val_loss 0.21 ± 0.03 over 5 folds ...'
-    result.oof_predictions.shape, result.oof_report["accuracy"]
-    ```
-    """
-    from kerakit.builders import build_model
-
-    if build is not None and model_options:
-        raise ConfigError(
-            f"Pass either `build` or build_model options, not both. Received build={build!r} and "
-            f"options {sorted(model_options)}."
-        )
-    y_checked = validate_labels(spec, y)
-    if isinstance(folds, (list, tuple)) and len(folds) >= 2:
-        splits = list(folds)
-    else:
-        splits = make_folds(spec, y_checked, folds, seed=seed)
-    runner = FoldRunner(spec, x, y_checked, splits, seed=seed)
-    monitor = spec.monitor if monitor == "auto" else monitor
-    if build is None:
-        build_model(spec, input_shape=runner.input_shape, **model_options)  # validates options now
-        names = spec.metrics if model_options.get("metrics", "auto") == "auto" else None
-
-        def build(hp):
-            return build_model(spec, input_shape=runner.input_shape, hp=hp, **model_options)
-    else:
-        names = None
-    if names is not None:
-        check_objective(monitor, logged_names(names, True), True)
-    direction = objective_direction(monitor)
-    outcome = runner.run(build, None, batch_size=batch_size, epochs=epochs, monitor=monitor,
-                         direction=direction, patience=patience, callbacks=callbacks,
-                         keep_models=return_models, verbose=verbose)
-    from kerakit.training import metrics_report
-
-    return CrossValidationResult(
-        monitor=monitor, scores=outcome.scores, fold_metrics=outcome.fold_metrics,
-        best_epochs=outcome.best_epochs, oof_predictions=outcome.oof_predictions,
-        oof_report=metrics_report(spec, runner.y, outcome.oof_predictions), folds=list(splits),
-        models=outcome.models, seconds=outcome.seconds,
-    )

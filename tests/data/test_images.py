@@ -1,4 +1,4 @@
-"""`kk.read_images`, image arrays through fit, the misclassified grid and the new recipes (issue 16)."""
+"""`kk.read_images`, image arrays through fit, the misclassified grid and the image recipes."""
 
 import json
 from pathlib import Path

@@ -7,7 +7,8 @@ import pytest
 
 from kerakit import heads
 from kerakit.errors import DataTypeError, KerakitError, LabelError, SpecError
-from kerakit.spec import ProblemSpec, infer_spec, validate_labels
+from kerakit.inference import infer_spec
+from kerakit.spec import ProblemSpec, validate_labels
 
 # Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
 pytestmark = pytest.mark.backends
@@ -159,11 +160,11 @@ def test_infer_refuses_mixed_label_types():
         infer_spec(np.array(["a", 1, "b"], dtype=object))
 
 
-# Integer labels: classes or numbers (issue 14, item 1) ------------------------
+# Integer labels: classes or numbers --------------------------------------------
 
 
 def _visit_counts():
-    """20,000 visit counts 0-77: a long tail with gaps, like the issue's column."""
+    """20,000 visit counts 0-77: a long tail with gaps, like a real visits column."""
     rng = np.random.default_rng(0)
     counts = np.minimum(rng.negative_binomial(1, 0.12, 20_000), 60)
     counts[:5] = [63, 66, 70, 72, 77]
