@@ -234,6 +234,8 @@ def test_learner_refuses_bad_settings_before_training(digit_pool):
     with pytest.raises(ConfigError, match="'bald' applies to binary, multiclass"):
         kk.ActiveLearner(kk.ProblemSpec(task="regression"), "diverse", x_labeled=x0,
                          y_labeled=x0[:, 0], strategy_options={"base": "bald"})
+    with pytest.raises(ConfigError, match="`callbacks` must be a list of keras.callbacks.Callback"):
+        kk.ActiveLearner(multiclass, x_labeled=x0, y_labeled=y0, callbacks="stop")
     with pytest.raises(DataError, match="30 rows but `y_labeled` has 29"):
         kk.ActiveLearner(multiclass, x_labeled=x0, y_labeled=y0[:29])
     with pytest.raises(kk.KerakitError, match=r"Labels must be in \[0, 3\)"):
@@ -241,7 +243,7 @@ def test_learner_refuses_bad_settings_before_training(digit_pool):
     learner = kk.ActiveLearner(multiclass, x_labeled=x0, y_labeled=y0)
     with pytest.raises(ConfigError, match="n=400 rows from a pool of 300"):
         learner.query(pool, 400)
-    with pytest.raises(ConfigError, match="`n` must be an integer of at least 1"):
+    with pytest.raises(ConfigError, match="`n` must be >= 1"):
         learner.query(pool, 0)
     with pytest.raises(DataError, match="expects 64 feature"):
         learner.teach(pool[:2, :10], [0, 1])
@@ -266,6 +268,8 @@ def test_learner_queries_teaches_warm_and_from_scratch(digit_pool):
     assert proba.shape == (len(x_test), 10)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)
     assert learner.score(x_test, y_test) > 0.3  # 40 labels, 10 classes: far above chance
+    with pytest.raises(DataError, match=f"`x` has {len(x_test)} rows but `y` has {len(x_test) - 1}"):
+        learner.score(x_test, y_test[:-1])
     learner.teach(pool[indices[:1]], y_pool[indices[:1]], from_scratch=True)
     assert learner.model_ is not model and learner.n_labeled == 41
 

@@ -171,6 +171,19 @@ def _visit_counts():
     return counts
 
 
+def test_counts_with_a_spread_tail_are_refused_not_read_as_65_classes():
+    # Poisson(3) counts with 5 % spread over 10-60: from 0, few holes, so they look
+    # like class codes, but most rows sit on a few small values.
+    rng = np.random.default_rng(0)
+    y = rng.poisson(3, 5000)
+    y[rng.choice(5000, 250, replace=False)] = rng.integers(10, 61, 250)
+    with pytest.raises(LabelError, match="classes or numbers") as info:
+        infer_spec(y)
+    assert "task='regression'" in str(info.value) and "commonest" in str(info.value)
+    # Balanced codes above the class limit are still classes (CIFAR-100's 0-99).
+    assert infer_spec(np.repeat(np.arange(100), 30)).num_outputs == 100
+
+
 def test_integer_counts_infer_regression_in_infer_spec_and_fit_table_alike():
     import pandas as pd
 

@@ -180,3 +180,48 @@ def test_training_scripts_do_not_print_tensorflow_error_lines():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained" in result.stdout
     assert "E0000" not in result.stderr, result.stderr[-2000:]
+
+
+def test_predict_in_chunks_pads_the_last_chunk_and_drops_the_padding():
+    from kerakit.training import predict_in_chunks
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(11, 3)).astype("float32")
+    model = kk.build_model(kk.ProblemSpec(task="multiclass", num_classes=3), input_shape=(3,), units=(4,))
+    calls = []
+    original = model.call
+
+    def spy(inputs, *args, **kwargs):
+        calls.append(int(inputs.shape[0]))
+        return original(inputs, *args, **kwargs)
+
+    model.call = spy
+    out = predict_in_chunks(model, x, batch_size=4)
+    model.call = original
+    # 11 rows in chunks of 4: 4, 4, then 3 padded to the next power of two.
+    assert calls == [4, 4, 4]
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    assert out.shape == (11, 3)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kk.predict(model, x), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(kk.KerakitError, match="no rows to predict"):
+        predict_in_chunks(model, x[:0])
+    with pytest.raises(kk.KerakitError, match="`batch_size` must be"):
+        predict_in_chunks(model, x, batch_size=0)
+
+
+def test_metrics_report_reads_the_registry_and_refuses_mismatched_rows():
+    from kerakit.training import metrics_report
+
+    rng = np.random.default_rng(4)
+    spec = kk.ProblemSpec(task="multiclass", num_classes=3)
+    y = np.r_[0, 1, 2, rng.integers(0, 3, 37)]
+    proba = rng.dirichlet(np.ones(3), len(y))
+    report = metrics_report(spec, y, proba)
+    assert np.isclose(report["roc_auc"], metrics.roc_auc_score(y, proba, multi_class="ovr"))
+    assert np.isclose(report["f1"], metrics.f1_score(y, proba.argmax(1), average="macro"))
+    assert np.isclose(report["log_loss"], metrics.log_loss(y, proba))
+    # ROC-AUC is undefined with a class missing from the labels: left out, not NaN.
+    assert "roc_auc" not in metrics_report(spec, np.r_[0, 1, 1, 0], proba[:4])
+    with pytest.raises(kk.KerakitError, match="39 prediction rows for 40 label rows"):
+        metrics_report(spec, y, proba[:-1])

@@ -66,7 +66,7 @@ def test_too_few_rows_of_a_class_is_refused_with_the_counts():
     y = np.array([0] * 10 + [1] * 2)
     with pytest.raises(DataError, match=r"at least 3 rows of every class.*\{1: 2\}.*folds=2"):
         make_folds(kk.ProblemSpec(task="binary"), y, 3)
-    with pytest.raises(ConfigError, match="at least 2"):
+    with pytest.raises(ConfigError, match="`folds` must be >= 2"):
         make_folds(kk.ProblemSpec(task="binary"), y, 1)
 
 
@@ -108,6 +108,23 @@ def test_fold_runner_builds_each_pipeline_once(cancer_120):
     runner = FoldRunner(spec, x, y, make_folds(spec, y, 2), seed=0)
     first = runner.pipelines(0, 32)
     assert runner.pipelines(0, 32) is first and runner.pipelines(0, 16) is not first
+
+
+@pytest.mark.parametrize("folds, error, match", [
+    ([(np.arange(60), np.arange(60, 120)), ([], np.arange(60))], DataError, "has no train rows"),
+    ([(np.arange(60), np.arange(60, 121)), (np.arange(60, 120), np.arange(60))], DataError,
+     r"indices \[120\] lie outside the 120 rows"),
+    ([(np.arange(60, 120), np.arange(50)), (np.arange(60), np.arange(60, 120))], DataError,
+     r"exactly once.*10 row\(s\) are in none"),
+    ([(np.arange(100), np.arange(60)), (np.arange(60, 120), np.arange(60, 120))], DataError,
+     "validates on rows it also trains on"),
+    ([(np.arange(60), np.arange(60, 120))], ConfigError, "at least 2"),
+    ([np.arange(60), np.arange(60, 120)], ConfigError, "must be a pair"),
+])
+def test_cross_validate_refuses_folds_that_do_not_partition_the_rows(cancer_120, folds, error, match):
+    x, y = cancer_120
+    with pytest.raises(error, match=match):
+        kk.cross_validate(kk.ProblemSpec(task="binary"), x, y, folds=folds, epochs=1)
 
 
 def test_cross_validate_refuses_bad_options_before_training(cancer_120):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kerakit as kk
-from kerakit.errors import DataError
+from kerakit.errors import DataError, KerakitError
 
 pytestmark = pytest.mark.backends
 
@@ -69,6 +69,62 @@ def test_read_images_refuses_a_folder_without_classes(tmp_path):
         kk.read_images(tmp_path / "two")
     with pytest.raises(DataError, match="is not a folder"):
         kk.read_images(tmp_path / "missing")
+
+
+def _write_deep(folder, values, dtype, suffix):
+    from PIL import Image
+
+    for name, value in zip(("dark", "light"), values, strict=True):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            Image.fromarray(np.full((4, 5), value + i, dtype=dtype)).save(folder / name / f"{i}{suffix}")
+
+
+def test_read_images_keeps_sixteen_bits(tmp_path):
+    # 1000 and 1100 are both above 255: clipped to 8 bits the two classes were identical.
+    _write_deep(tmp_path, (1000, 1100), np.uint16, ".png")
+    images = kk.read_images(tmp_path)
+    assert images.x.dtype == np.uint16 and images.x.shape == (4, 4, 5, 1)
+    assert images.x[:, 0, 0, 0].tolist() == [1000, 1001, 1100, 1101]
+    assert images.max_value == 65535
+    with pytest.raises(KerakitError, match="cut to 8 bits"):
+        kk.read_images(tmp_path, color_mode="rgb")
+
+
+def test_read_images_keeps_float_tiffs(tmp_path):
+    _write_deep(tmp_path, (0.25, 0.5), np.float32, ".tif")
+    images = kk.read_images(tmp_path, image_size=(2, 3))
+    assert images.x.dtype == np.float32 and images.x.shape == (4, 2, 3, 1)
+    assert np.allclose(images.x[:, 0, 0, 0], [0.25, 1.25, 0.5, 1.5])
+    assert images.max_value is None
+
+
+def test_read_images_refuses_eight_bit_mixed_with_sixteen(tmp_path):
+    from PIL import Image
+
+    _write_deep(tmp_path, (1000, 1100), np.uint16, ".png")
+    Image.fromarray(np.zeros((4, 5), np.uint8)).save(tmp_path / "dark" / "8bit.png")
+    with pytest.raises(DataError, match="mix 8-bit files"):
+        kk.read_images(tmp_path)
+
+
+@pytest.mark.parametrize("count", [-1, 0, 1.5, "2"])
+def test_read_images_refuses_a_max_per_class_that_is_not_a_count(tmp_path, count):
+    _write(tmp_path)
+    with pytest.raises(KerakitError, match="`max_per_class` must be"):
+        kk.read_images(tmp_path, max_per_class=count)
+    assert len(kk.read_images(tmp_path, max_per_class=2).y) == 4
+
+
+def test_read_images_refuses_a_decompression_bomb_by_name(tmp_path, monkeypatch):
+    from PIL import Image
+
+    _write(tmp_path, size=(20, 20))
+    # Pillow refuses more than twice MAX_IMAGE_PIXELS: a 20x20 image stands in for 40,000 x 40,000.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(DataError, match="too large to open safely") as info:
+        kk.read_images(tmp_path)
+    assert "0.png" in str(info.value) and "MAX_IMAGE_PIXELS" in str(info.value)
 
 
 def test_fit_refuses_images_of_another_size_before_training():
