@@ -369,3 +369,13 @@ def test_check_count_and_check_fraction_name_the_option_and_the_range():
     for value in (0.0, 1.0, float("nan"), True, "0.5", None):
         with pytest.raises(KerakitError, match=r"`p` must be a number in \(0, 1\)"):
             check_fraction("p", value)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"patience": "abc"}, "`patience` must be a whole number"),
+    ({"patience": -1}, "`patience` must be >= 0"),
+    ({"reduce_lr_patience": 2.5}, "`reduce_lr_patience` must be a whole number"),
+])
+def test_default_callbacks_check_their_counts(options, match):
+    with pytest.raises(KerakitError, match=match):
+        kk.default_callbacks(**options)
