@@ -25,6 +25,21 @@ Importing this package does not import TensorFlow, and serving a `.keras`
 model on JAX or PyTorch never does.
 """
 
+from kerakit.serving._app import (
+    BATCH_WAIT_MS,
+    MAX_BATCH_SIZE,
+    MAX_BODY_BYTES,
+    REQUEST_TIMEOUT,
+    Service,
+)
+from kerakit.serving._server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    KEEP_ALIVE_TIMEOUT,
+    MAX_CONNECTIONS,
+    RunningServer,
+    serve,
+)
 from kerakit.serving.drift import DriftMonitor, reference_statistics, save_reference
 from kerakit.serving.models import (
     Servable,
@@ -36,19 +51,6 @@ from kerakit.serving.models import (
 )
 from kerakit.serving.monitoring import ServingMetrics
 from kerakit.serving.protocol import format_response, parse_request
-from kerakit.serving.service import (
-    BATCH_WAIT_MS,
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    KEEP_ALIVE_TIMEOUT,
-    MAX_BATCH_SIZE,
-    MAX_BODY_BYTES,
-    MAX_CONNECTIONS,
-    REQUEST_TIMEOUT,
-    RunningServer,
-    Service,
-    serve,
-)
 
 __all__ = [
     "BATCH_WAIT_MS", "DEFAULT_HOST", "DriftMonitor", "ServingMetrics", "DEFAULT_PORT", "KEEP_ALIVE_TIMEOUT", "MAX_BATCH_SIZE",
