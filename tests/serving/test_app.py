@@ -1,0 +1,103 @@
+"""The TensorFlow-Serving-compatible REST service: status, metadata, predict (loopback only)."""
+
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx")
+
+
+@pytest.fixture(scope="module")
+def model():
+    import kerakit as kk
+
+    spec = kk.ProblemSpec(task="multiclass", num_classes=10)
+    return kk.build_model(spec, input_shape=(64,), units=(32,), seed=0)
+
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    import kerakit as kk
+
+    with kk.serve(model, port=0, block=False, name="digits", batch_wait_ms=20) as running:
+        yield running
+
+
+
+def test_status_metadata_and_both_request_formats(server, model, digits):
+    x = digits[1][:3]
+    expected = model.predict(x, verbose=0)
+    with httpx.Client(base_url=server.url) as client:
+        status = client.get("/v1/models/digits").json()
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        signature = client.get("/v1/models/digits/metadata").json()["metadata"]["signature_def"]
+        inputs = signature["signature_def"]["serving_default"]["inputs"]
+        assert inputs["features"]["dtype"] == "DT_FLOAT"
+        assert [d["size"] for d in inputs["features"]["tensor_shape"]["dim"]] == ["-1", "64"]
+
+        rows = client.post("/v1/models/digits:predict", json={"instances": x.tolist()})
+        assert rows.status_code == 200
+        np.testing.assert_allclose(rows.json()["predictions"], expected, atol=1e-5)
+        keyed = client.post("/v1/models/digits/versions/1:predict",
+                            json={"instances": [{"features": r} for r in x.tolist()]})
+        np.testing.assert_allclose(keyed.json()["predictions"], expected, atol=1e-5)
+        columns = client.post("/v1/models/digits:predict",
+                              json={"inputs": {"features": x.tolist()}, "signature_name": "serving_default"})
+        np.testing.assert_allclose(columns.json()["outputs"], expected, atol=1e-5)
+
+        missing = client.post("/v1/models/digits/versions/2:predict", json={"instances": x.tolist()})
+        assert missing.status_code == 404 and "Loaded version(s): 1" in missing.json()["error"]
+
+
+
+def test_versions_must_be_short_digit_strings(server):
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/v1/models/digits/versions/1").status_code == 200
+        for version in ("9" * 5000, "1%0A", "1%20", "%2B1", "1" * 19):
+            answer = client.get(f"/v1/models/digits/versions/{version}")
+            assert answer.status_code == 400, (version, answer.text)
+            assert "1 to 18 digits" in answer.json()["error"]
+        answer = client.post("/v1/models/digits/versions/" + "9" * 5000 + ":predict", content=b"{}")
+        assert answer.status_code == 400 and "not a version number" in answer.json()["error"]
+        missing = client.get("/v1/models/digits/versions/" + "9" * 18)
+        assert missing.status_code == 404 and "Loaded version(s): 1" in missing.json()["error"]
+
+
+
+def test_raw_column_model_takes_rows_keyed_by_column_name(tmp_path):
+    import pandas as pd
+
+    import kerakit as kk
+    from kerakit import data
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "area m2": rng.uniform(30, 150, 60), "city": rng.choice(["Oslo", "Bergen"], 60),
+        "garden": rng.choice([True, False], 60),
+    })
+    frame["size"] = np.where(frame["area m2"] > 90, "big", "small")
+    # The raw-column model fit_table would train, built without training (serving is under test).
+    table = data.read_table(frame, "size")
+    encoder = data.TargetEncoder().fit(table.frame["size"], "size", table.where)
+    columns = data.to_inputs(table.frame, table.schema, table.where)
+    stats = data.StatsAccumulator(table.schema).update(columns).result()
+    model, _ = data.build_table_model(table.schema, stats, encoder, seed=0)
+    data.save_table_model(model, tmp_path / "houses.keras")
+    export = kk.export(model, tmp_path / "export" / "houses")
+    rows = [{"area m2": 120.5, "city": "Oslo", "garden": True},
+            {"area m2": None, "city": None, "garden": None}]  # missing cells: imputed by the model
+    expected = data.predict_table(model, rows, proba=True)[:, 1]
+    for source in (tmp_path / "houses.keras", export.parent):
+        with kk.serve(source, port=0, block=False, name="houses") as running, httpx.Client() as client:
+            predict = running.model_url + ":predict"
+            answer = client.post(predict, json={"instances": rows})
+            assert answer.status_code == 200, answer.text
+            np.testing.assert_allclose(np.ravel(answer.json()["predictions"]), expected, atol=1e-5)
+            metadata = client.get(running.model_url + "/metadata").json()
+            assert metadata["kerakit"]["class_names"] == ["big", "small"]
+            typo = {"area": 1.0, "city": "Oslo", "garden": False}
+            answer = client.post(predict, json={"instances": [typo]})
+            assert answer.status_code == 400 and "Did you mean 'area m2'" in answer.json()["error"]
+            text = {"area m2": "12", "city": "Oslo", "garden": False}
+            answer = client.post(predict, json={"instances": [text]})
+            assert answer.status_code == 400 and "must be a number or null" in answer.json()["error"]
