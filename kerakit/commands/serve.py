@@ -99,11 +99,7 @@ def run(args):
               keep_alive_timeout=args.keep_alive_timeout,
               max_connections=args.max_connections if args.max_connections == "auto"
               else _positive_int(args.max_connections))
-    except KerakitError as error:
+    except KerakitError as error:  # a taken port too: serve names the address
         print(f"kerakit serve: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the port is taken, or the address is not this machine's
-        print(f"kerakit serve: cannot listen on {args.host}:{args.port} ({error}). Pick another "
-              f"--port (0 picks a free one) or --host.", file=sys.stderr)
         return 2
     return 0

@@ -34,6 +34,54 @@ _TF_DTYPES = {
 }
 
 
+def describe_outputs(servable):
+    """What the model's outputs mean, from its problem spec and table metadata: `{}` when unknown.
+
+    Names the task, the classes in output order (`class_names`), the
+    positive class of a binary model (its single output is that class's
+    probability), and a sentence per output; a raw-column model adds its
+    target and columns.
+
+    Example:
+
+    ```python
+    describe_outputs(servable)["positive_class"]
+    # 'small'
+    ```
+    """
+    spec, table = servable.spec, servable.table or {}
+    task = spec.task if spec is not None else table.get("task")
+    names = list(spec.class_names) if spec is not None and spec.class_names is not None else table.get("class_names")
+    if task is None:
+        return {}
+    described = {"task": task}
+    if table:
+        described["target"] = table.get("target")
+    target = table.get("target") or "the label"
+    outputs = [o.name for o in servable.outputs]
+    meaning = None
+    if task == "binary":
+        names = list(names) if names else [0, 1]
+        described["positive_class"] = names[-1]
+        meaning = (f"the probability that {target} is {names[-1]!r} (the positive class); "
+                   f"1 minus it is the probability of {names[0]!r}")
+    elif task in ("multiclass", "multilabel"):
+        count = spec.num_classes if task == "multiclass" and spec is not None else \
+            spec.num_labels if spec is not None else None
+        names = list(names) if names else list(range(count)) if count else None
+        what = "one probability per class" if task == "multiclass" else "one probability per label"
+        meaning = f"{what}, in the order of class_names" if names else what
+    elif task == "regression":
+        meaning = f"the predicted value of {target}" if table else "the predicted value(s)"
+    if names is not None:
+        described["class_names"] = names
+    if meaning is not None and len(outputs) == 1:
+        described["outputs"] = {outputs[0]: meaning}
+    if table.get("columns"):
+        described["columns"] = [{"name": c["name"], "kind": c["kind"]} for c in table["columns"]]
+    return described
+
+
 def check_seconds(option, value):
     """Refuses a timeout outside (0, 3600] seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
@@ -293,11 +341,10 @@ class Service:
             "model_spec": {"name": self.name, "signature_name": "", "version": str(servable.version)},
             "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
         }
-        if servable.table is not None:
-            # Not in TensorFlow Serving's answer; clients that do not know it ignore it.
-            body["kerakit"] = {k: servable.table.get(k) for k in ("task", "target", "class_names")}
-            body["kerakit"]["columns"] = [{"name": c["name"], "kind": c["kind"]}
-                                          for c in servable.table["columns"]]
+        # Not in TensorFlow Serving's answer; clients that do not know it ignore it.
+        described = describe_outputs(servable)
+        if described:
+            body["kerakit"] = described
         return self._json(body)
 
     async def _predict(self, request):

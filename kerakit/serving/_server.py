@@ -1,6 +1,7 @@
 """Running the service: `serve` puts it behind uvicorn, in this thread or a background one."""
 
 import functools
+import socket
 import threading
 
 from kerakit.errors import ConfigError, RunError
@@ -20,6 +21,27 @@ KEEP_ALIVE_TIMEOUT = 5.0
 # Open connections at most; more are refused with 503 and closed ("auto": below the
 # process's open-file limit, so idle sockets cannot starve the server of descriptors).
 MAX_CONNECTIONS = "auto"
+
+
+def listen(host, port):
+    """A socket bound to `(host, port)`, or a `RunError` naming the address.
+
+    Bound here rather than by `uvicorn.Config.bind_socket`, which logs the
+    error and exits the process when the port is taken.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise RunError(
+            f"Cannot listen on {host}:{port} ({error.strerror or error}). Pick another port "
+            f"(0 picks a free one) or a host address of this machine. Received: host={host!r}, "
+            f"port={port!r}"
+        ) from None
+    return sock
 
 
 class RunningServer:
@@ -111,7 +133,7 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
                                                    on_refusal=service.metrics.observe_refusal),
                             timeout_keep_alive=keep_alive_timeout, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
-    sock = config.bind_socket()
+    sock = listen(host, port)
     bound_port = sock.getsockname()[1]
     if block:
         handle = RunningServer(service, server, threading.current_thread(), host, bound_port)

@@ -78,3 +78,13 @@ def test_serve_command_passes_the_server_limits(monkeypatch, tmp_path):
                      "--keep-alive-timeout", "1", "--max-connections", "7"]) == 0
     assert (seen["request_timeout"], seen["keep_alive_timeout"], seen["max_connections"]) == (2.5, 1.0, 7)
     assert cli.main(["serve", str(tmp_path / "m.keras"), "--max-connections", "0"]) == 2
+
+
+def test_a_missing_drift_reference_is_named_not_taken_for_a_port_problem(model, tmp_path, capsys):
+    from kerakit.cli import main
+
+    model.save(tmp_path / "m.keras")
+    missing = tmp_path / "reference.json"
+    assert main(["serve", str(tmp_path / "m.keras"), "--port", "0", "--drift-reference", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "drift reference file" in err and str(missing) in err and "listen" not in err

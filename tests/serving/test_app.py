@@ -101,3 +101,51 @@ def test_raw_column_model_takes_rows_keyed_by_column_name(tmp_path):
             text = {"area m2": "12", "city": "Oslo", "garden": False}
             answer = client.post(predict, json={"instances": [text]})
             assert answer.status_code == 400 and "must be a number or null" in answer.json()["error"]
+
+
+@pytest.mark.backends
+def test_metadata_names_the_positive_class_and_the_class_order(tmp_path):
+    from starlette.testclient import TestClient
+
+    import kerakit as kk
+    from kerakit.serving import Service
+
+    def metadata(model):
+        with TestClient(Service(model, name="m").app) as client:
+            return client.get("/v1/models/m/metadata").json()["kerakit"]
+
+    binary = kk.build_model(kk.ProblemSpec(task="binary", class_names=("healthy", "sick")),
+                            input_shape=(3,), units=(4,), seed=0)
+    described = metadata(binary)
+    assert described["task"] == "binary" and described["positive_class"] == "sick"
+    assert described["class_names"] == ["healthy", "sick"]
+    assert "probability" in described["outputs"]["output_0"] and "'sick'" in described["outputs"]["output_0"]
+
+    unnamed = metadata(kk.build_model(kk.ProblemSpec(task="binary"), input_shape=(3,), units=(4,), seed=0))
+    assert unnamed["positive_class"] == 1 and unnamed["class_names"] == [0, 1]
+
+    spec = kk.ProblemSpec(task="multiclass", num_classes=3, class_names=("setosa", "versicolor", "virginica"))
+    multiclass = metadata(kk.build_model(spec, input_shape=(3,), units=(4,), seed=0))
+    assert multiclass["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert "positive_class" not in multiclass and "order of class_names" in multiclass["outputs"]["output_0"]
+
+    # A .keras file keeps the spec, so a served file names its classes too.
+    binary.save(tmp_path / "binary.keras")
+    assert metadata(str(tmp_path / "binary.keras"))["positive_class"] == "sick"
+
+
+@pytest.mark.slow
+def test_an_exported_saved_model_keeps_the_class_names(tmp_path):
+    import keras
+    from starlette.testclient import TestClient
+
+    import kerakit as kk
+    from kerakit.serving import Service
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a SavedModel export needs the TensorFlow backend")
+    spec = kk.ProblemSpec(task="binary", class_names=("healthy", "sick"))
+    kk.export(kk.build_model(spec, input_shape=(3,), units=(4,), seed=0), tmp_path / "m")
+    with TestClient(Service(tmp_path / "m", name="m").app) as client:
+        described = client.get("/v1/models/m/metadata").json()["kerakit"]
+    assert described["positive_class"] == "sick" and described["class_names"] == ["healthy", "sick"]

@@ -127,3 +127,31 @@ def test_a_client_that_leaves_mid_body_logs_one_line(model):
                 logger.removeHandler(handler)
     assert len(records) == 1, [r.getMessage() for r in records]
     assert records[0].exc_info is None and "before sending the whole request body" in records[0].getMessage()
+
+
+def test_refusals_before_the_app_are_counted_by_reason_in_the_metrics(model):
+    import socket
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    import kerakit as kk
+
+    with kk.serve(model, port=0, block=False, name="m", request_timeout=1, max_connections=3) as running:
+        bad_length = b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}"
+        status, message = _json_body(_raw_exchange(running.url, bad_length)[0])
+        assert status == 400 and "Invalid HTTP request" in message
+        status, _ = _json_body(_raw_exchange(running.url, b"GET /v1/models/m HTTP/1.1\r\nHo")[0])
+        assert status == 408
+        idle = [socket.create_connection((running.host, running.port)) for _ in range(3)]
+        try:
+            time.sleep(0.2)
+            status, _ = _json_body(_raw_exchange(running.url, b"GET /v1/models/m HTTP/1.1\r\n\r\n")[0])
+            assert status == 503
+        finally:
+            for sock in idle:
+                sock.close()
+        time.sleep(0.3)
+        text = httpx.get(running.url + "/monitoring/prometheus/metrics", timeout=10).text
+    refusals = {s.labels["reason"]: s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if s.name == "kerakit_refusals_total"}
+    assert refusals == {"invalid_http": 1.0, "header_timeout": 1.0, "too_many_connections": 1.0}
