@@ -53,8 +53,8 @@ def add_arguments(parser):
                         help="open connections at most; more get 503 (default auto: 1000, or the "
                              "open-file limit minus 128 when lower)")
     parser.add_argument("--drift-reference", default=None, metavar="JSON",
-                        help="training statistics for GET .../drift, from kerakit.serving.save_reference "
-                             "(default: drift_reference.json beside the model, if any)")
+                        help="training statistics for GET .../drift, from kerakit.serving.save_reference; "
+                             "checked at start-up (default: drift_reference.json beside the model, if any)")
 
 
 def _positive_int(text):

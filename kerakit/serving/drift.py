@@ -150,7 +150,11 @@ def table_reference(model, table):
                                   "mean": mean, "std": std}
                 break
             if lookup is not None:
-                vocabulary = [str(v) for v in lookup.get_vocabulary()]
+                # Keras's lookup layers list their vocabulary with get_vocabulary() (it
+                # includes the OOV token, which served values never equal); kerakit's
+                # backend-neutral lookup holds it as a plain list.
+                listed = lookup.get_vocabulary() if hasattr(lookup, "get_vocabulary") else lookup.vocabulary
+                vocabulary = [str(v) for v in listed]
                 features[feed] = {"kind": "category", "vocabulary": vocabulary}
                 break
     return {"features": features} if features else None

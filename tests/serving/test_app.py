@@ -24,6 +24,7 @@ def server(model):
 
 
 
+@pytest.mark.backends
 def test_status_metadata_and_both_request_formats(server, model, digits):
     x = digits[1][:3]
     expected = model.predict(x, verbose=0)
@@ -149,3 +150,24 @@ def test_an_exported_saved_model_keeps_the_class_names(tmp_path):
     with TestClient(Service(tmp_path / "m", name="m").app) as client:
         described = client.get("/v1/models/m/metadata").json()["kerakit"]
     assert described["positive_class"] == "sick" and described["class_names"] == ["healthy", "sick"]
+
+
+@pytest.mark.backends
+def test_a_raw_column_model_serves_raw_rows_and_drift_on_every_backend(numeric_table_model, tmp_path):
+    from starlette.testclient import TestClient
+
+    from kerakit import data
+    from kerakit.serving import Service
+
+    data.save_table_model(numeric_table_model, tmp_path / "houses.keras")
+    rows = [{"area": float(a), "garden": bool(i % 2)} for i, a in enumerate(np.linspace(30, 150, 120))]
+    rows[0] = {"area": None, "garden": None}  # missing cells: imputed by the model
+    with TestClient(Service(tmp_path / "houses.keras", name="houses").app) as client:
+        answer = client.post("/v1/models/houses:predict", json={"instances": rows})
+        assert answer.status_code == 200, answer.text
+        drift = client.get("/v1/models/houses/drift").json()
+        metadata = client.get("/v1/models/houses/metadata").json()["kerakit"]
+    expected = data.predict_table(numeric_table_model, rows, proba=True)[:, 1]
+    np.testing.assert_allclose(np.ravel(answer.json()["predictions"]), expected, atol=1e-5)
+    assert drift["features"]["area"]["rows"] == 119 and "psi" in drift["features"]["area"]
+    assert metadata["positive_class"] == "small" and metadata["target"] == "size"

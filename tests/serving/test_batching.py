@@ -7,6 +7,9 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
+# Backend-neutral: JAX and PyTorch pad each batch to a power of two (one compile per size).
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -180,30 +180,31 @@ try:
     refused = ""
 except RunError as error:
     refused = str(error)
-tensorflow = "tensorflow" in sys.modules
-try:  # text columns need TensorFlow's string ops (Keras imports TensorFlow to load them)
-    load_servables(sys.argv[4])
-    text = ""
-except RunError as error:
-    text = str(error)
+rows = json.loads(sys.argv[5])
+with serve(sys.argv[4], port=0, block=False, name="houses") as running:
+    table = httpx.post(running.model_url + ":predict", json={"instances": rows}, timeout=60).json()
+    drift = httpx.get(running.model_url + "/drift", timeout=60).json()
 print(json.dumps({"predictions": answers[1]["predictions"], "one": answers[0]["predictions"],
-                  "tensorflow": tensorflow, "refused": refused, "text": text}))
+                  "tensorflow": "tensorflow" in sys.modules, "refused": refused,
+                  "table": table["predictions"], "drift": drift}))
 """
 
 
-
 @pytest.mark.slow
-def test_a_keras_file_is_served_on_jax_without_tensorflow(model, digits, tmp_path):
+def test_keras_files_are_served_on_jax_without_tensorflow(model, digits, numeric_table_model, tmp_path):
+    """A `.keras` file, raw table rows and the drift endpoint: no TensorFlow import under JAX."""
     import kerakit as kk
     from kerakit import data
 
     model.save(tmp_path / "digits.keras")
     export = kk.export(model, tmp_path / "export")
-    data.save_table_model(_table_model()[0], tmp_path / "table.keras")
+    table_model = numeric_table_model
+    data.save_table_model(table_model, tmp_path / "houses.keras")
+    rows = [{"area": float(a), "garden": bool(i % 2)} for i, a in enumerate(np.linspace(30, 150, 120))]
     x = digits[1][:3]
     out = subprocess.run(
         [sys.executable, "-c", SERVE_ON_BACKEND, str(tmp_path / "digits.keras"), str(export),
-         json.dumps(x.tolist()), str(tmp_path / "table.keras")],
+         json.dumps(x.tolist()), str(tmp_path / "houses.keras"), json.dumps(rows)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3"))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -212,4 +213,7 @@ def test_a_keras_file_is_served_on_jax_without_tensorflow(model, digits, tmp_pat
     np.testing.assert_allclose(result["one"], model.predict(x[:1], verbose=0), atol=1e-4)
     assert result["tensorflow"] is False
     assert "'jax'" in result["refused"] and "kerakit serve model.keras" in result["refused"]
-    assert "text inputs ['city']" in result["text"] and "KERAS_BACKEND=tensorflow" in result["text"]
+    expected = data.predict_table(table_model, rows, proba=True)[:, 1]
+    np.testing.assert_allclose(np.ravel(result["table"]), expected, atol=1e-4)
+    area = result["drift"]["features"]["area"]  # true/false columns carry no statistics
+    assert result["drift"]["rows"] == 120 and area["rows"] == 120 and "psi" in area
