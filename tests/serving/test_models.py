@@ -130,28 +130,11 @@ def test_a_run_directory_serves_model_keras_never_a_saved_model_planted_in_it(mo
 
 
 
-def _table_model(with_codes=True):
-    import pandas as pd
 
+def test_predict_table_traces_once_per_input_signature(text_table_model):
     from kerakit import data
 
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"area": rng.uniform(30, 150, 60), "rooms": rng.integers(1, 5, 60),
-                          "city": rng.choice(["Oslo", "Bergen"], 60)})
-    frame["size"] = np.where(frame["area"] > 90, "big", "small")
-    table = data.read_table(frame, "size", types={"rooms": "integer_categorical"})
-    encoder = data.TargetEncoder().fit(table.frame["size"], "size", table.where)
-    columns = data.to_inputs(table.frame, table.schema, table.where)
-    stats = data.StatsAccumulator(table.schema).update(columns).result()
-    model, _ = data.build_table_model(table.schema, stats, encoder, seed=0)
-    return model, frame
-
-
-
-def test_predict_table_traces_once_per_input_signature():
-    from kerakit import data
-
-    model, frame = _table_model()
+    model, frame = text_table_model
     model.steps_per_execution = 32  # as kerakit's fit leaves it: each batch count traced anew before
     layer = model.get_layer(data.table.OUTPUT_LAYER)
     traces, call = [], layer.call

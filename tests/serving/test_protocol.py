@@ -206,29 +206,12 @@ def test_error_messages_say_what_was_wrong(running):
         assert unknown.status_code == 404 and f"serves '{NAME}'" in unknown.json()["error"]
 
 
-def _table_model(with_codes=True):
-    import pandas as pd
-
-    from kerakit import data
-
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"area": rng.uniform(30, 150, 60), "rooms": rng.integers(1, 5, 60),
-                          "city": rng.choice(["Oslo", "Bergen"], 60)})
-    frame["size"] = np.where(frame["area"] > 90, "big", "small")
-    table = data.read_table(frame, "size", types={"rooms": "integer_categorical"})
-    encoder = data.TargetEncoder().fit(table.frame["size"], "size", table.where)
-    columns = data.to_inputs(table.frame, table.schema, table.where)
-    stats = data.StatsAccumulator(table.schema).update(columns).result()
-    model, _ = data.build_table_model(table.schema, stats, encoder, seed=0)
-    return model, frame
-
-
-def test_integer_category_columns_accept_integral_floats_as_pandas_and_csv_send_them():
+def test_integer_category_columns_accept_integral_floats_as_pandas_and_csv_send_them(text_table_model):
     from kerakit import data
     from kerakit.errors import RequestError
     from kerakit.serving import Servable, parse_request
 
-    model, _ = _table_model()
+    model, _ = text_table_model
     servable = Servable.from_keras(model, "houses")
     row = {"area": 120.0, "rooms": 3.0, "city": "Oslo"}
     feeds, rows, _ = parse_request(servable, json.dumps({"instances": [row]}).encode())
