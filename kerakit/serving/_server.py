@@ -88,7 +88,8 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
     that is not whole within `request_timeout` (408, then the connection
     closes), a connection over `max_connections` (503, closed), and HTTP that
     cannot be parsed (400, closed). A connection that stays silent is closed
-    without an answer.
+    without an answer. Each refusal is counted by reason in the service's
+    Prometheus metrics (see `kerakit.serving.monitoring`).
 
     Args:
         model: a `keras.Model`, a `.keras` file, a run directory, a SavedModel
@@ -106,6 +107,12 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
         block: run in this thread until stopped. Defaults to True.
         ready: called with the `RunningServer` once the socket listens (for
             printing the address when `port=0`).
+
+    Raises:
+        RunError: the address cannot be bound (the port is taken, or the
+            host is not an address of this machine).
+        ConfigError: an option is out of range, or the drift reference
+            is missing or malformed.
 
     Example:
 
