@@ -24,6 +24,7 @@ def model():
 
 
 
+@pytest.mark.slow
 def test_kerakit_serve_command_answers_a_curl_style_request(model, digits, tmp_path):
     run_dir = tmp_path / "runs" / "digits" / "20250101-000000"
     run_dir.mkdir(parents=True)
