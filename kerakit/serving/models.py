@@ -257,16 +257,18 @@ class Servable:
     Built from a `keras.Model` (`from_keras`) or a SavedModel folder
     (`from_saved_model`); both are called the same way, with a dict of
     batched NumPy arrays keyed by input name. `table` holds a raw-column
-    model's metadata (columns, kinds, class names), or None.
+    model's metadata (columns, kinds, class names), or None; `spec` the
+    model's `ProblemSpec` (task, class names in output order), or None.
     """
 
-    def __init__(self, name, version, inputs, outputs, call, source, table=None, keep=None):
+    def __init__(self, name, version, inputs, outputs, call, source, table=None, keep=None, spec=None):
         self.name = name
         self.version = int(version)
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self.source = source
         self.table = table
+        self.spec = spec
         self._call = call
         self._keep = keep  # a loaded SavedModel must outlive its signature function
 
@@ -295,7 +297,10 @@ class Servable:
             call, outputs = _padded_call(model, arrange), _name_outputs(model.output)
         inputs = [TensorInfo(n, tuple(t.shape[1:]), _dtype_name(t.dtype)) for n, t in zip(names, tensors, strict=True)]
         outputs = [TensorInfo(k, tuple(v.shape[1:]), _dtype_name(v.dtype)) for k, v in outputs.items()]
-        return cls(name, version, inputs, outputs, call, source, table_metadata(model), model)
+        from kerakit.metadata import spec_of
+
+        return cls(name, version, inputs, outputs, call, source, table_metadata(model), model,
+                   spec=spec_of(model))
 
     @classmethod
     def from_saved_model(cls, path, name, version=1):
@@ -315,9 +320,14 @@ class Servable:
         outputs = [TensorInfo(n, tuple(s.shape[1:]), _dtype_name(s.dtype))
                    for n, s in signature.structured_outputs.items()]
         extra = Path(path) / KERAKIT_ASSET
-        table = json.loads(extra.read_text(encoding="utf-8")).get("table") if extra.is_file() else None
+        asset = json.loads(extra.read_text(encoding="utf-8")) if extra.is_file() else {}
+        spec = None
+        if asset.get("spec"):
+            from kerakit.spec import ProblemSpec
+
+            spec = ProblemSpec.from_config(asset["spec"])
         return cls(name, version, inputs, outputs, lambda feeds: signature(**feeds), str(path),
-                   table, loaded)
+                   asset.get("table"), loaded, spec=spec)
 
     def predict(self, feeds):
         """Runs the model on `{input name: batched array}`; returns `{output name: array}`."""
@@ -441,9 +451,10 @@ def export(model, directory, version=None, overwrite=False):
     The version folder is written under a temporary name and renamed into
     place, so a server watching `directory` never sees half an export. Inputs
     are named: each `keras.Input`'s name, or "features" for a single unnamed
-    input. A raw-column model (from `kerakit.data`) also gets its columns,
-    kinds and class names in `assets.extra/kerakit.json`, so `kerakit serve`
-    accepts rows keyed by column name for the export too.
+    input. A model with a problem spec keeps it (task, class names in output
+    order) in `assets.extra/kerakit.json`, and a raw-column model (from
+    `kerakit.data`) its columns and kinds too, so `kerakit serve` names the
+    classes and accepts rows keyed by column name for the export as well.
 
     Args:
         model: a `keras.Model`, a `.keras` file or a run directory.
@@ -485,17 +496,20 @@ def export(model, directory, version=None, overwrite=False):
             f"Version {version} already exists at {target}. Pass another version, leave "
             f"version=None for the next one ({max(existing, default=0) + 1}), or overwrite=True."
         )
+    from kerakit.metadata import spec_of
+
     signature = input_signature(model)
     table = table_metadata(model)
+    spec = spec_of(model)
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
     try:
         saved = staging / "saved_model"
         model.export(str(saved), format="tf_saved_model", input_signature=signature, verbose=False)
-        if table is not None:
+        if table is not None or spec is not None:
+            asset = {"format": 1, "table": table, "spec": None if spec is None else spec.to_config()}
             (saved / KERAKIT_ASSET).parent.mkdir(parents=True, exist_ok=True)
-            (saved / KERAKIT_ASSET).write_text(json.dumps({"format": 1, "table": table}, indent=2),
-                                               encoding="utf-8")
+            (saved / KERAKIT_ASSET).write_text(json.dumps(asset, indent=2), encoding="utf-8")
         if target.exists():
             os.replace(target, staging / "replaced")
         os.replace(saved, target)

@@ -1,9 +1,10 @@
-"""Fuzz the REST service: hundreds of malformed requests, each a 4xx with an error message.
+"""Request parsing: hundreds of malformed requests each get a 4xx with an error message.
 
 Bad JSON, wrong shapes, strings and booleans for numbers, NaN and infinities,
 bodies over the size limit, unknown models, versions, verbs and paths, and
 wrong methods. Valid requests are interleaved and must keep being answered
-correctly, before, during and after.
+correctly, before, during and after. Raw rows keyed by column name, raw
+pixels and raw strings reach the model as it expects them.
 """
 
 import concurrent.futures
@@ -12,6 +13,8 @@ import random
 
 import numpy as np
 import pytest
+
+import kerakit as kk
 
 httpx = pytest.importorskip("httpx")
 
@@ -201,3 +204,62 @@ def test_error_messages_say_what_was_wrong(running):
         assert wrong.status_code == 405 and "Allowed: POST" in wrong.json()["error"]
         unknown = client.post(f"{server.url}/v1/models/other:predict", content=b"{}")
         assert unknown.status_code == 404 and f"serves '{NAME}'" in unknown.json()["error"]
+
+
+def test_integer_category_columns_accept_integral_floats_as_pandas_and_csv_send_them(text_table_model):
+    from kerakit import data
+    from kerakit.errors import RequestError
+    from kerakit.serving import Servable, parse_request
+
+    model, _ = text_table_model
+    servable = Servable.from_keras(model, "houses")
+    row = {"area": 120.0, "rooms": 3.0, "city": "Oslo"}
+    feeds, rows, _ = parse_request(servable, json.dumps({"instances": [row]}).encode())
+    expected = data.predict_table(model, [{**row, "rooms": 3}], proba=True)[:, 1]
+    np.testing.assert_allclose(np.ravel(servable.predict(feeds)["output_0"]), expected, atol=1e-5)
+    for bad in (3.5, "3", True):
+        with pytest.raises(RequestError, match="must be a whole number or null"):
+            parse_request(servable, json.dumps({"instances": [{**row, "rooms": bad}]}).encode())
+
+
+IMAGE_TEXT_SPEC = kk.ProblemSpec(task="multiclass", num_classes=3)
+
+
+# Raw inputs of image and text models ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_image_model_serves_raw_pixel_rows_as_nested_lists(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(30, 8, 8, 1)).astype("uint8")
+    y = np.arange(30) % 3
+    model = kk.build_model(IMAGE_TEXT_SPEC, input_shape=(8, 8, 1), body="cnn", seed=0, max_value=255,
+                           filters=(4,), units=8)
+    kk.fit(model, x, y, epochs=1, batch_size=10, seed=0, verbose=0)
+    path = tmp_path / "images.keras"
+    model.save(path)
+    expected = kk.predict(model, x[:4])
+    with kk.serve(str(path), port=0, block=False, name="images") as running:
+        answer = httpx.post(running.model_url + ":predict", json={"instances": x[:4].tolist()},
+                            timeout=60)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(np.asarray(answer.json()["predictions"]), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_text_model_serves_raw_strings():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("text models hold TextVectorization: TensorFlow only")
+    words = {0: "goal match team", 1: "rain cloud storm", 2: "oven salt flour"}
+    texts = [f"the {words[i % 3]} today" for i in range(30)]
+    y = np.arange(30) % 3
+    model = kk.build_model(IMAGE_TEXT_SPEC, **kk.text_inputs(texts, sequence_length=8, embedding_dim=8),
+                           body="sequence", seed=0, filters=(4,), key_dim=4, feedforward=8, units=8)
+    kk.fit(model, texts, y, epochs=1, batch_size=10, seed=0, verbose=0)
+    expected = kk.predict(model, texts[:3])
+    with kk.serve(model, port=0, block=False, name="text") as running:
+        answer = httpx.post(running.model_url + ":predict", json={"instances": texts[:3]}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(np.asarray(answer.json()["predictions"]), expected, rtol=1e-4, atol=1e-5)
