@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from kerakit.backend import configured_backend, import_tensorflow_quietly  # noqa: F401  old import paths
+from kerakit.backend import import_tensorflow_quietly
 from kerakit.errors import KerakitError, closest
 
 # name → (module, one-line help). Keep the help here so listing commands

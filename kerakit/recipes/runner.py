@@ -8,9 +8,11 @@ import sys
 import time
 
 from kerakit import runs as runs_module
+from kerakit.atomic import atomic_write_json, to_json
 from kerakit.errors import ConfigError, KerakitError, RecipeError
 from kerakit.recipes.flags import parse_args, shell_message
-from kerakit.recipes.registry import check, load, module_recipe_name, refuse_data_file
+from kerakit.recipes.names import module_recipe_name
+from kerakit.recipes.registry import check, load, refuse_data_file
 
 DATA_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "spec")
 
@@ -211,7 +213,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
                            error=f"{type(error).__name__}: {error}")
         raise
     warnings = measurement_warnings(data["spec"], data["y_test"], metrics)
-    runs_module.atomic_write_json(run.path(runs_module.METRICS), metrics)
+    atomic_write_json(run.path(runs_module.METRICS), metrics)
     key = runs_module.key_metric({"metrics": metrics, "spec": spec})
     run.write_manifest(status="completed", ended=runs_module.timestamp(),
                        duration_s=round(time.time() - started, 3), metrics=metrics,
@@ -225,7 +227,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     if run.history_units:
         result["history_units"] = run.history_units
     if json_output:
-        print(runs_module.to_json(result), end="", file=out, flush=True)
+        print(to_json(result), end="", file=out, flush=True)
         for warning in warnings:
             print(f"kerakit: warning: {warning}", file=sys.stderr, flush=True)
     elif not quiet:

@@ -1,16 +1,15 @@
 """A run's model on new rows: `RunModel` (evaluate / predict CSV rows) and CSV in and out.
 
-Feature floor, beside `kerakit.runs` (which finds run directories and their
-manifests): `kerakit evaluate`, `predict`, `compare` and `explain` read a
-CSV, hand it to a `RunModel` and write predictions back. Imports only the
-standard library at import time; pandas and Keras load on use.
+`kerakit evaluate`, `predict`, `compare` and `explain` read a CSV, hand it to
+a `RunModel` and write predictions back. Imports only the standard library at
+import time; pandas and Keras load on use.
 """
 
 from pathlib import Path
 
 from kerakit.atomic import atomic_path
 from kerakit.errors import RunError
-from kerakit.runs import resolve_model_path
+from kerakit.runs._listing import resolve_model_path
 
 
 def _spec_from_manifest(manifest):
@@ -26,8 +25,8 @@ class RunModel:
     Works with a run directory (spec, feature names and target come from its
     manifest), a raw-column model from `kerakit.data` (its own metadata), or
     a bare `.keras` file (features are every column but the target; the spec
-    is inferred from the labels). Models are always loaded with
-    `safe_mode=True`.
+    is inferred from the labels). Models are loaded by
+    `kerakit.saving.load_model`, which refuses unsafe files.
 
     Args:
         run_or_model: a run directory, or a `.keras` file.
@@ -42,12 +41,12 @@ class RunModel:
     """
 
     def __init__(self, run_or_model):
-        from kerakit.serving.models import load_model
+        from kerakit.metadata import spec_of
+        from kerakit.saving import load_model
 
         self.path, self.manifest = resolve_model_path(run_or_model)
         self.model = load_model(self.path)
         self.table = self._table_metadata()
-        from kerakit.metadata import spec_of
 
         # The manifest's spec serves files saved before models carried their own.
         self.spec = spec_of(self.model) or _spec_from_manifest(self.manifest)
@@ -242,8 +241,24 @@ def read_csv(path):
     return read_frame(path)
 
 
+def check_output(path):
+    """Refuses an output path that cannot take a CSV (a folder); "-" is standard output."""
+    if str(path) != "-" and Path(path).is_dir():
+        raise RunError(
+            f"The output {path} is a folder. Pass a CSV file name, such as "
+            f"{Path(path) / 'predictions.csv'}, or - for standard output. Received: out='{path}'."
+        )
+
+
 def write_csv(frame, path):
-    """Writes a DataFrame to CSV atomically."""
+    """Writes a DataFrame to CSV atomically; `path` "-" writes it to standard output."""
+    check_output(path)
+    if str(path) == "-":
+        import sys
+
+        frame.to_csv(sys.stdout, index=False)
+        return None
+    path = Path(path)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-    return Path(path)
+    return path
