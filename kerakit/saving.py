@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 from kerakit.atomic import atomic_path
-from kerakit.errors import DataTypeError, RunError
+from kerakit.errors import ConfigError, DataTypeError, RunError
 from kerakit.metadata import attach_spec, spec_layer_class, spec_of
 
 MODEL_FILE = "model.keras"
@@ -267,7 +267,7 @@ def save_model(model, path):
     ```
     """
     if not hasattr(model, "save"):
-        raise DataTypeError(f"`save_model` expects a keras.Model. Received: {type(model).__name__}.")
+        raise ConfigError(f"`save_model` expects a keras.Model. Received: {type(model).__name__}.")
     path = Path(path)
     if path.suffix != ".keras":
         raise RunError(f"A model file's name must end in .keras. Received: {path}.")
