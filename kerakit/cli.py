@@ -32,8 +32,9 @@ COMMANDS = {
 
 
 # Commands that never need TensorFlow, or that parse more flags of their own
-# (a recipe's) and import it themselves once those are read, so --help stays instant.
-_NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune"})
+# (a recipe's) or check their input first and import it themselves, so --help
+# and refusals of bad input stay instant.
+_NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune", "evaluate"})
 
 
 class _Parser(argparse.ArgumentParser):

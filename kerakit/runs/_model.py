@@ -79,16 +79,7 @@ class RunModel:
             wanted = [str(n) for n in self.class_names]
         else:
             wanted = ["target"]
-        missing = [w for w in wanted if w not in columns]
-        if missing:
-            from kerakit.errors import closest
-
-            hint = closest(missing[0], columns)
-            did_you_mean = f" Did you mean '{hint}'?" if hint else ""
-            raise RunError(
-                f"The CSV has no label column '{missing[0]}'.{did_you_mean} Its columns: "
-                f"{', '.join(columns)}. Name the label column with --target COLUMN."
-            )
+        _refuse_missing_labels(wanted, columns)
         return wanted
 
     def features(self, frame, exclude=()):
@@ -219,6 +210,34 @@ class RunModel:
             for j, name in enumerate(labels):
                 result[f"proba_{name}"] = output[:, j]
         return result
+
+
+def _refuse_missing_labels(wanted, columns):
+    missing = [w for w in wanted if w not in columns]
+    if missing:
+        from kerakit.errors import closest
+
+        hint = closest(missing[0], columns)
+        did_you_mean = f" Did you mean '{hint}'?" if hint else ""
+        raise RunError(
+            f"The CSV has no label column '{missing[0]}'.{did_you_mean} Its columns: "
+            f"{', '.join(columns)}. Name the label column with --target COLUMN."
+        )
+
+
+def check_label_columns(frame, run_or_model, target=None):
+    """Refuses a CSV without the label column(s) `target` or the run's manifest names.
+
+    Reads only the manifest, so a wrong CSV is refused before the model (and
+    TensorFlow) loads. A bare `.keras` file names its label only inside the
+    model; `RunModel.target_columns` checks that one.
+    """
+    _, manifest = resolve_model_path(run_or_model)
+    wanted = [t.strip() for t in str(target).split(",") if t.strip()] if target else []
+    recorded = ((manifest or {}).get("data") or {}).get("target")
+    wanted = wanted or ([recorded] if recorded else [])
+    if wanted:
+        _refuse_missing_labels(wanted, [str(c) for c in frame.columns])
 
 
 def _task_of_output(model, output):

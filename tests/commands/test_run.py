@@ -166,3 +166,48 @@ def test_argument_errors_come_before_tensorflow_and_leave_no_run(tmp_path):
     assert "'species', 'island', 'mass'" in messages[2]
     assert "`--epochs` must be" in messages[3] and "Received: --epochs 0" in messages[3]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_lone_csv_path_is_taken_as_the_path(tmp_path, capsys):
+    """`kerakit run csv data.csv --target t` reads data.csv (refused here for its target, quickly)."""
+    (tmp_path / "data.csv").write_text("a,t\n1,x\n2,y\n")
+    assert cli.main(["run", "csv", str(tmp_path / "data.csv"), "--target", "tt",
+                     "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected argument" not in err and "usage:" not in err
+    assert f"is not in {tmp_path / 'data.csv'}. Did you mean 't'?" in err
+
+
+def test_a_stray_argument_suggests_the_path_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "csv", "--target", "t", "data.csv"])
+    assert exit_.value.code == 2
+    assert "unexpected argument 'data.csv'. Did you mean --path data.csv?" in capsys.readouterr().err
+
+
+def test_help_shows_no_empty_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "csv", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: )" not in out and "--path" in out and "--target" in out and "--sep" in out
+
+
+def test_missing_target_values_are_refused_before_tensorflow(tmp_path):
+    (tmp_path / "gaps.csv").write_text("a,b,label\n1,2,x\n\n3,4,\n5,6,y\n7,8,NA\n")
+    script = textwrap.dedent("""
+        import contextlib, io, sys
+        from kerakit.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["run", "csv", "--path", "gaps.csv", "--target", "label", "--runs-dir", "runs"])
+        print(code, "tensorflow" in sys.modules, err.getvalue().strip(), sep=" | ")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    code, tensorflow, message = result.stdout.strip().split(" | ")
+    assert (code, tensorflow) == ("1", "False")
+    # Line 3 is blank, not a row: the rows on lines 4 and 6 lack their target.
+    assert "Target 'label' is missing in 2 of 4 rows (line(s) 4, 6)" in message
+    assert "--drop-missing-target" in message
+    assert not (tmp_path / "runs").exists()
