@@ -121,15 +121,18 @@ def _walk(node):
 def _module_allowed(module, registered_name, custom_objects):
     if module in SAFE_KERAS_MODULES or module.startswith(SAFE_KERAS_PRIVATE_PREFIXES):
         return True
-    return (module == "kerakit" or module.startswith("kerakit.")) and registered_name in custom_objects
+    # Registered with keras.saving.register_keras_serializable (kerakit's layers, the
+    # user's own): Keras rebuilds the registered class, whatever module the file names.
+    return registered_name in custom_objects
 
 
 def unsafe_reason(config):
     """Why a `.keras` model config is unsafe to build, or None when it names only safe classes.
 
     Safe: Keras's own layers, initializers, regularizers, constraints,
-    activations, losses, metrics and optimizers, and kerakit's registered
-    layers. Everything else (another module, a Keras utility, a `Lambda`
+    activations, losses, metrics and optimizers, and classes registered with
+    `keras.saving.register_keras_serializable` (kerakit's layers, your own).
+    Everything else (another module, a Keras utility, a `Lambda`
     layer's code, an activation that is not one) is unsafe.
 
     Example:
@@ -168,14 +171,14 @@ def _is_activation(name):
     return True
 
 
-def _read_config(file):
+def _read_config(file, label):
     try:
         with zipfile.ZipFile(file) as archive:
             raw = archive.read("config.json")
         return json.loads(raw)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError, UnicodeDecodeError) as error:
         raise RunError(
-            f"{file} is not a Keras model file: it is not a .keras archive holding a readable "
+            f"{label} is not a Keras model file: it is not a .keras archive holding a readable "
             f"config.json ({type(error).__name__}). Pass a file saved with `model.save(path)`."
         ) from None
 
@@ -191,7 +194,8 @@ def load_model(path_or_run):
 
     Args:
         path_or_run: a `.keras` file, a run directory (`runs/<recipe>/<id>/`)
-            holding `model.keras`, or a `keras.Model`.
+            holding `model.keras`, the bytes of a `.keras` file (a pickled
+            estimator's model), or a `keras.Model`.
 
     Returns:
         The `keras.Model`.
@@ -210,33 +214,46 @@ def load_model(path_or_run):
 
     if isinstance(path_or_run, keras.Model):
         return path_or_run
+    if isinstance(path_or_run, (bytes, bytearray)):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            file = Path(folder) / MODEL_FILE
+            file.write_bytes(path_or_run)
+            return _load_file(file, "The model's bytes")
     if not isinstance(path_or_run, (str, os.PathLike)):
         raise DataTypeError(
             f"Expected a keras.Model, a .keras file or a run directory. Received: {path_or_run!r}"
         )
     file = model_file(path_or_run)
-    config = _read_config(file)
-    register_layers()
-    reason = unsafe_reason(config)
-    if reason is not None:
-        raise RunError(
-            f"{file} is not a safe model file: {reason}. kerakit builds models only from "
-            f"Keras's and its own registered layers; rebuild the model from those "
-            f"(keras.saving.register_keras_serializable for your own) and save it again."
-        )
-    try:
-        model = keras.saving.load_model(file, safe_mode=True)
-    except (TypeError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RunError(
-            f"{file} is not a safe model file: Keras refused to rebuild it ({first_line[:200]}). "
-            f"Load only files saved by kerakit or Keras from registered layers."
-        ) from None
+    model = _load_file(file, str(file))
     if spec_of(model) is None:
         spec = _manifest_spec(file.parent / MANIFEST_FILE)
         if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
             attach_spec(model, spec)
     return model
+
+
+def _load_file(file, label):
+    import keras
+
+    config = _read_config(file, label)
+    register_layers()
+    reason = unsafe_reason(config)
+    if reason is not None:
+        raise RunError(
+            f"{label} is not a safe model file: {reason}. kerakit builds models only from "
+            f"Keras's and registered layers; rebuild the model from those "
+            f"(keras.saving.register_keras_serializable for your own) and save it again."
+        )
+    try:
+        return keras.saving.load_model(file, safe_mode=True)
+    except (TypeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RunError(
+            f"{label} could not be loaded as a Keras model: Keras refused to rebuild it "
+            f"({first_line[:200]}). Load files saved by kerakit or Keras from registered layers."
+        ) from None
 
 
 def _output_width(model):

@@ -206,3 +206,23 @@ def test_save_model_is_atomic_and_round_trips_the_spec(tmp_path):
     with pytest.raises(RunError, match="must end in .keras"):
         saving.save_model(model, tmp_path / "m.h5")
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_a_users_registered_layer_loads_and_bytes_load_like_a_file(clean_file, tmp_path):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="my_project")
+    class Doubler(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2
+
+    inputs = keras.Input((2,))
+    keras.Model(inputs, Doubler()(inputs)).save(tmp_path / "mine.keras")
+    loaded = saving.load_model(tmp_path / "mine.keras")
+    np.testing.assert_allclose(loaded.predict(np.ones((1, 2)), verbose=0), [[2.0, 2.0]])
+
+    assert saving.load_model(clean_file.read_bytes()).output_shape == (None, 1)
+    path, marker = _planted(clean_file, tmp_path, _os_system)
+    with pytest.raises(RunError, match="The model's bytes is not a safe model file: "):
+        saving.load_model(path.read_bytes())
+    assert not marker.exists()
