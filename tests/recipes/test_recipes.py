@@ -355,7 +355,7 @@ def test_split_data_keeps_class_proportions_and_leaves_real_targets_unstratified
     assert len(splits["y_test"]) == 40 and len(splits["y_train"]) == 120
 
 
-# Issue 14: flags in messages, checks before training, units, small splits -----
+# Flags in messages, checks before training, units, small splits -----
 
 
 def _csv_recipe():
