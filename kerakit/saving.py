@@ -85,10 +85,11 @@ def model_file(path_or_run):
     if (run_dir / MANIFEST_FILE).is_file() or path.is_dir():
         _refuse_link_out(file, run_dir)
     if file.is_dir() or not file.is_file():
-        where = f"in the run directory {path}" if path.is_dir() else f"at {path}"
+        what = f"The run directory {path} has no {MODEL_FILE}" if path.is_dir() else (
+            f"No run directory or model file at {path}")
         raise RunError(
-            f"No .keras model file {where}. Pass a .keras file, or a run directory that "
-            f"holds {MODEL_FILE} (list runs with `kerakit runs`)."
+            f"{what}. Pass a .keras file, or a run directory that holds {MODEL_FILE} (list "
+            f"runs with `kerakit runs`)."
         )
     if file.suffix != ".keras":
         raise RunError(f"Expected a run directory or a .keras model file. Received: {path}.")

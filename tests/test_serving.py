@@ -83,7 +83,7 @@ def test_load_model_refuses_code_in_files_and_reads_run_directories(model, tmp_p
     from keras.src.saving import serialization_lib
 
     assert serialization_lib.in_safe_mode() is not False  # safety was not switched off process-wide
-    with pytest.raises(ValueError, match="No .keras model file"):
+    with pytest.raises(ValueError, match="No run directory or model file"):
         load_model(tmp_path / "missing.keras")
 
 

@@ -211,3 +211,13 @@ def test_missing_target_values_are_refused_before_tensorflow(tmp_path):
     assert "Target 'label' is missing in 2 of 4 rows (line(s) 4, 6)" in message
     assert "--drop-missing-target" in message
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_dir_that_is_a_file_is_refused(tmp_path, tiny_recipe_dir, capsys):
+    (tmp_path / "runs").write_text("a file")
+    assert cli.main(["run", "tiny-cli", "--recipes-dir", str(tiny_recipe_dir),
+                     "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err
+    assert "Traceback" not in err and "NotADirectoryError" not in err
+    assert (tmp_path / "runs").read_text() == "a file"

@@ -161,7 +161,7 @@ def test_garbage_and_missing_files_are_named_as_such(tmp_path):
         archive.writestr("metadata.json", "{}")
     with pytest.raises(RunError, match="is not a Keras model file"):
         saving.load_model(tmp_path / "no_config.keras")
-    with pytest.raises(RunError, match="No .keras model file at"):
+    with pytest.raises(RunError, match="No run directory or model file at"):
         saving.load_model(tmp_path / "missing.keras")
     with pytest.raises(KerakitError, match="Expected a keras.Model"):
         saving.load_model(42)
