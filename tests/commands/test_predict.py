@@ -17,6 +17,7 @@ def model_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.backends
 def test_out_dash_writes_the_csv_to_standard_output(model_file, tmp_path, capsys):
     import pandas as pd
 
@@ -30,6 +31,7 @@ def test_out_dash_writes_the_csv_to_standard_output(model_file, tmp_path, capsys
     assert not (tmp_path / "-").exists() and not (tmp_path.cwd() / "-").exists()
 
 
+@pytest.mark.backends
 def test_out_that_is_a_folder_is_refused_before_the_model_loads(tmp_path, capsys):
     (tmp_path / "rows.csv").write_text("a,b,c\n1,2,3\n")
     (tmp_path / "out").mkdir()

@@ -117,6 +117,7 @@ LOADERS = {"saving.load_model": _load_with_saving, "kk.load_model": _load_with_k
            "kk.permutation_importance": _load_with_importance}
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("plant", sorted(PLANTS))
 @pytest.mark.parametrize("loader", sorted(LOADERS))
 def test_every_loading_path_refuses_planted_code_with_one_error(clean_file, tmp_path, plant, loader):
@@ -130,6 +131,7 @@ def test_every_loading_path_refuses_planted_code_with_one_error(clean_file, tmp_
     assert serialization_lib.in_safe_mode() is not False  # safety was not switched off
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 @pytest.mark.parametrize("plant", sorted(PLANTS))
 def test_evaluate_and_predict_refuse_planted_code_by_name(clean_file, tmp_path, capsys, command, plant):
@@ -144,6 +146,7 @@ def test_evaluate_and_predict_refuse_planted_code_by_name(clean_file, tmp_path, 
     assert "Traceback" not in err and not marker.exists()
 
 
+@pytest.mark.backends
 def test_a_lambda_layer_is_refused_as_code(tmp_path):
     import keras
 
@@ -153,6 +156,7 @@ def test_a_lambda_layer_is_refused_as_code(tmp_path):
         saving.load_model(tmp_path / "lambda.keras")
 
 
+@pytest.mark.backends
 def test_garbage_and_missing_files_are_named_as_such(tmp_path):
     (tmp_path / "garbage.keras").write_bytes(b"\x00not a zip archive")
     with pytest.raises(RunError, match="is not a Keras model file"):
@@ -194,6 +198,7 @@ def test_kerakit_models_load_in_a_fresh_process_without_registering_anything(tmp
     assert result.stdout.split() == ["Functional"] * 3
 
 
+@pytest.mark.backends
 def test_save_model_is_atomic_and_round_trips_the_spec(tmp_path):
     import kerakit as kk
     from kerakit.metadata import spec_of
@@ -208,6 +213,7 @@ def test_save_model_is_atomic_and_round_trips_the_spec(tmp_path):
     assert not (tmp_path / "m.h5").exists()
 
 
+@pytest.mark.backends
 def test_a_users_registered_layer_loads_and_bytes_load_like_a_file(clean_file, tmp_path):
     import keras
 
