@@ -55,5 +55,5 @@ def run(args):
         print("(!) the test split was too small to measure; see the run's manifest.json warnings.")
     for m in found:
         if m.get("status") == "damaged":
-            print(f"damaged: {m['dir']}: its manifest.json {m['damage']}.")
+            print(f"damaged: {m['dir']}/manifest.json: {m['damage']}.")
     return 0
