@@ -90,7 +90,8 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         # A run's manifest already says "interrupted"; files on disk are whole.
-        print(f"kerakit {args.command}: interrupted", file=sys.stderr)
+        print(f"kerakit {args.command}: interrupted (a run's manifest says so; its files are whole)",
+              file=sys.stderr)
         return 130
 
 
