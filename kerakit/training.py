@@ -15,9 +15,9 @@ import numpy as np
 
 from kerakit import backend, checks, engines
 from kerakit.backend import set_random_seed
-from kerakit.builders import spec_of
 from kerakit.checks import class_weights, prepare, validate_features
 from kerakit.errors import ConfigError, DataError
+from kerakit.metadata import spec_of
 from kerakit.spec import class_indices, validate_labels
 
 __all__ = ["class_weights", "evaluate", "fit", "metrics_report", "predict", "prepare", "set_seed",

@@ -23,7 +23,7 @@ PUBLIC_NAMES = {
     # images and text
     "read_images", "text_inputs",
     # recipes and runs
-    "load_recipe", "run_recipe", "Run", "RunModel", "list_runs",
+    "Run", "RunModel", "list_runs",
     # tuning and cross-validation
     "tune", "TuneResult", "SearchSpace", "cross_validate", "make_folds", "CrossValidationResult",
     # active learning

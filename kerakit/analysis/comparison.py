@@ -9,9 +9,10 @@ import dataclasses
 
 import numpy as np
 
-from kerakit.analysis.loading import _predict, _resolve_spec, load_model, model_inputs
+from kerakit.analysis.loading import _predict, _resolve_spec, model_inputs
 from kerakit.analysis.metrics import _correct, get_metric
 from kerakit.errors import ConfigError, DataError
+from kerakit.saving import load_model
 
 # A/B comparison ----------------------------------------------------------------
 

@@ -8,9 +8,10 @@ import dataclasses
 
 import numpy as np
 
-from kerakit.analysis.loading import _input_struct, _predict, _resolve_spec, load_model, model_inputs
+from kerakit.analysis.loading import _input_struct, _predict, _resolve_spec, model_inputs
 from kerakit.analysis.metrics import get_metric
 from kerakit.errors import ConfigError, DataError, DataTypeError
+from kerakit.saving import load_model
 
 # Permutation importance ---------------------------------------------------------
 

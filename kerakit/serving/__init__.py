@@ -50,7 +50,6 @@ from kerakit.serving.models import (
     TensorInfo,
     export,
     input_signature,
-    load_model,
     load_servables,
 )
 from kerakit.serving.monitoring import ServingMetrics
@@ -60,5 +59,5 @@ __all__ = [
     "BATCH_WAIT_MS", "DEFAULT_HOST", "DriftMonitor", "ServingMetrics", "DEFAULT_PORT", "KEEP_ALIVE_TIMEOUT", "MAX_BATCH_SIZE",
     "MAX_BODY_BYTES", "MAX_CONNECTIONS", "REQUEST_TIMEOUT",
     "RunningServer", "Servable", "Service", "TensorInfo", "export", "format_response",
-    "input_signature", "load_model", "load_servables", "parse_request", "reference_statistics", "save_reference", "serve",
+    "input_signature", "load_servables", "parse_request", "reference_statistics", "save_reference", "serve",
 ]

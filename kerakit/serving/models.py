@@ -6,12 +6,12 @@ import os
 import re
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from kerakit.errors import ConfigError, DataTypeError, RunError
+from kerakit.saving import load_model
 
 SIGNATURE = "serving_default"
 # Extra files inside a SavedModel go in assets.extra/ (TensorFlow Serving ignores them).
@@ -21,88 +21,6 @@ KERAKIT_ASSET = Path("assets.extra") / "kerakit.json"
 MAX_VERSION_DIGITS = 18
 VERSION_NAME = re.compile(rf"[0-9]{{1,{MAX_VERSION_DIGITS}}}")
 _AUTO_INPUT_NAME = re.compile(r"^(keras_tensor|input_layer|input)(_[0-9]+)?$")
-
-
-# Loading --------------------------------------------------------------------
-
-
-def load_model(path):
-    """Loads a `.keras` model file (or a run directory's `model.keras`) safely.
-
-    Always `safe_mode=True`: a file cannot run Python code (a `Lambda` layer's
-    code is refused). kerakit never calls
-    `keras.config.enable_unsafe_deserialization()`, which would turn that
-    protection off for the whole process. kerakit's own layers (raw-column
-    models, ensembles) are registered first, so its models load.
-
-    Args:
-        path: a `.keras` file, or a run directory (`runs/<recipe>/<id>/`)
-            holding `model.keras`. A `keras.Model` is returned as is.
-
-    Example:
-
-    ```python
-    model = kerakit.serving.load_model("runs/digits/20250101-120000/model.keras")
-    ```
-    """
-    import keras
-
-    if isinstance(path, keras.Model):
-        return path
-    if not isinstance(path, (str, os.PathLike)):
-        raise DataTypeError(f"Expected a keras.Model or the path of a .keras file. Received: {path!r}")
-    file = Path(path)
-    if file.is_dir():
-        # A run directory serves its model.keras even if SavedModel folders sit beside it.
-        if not is_run_directory(file) and (is_saved_model(file) or version_dirs(file)):
-            raise RunError(
-                f"{file} is a SavedModel export, not a .keras file. Serve it with "
-                f"`kerakit serve {file}` (or kerakit.serve), or load the .keras file it was "
-                f"exported from."
-            )
-        file = file / "model.keras"
-    if not file.is_file() or file.suffix != ".keras":
-        raise RunError(
-            f"No .keras model file at {str(path)!r}. Pass a .keras file or a run directory "
-            f"that holds model.keras."
-        )
-    _register_kerakit_layers(file)
-    try:
-        return keras.saving.load_model(file, safe_mode=True)
-    except ValueError as error:
-        if "safe_mode" not in str(error) and "unsafe" not in str(error):
-            raise
-        raise RunError(
-            f"{file} contains Python code (such as a Lambda layer), which kerakit refuses to "
-            f"load because loading would run it. Rebuild the model from registered layers "
-            f"(keras.saving.register_keras_serializable) instead of Lambda. Keras said: {error}"
-        ) from None
-
-
-def _register_kerakit_layers(file):
-    """Registers the kerakit layers a `.keras` file uses, so safe-mode loading can rebuild them.
-
-    Raw-column models use kerakit.data's layers; ensembles use the averaging
-    layer of `kerakit.layers` (defined only when a file needs it).
-    """
-    try:
-        with zipfile.ZipFile(file) as archive:
-            config = archive.read("config.json")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return  # Keras will say what is wrong with the file
-    if b"kerakit" not in config:
-        return
-    from kerakit.metadata import spec_layer_class
-
-    spec_layer_class()  # SpecOutput, the problem spec every kerakit model carries
-    try:
-        import kerakit.data.layers  # noqa: F401
-    except ImportError:
-        pass
-    if b"WeightedAverage" in config:
-        from kerakit.layers import weighted_average_class
-
-        weighted_average_class()
 
 
 def is_saved_model(path):
@@ -405,7 +323,7 @@ def load_servables(model, name=None, versions="latest"):
         version = int(path.name) if numbered else 1
         name = clean_name(name or (path.resolve().parent.name if numbered else path.resolve().name))
         return name, {version: Servable.from_saved_model(path, name, version)}
-    keras_model = load_model(path)
+    keras_model = load_model(path)  # kerakit.saving: the one safe loader
     name = clean_name(name or _keras_file_name(path))
     return name, {1: Servable.from_keras(keras_model, name, source=str(path))}
 

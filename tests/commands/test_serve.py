@@ -64,7 +64,7 @@ def test_serve_help_is_instant_and_bad_paths_fail_cleanly(tmp_path, capsys):
     from kerakit.cli import main
 
     assert main(["serve", str(tmp_path / "nothing.keras"), "--port", "0"]) == 2
-    assert "No .keras model file" in capsys.readouterr().err
+    assert "No run directory or model file" in capsys.readouterr().err
 
 
 

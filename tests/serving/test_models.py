@@ -57,7 +57,7 @@ def test_load_model_refuses_code_in_files_and_reads_run_directories(model, tmp_p
     import keras
 
     from kerakit.errors import KerakitError
-    from kerakit.serving import load_model
+    from kerakit.saving import load_model
 
     run_dir = tmp_path / "runs" / "digits" / "0001"
     run_dir.mkdir(parents=True)
@@ -75,7 +75,7 @@ def test_load_model_refuses_code_in_files_and_reads_run_directories(model, tmp_p
     from keras.src.saving import serialization_lib
 
     assert serialization_lib.in_safe_mode() is not False  # safety was not switched off process-wide
-    with pytest.raises(ValueError, match="No .keras model file"):
+    with pytest.raises(ValueError, match="No run directory or model file"):
         load_model(tmp_path / "missing.keras")
 
 
@@ -107,7 +107,8 @@ def test_a_run_directory_serves_model_keras_never_a_saved_model_planted_in_it(mo
     import keras
 
     import kerakit as kk
-    from kerakit.serving import load_model, load_servables
+    from kerakit.saving import load_model
+    from kerakit.serving import load_servables
 
     run_dir = tmp_path / "runs" / "digits" / "0001"
     run_dir.mkdir(parents=True)

@@ -1,16 +1,15 @@
 """A run's model on new rows: `RunModel` (evaluate / predict CSV rows) and CSV in and out.
 
-Feature floor, beside `kerakit.runs` (which finds run directories and their
-manifests): `kerakit evaluate`, `predict`, `compare` and `explain` read a
-CSV, hand it to a `RunModel` and write predictions back. Imports only the
-standard library at import time; pandas and Keras load on use.
+`kerakit evaluate`, `predict`, `compare` and `explain` read a CSV, hand it to
+a `RunModel` and write predictions back. Imports only the standard library at
+import time; pandas and Keras load on use.
 """
 
 from pathlib import Path
 
 from kerakit.atomic import atomic_path
 from kerakit.errors import RunError
-from kerakit.runs import resolve_model_path
+from kerakit.runs._listing import resolve_model_path
 
 
 def _spec_from_manifest(manifest):
@@ -26,8 +25,8 @@ class RunModel:
     Works with a run directory (spec, feature names and target come from its
     manifest), a raw-column model from `kerakit.data` (its own metadata), or
     a bare `.keras` file (features are every column but the target; the spec
-    is inferred from the labels). Models are always loaded with
-    `safe_mode=True`.
+    is inferred from the labels). Models are loaded by
+    `kerakit.saving.load_model`, which refuses unsafe files.
 
     Args:
         run_or_model: a run directory, or a `.keras` file.
@@ -42,12 +41,12 @@ class RunModel:
     """
 
     def __init__(self, run_or_model):
-        from kerakit.serving.models import load_model
+        from kerakit.metadata import spec_of
+        from kerakit.saving import load_model
 
         self.path, self.manifest = resolve_model_path(run_or_model)
         self.model = load_model(self.path)
         self.table = self._table_metadata()
-        from kerakit.metadata import spec_of
 
         # The manifest's spec serves files saved before models carried their own.
         self.spec = spec_of(self.model) or _spec_from_manifest(self.manifest)
@@ -80,16 +79,7 @@ class RunModel:
             wanted = [str(n) for n in self.class_names]
         else:
             wanted = ["target"]
-        missing = [w for w in wanted if w not in columns]
-        if missing:
-            from kerakit.errors import closest
-
-            hint = closest(missing[0], columns)
-            did_you_mean = f" Did you mean '{hint}'?" if hint else ""
-            raise RunError(
-                f"The CSV has no label column '{missing[0]}'.{did_you_mean} Its columns: "
-                f"{', '.join(columns)}. Name the label column with --target COLUMN."
-            )
+        _refuse_missing_labels(wanted, columns)
         return wanted
 
     def features(self, frame, exclude=()):
@@ -222,6 +212,34 @@ class RunModel:
         return result
 
 
+def _refuse_missing_labels(wanted, columns):
+    missing = [w for w in wanted if w not in columns]
+    if missing:
+        from kerakit.errors import closest
+
+        hint = closest(missing[0], columns)
+        did_you_mean = f" Did you mean '{hint}'?" if hint else ""
+        raise RunError(
+            f"The CSV has no label column '{missing[0]}'.{did_you_mean} Its columns: "
+            f"{', '.join(columns)}. Name the label column with --target COLUMN."
+        )
+
+
+def check_label_columns(frame, run_or_model, target=None):
+    """Refuses a CSV without the label column(s) `target` or the run's manifest names.
+
+    Reads only the manifest, so a wrong CSV is refused before the model (and
+    TensorFlow) loads. A bare `.keras` file names its label only inside the
+    model; `RunModel.target_columns` checks that one.
+    """
+    _, manifest = resolve_model_path(run_or_model)
+    wanted = [t.strip() for t in str(target).split(",") if t.strip()] if target else []
+    recorded = ((manifest or {}).get("data") or {}).get("target")
+    wanted = wanted or ([recorded] if recorded else [])
+    if wanted:
+        _refuse_missing_labels(wanted, [str(c) for c in frame.columns])
+
+
 def _task_of_output(model, output):
     # Only for a bare file with no spec anywhere (so no SpecOutput layer either).
     activation = getattr(model.layers[-1], "activation", None)
@@ -242,8 +260,24 @@ def read_csv(path):
     return read_frame(path)
 
 
+def check_output(path):
+    """Refuses an output path that cannot take a CSV (a folder); "-" is standard output."""
+    if str(path) != "-" and Path(path).is_dir():
+        raise RunError(
+            f"The output {path} is a folder. Pass a CSV file name, such as "
+            f"{Path(path) / 'predictions.csv'}, or - for standard output. Received: out='{path}'."
+        )
+
+
 def write_csv(frame, path):
-    """Writes a DataFrame to CSV atomically."""
+    """Writes a DataFrame to CSV atomically; `path` "-" writes it to standard output."""
+    check_output(path)
+    if str(path) == "-":
+        import sys
+
+        frame.to_csv(sys.stdout, index=False)
+        return None
+    path = Path(path)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-    return Path(path)
+    return path

@@ -13,15 +13,15 @@ import time
 import numpy as np
 import pytest
 
-from kerakit import runs
+from kerakit import atomic, runs
 from kerakit.errors import ConfigError, KerakitError, RunError
 
 
 def test_atomic_path_keeps_old_file_and_leaves_no_temp_on_error(tmp_path):
     target = tmp_path / "manifest.json"
-    runs.atomic_write_json(target, {"version": 1})
+    atomic.atomic_write_json(target, {"version": 1})
     with pytest.raises(RuntimeError):
-        with runs.atomic_path(target) as tmp:
+        with atomic.atomic_path(target) as tmp:
             tmp.write_text('{"version": 2, "half')  # a writer that dies half way
             raise RuntimeError("killed mid-write")
     assert json.loads(target.read_text()) == {"version": 1}
@@ -29,7 +29,7 @@ def test_atomic_path_keeps_old_file_and_leaves_no_temp_on_error(tmp_path):
 
 
 def test_temporary_name_keeps_suffix_and_lives_next_to_target(tmp_path):
-    with runs.atomic_path(tmp_path / "sub" / "model.keras") as tmp:
+    with atomic.atomic_path(tmp_path / "sub" / "model.keras") as tmp:
         assert tmp.parent == tmp_path / "sub"
         assert tmp.suffix == ".keras"
         tmp.write_bytes(b"x")
@@ -41,12 +41,12 @@ def test_a_killed_writer_never_leaves_a_half_written_file(tmp_path):
     target = tmp_path / "manifest.json"
     script = textwrap.dedent(f"""
         import json, time
-        from kerakit import runs
+        from kerakit import atomic
         i = 0
         while True:
             i += 1
             text = json.dumps({{"version": i, "payload": ["x" * 200] * 2000}})
-            with runs.atomic_path({str(target)!r}) as tmp:
+            with atomic.atomic_path({str(target)!r}) as tmp:
                 with open(tmp, "w") as handle:
                     for start in range(0, len(text), 8192):  # ~50 slow chunks per write
                         handle.write(text[start:start + 8192])
@@ -71,7 +71,7 @@ def test_a_killed_writer_never_leaves_a_half_written_file(tmp_path):
 
 
 def test_json_writes_numpy_values_and_nan_as_null(tmp_path):
-    path = runs.atomic_write_json(tmp_path / "m.json", {
+    path = atomic.atomic_write_json(tmp_path / "m.json", {
         "a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), "d": (1, 2), "e": tmp_path})
     assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": None, "d": [1, 2],
                                            "e": str(tmp_path)}
@@ -180,7 +180,7 @@ def test_manifest_lists_its_files(tmp_path):
     assert not any(name.startswith(".") for name in os.listdir(run.dir))
 
 
-# Process, states and leftovers (issue 14) -------------------------------------
+# Process, states and leftovers -------------------------------------
 
 
 def _dead_pid():
@@ -192,7 +192,7 @@ def _dead_pid():
 def test_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     old = os.umask(0o022)
     try:
-        path = runs.atomic_write_text(tmp_path / "a.txt", "hello")
+        path = atomic.atomic_write_text(tmp_path / "a.txt", "hello")
         run = runs.Run("demo", root=tmp_path)
         run.write_manifest(status="running")
     finally:
@@ -243,13 +243,106 @@ def test_half_written_temp_files_of_dead_or_old_writers_are_removed(tmp_path):
     os.utime(ours, (hour_ago, hour_ago))
     runs.Run("demo", root=tmp_path)  # the next run cleans up too
     assert not ours.exists()
-    with runs.atomic_path(tmp_path / "x.keras") as tmp:
+    with atomic.atomic_path(tmp_path / "x.keras") as tmp:
         assert f".x.keras.{os.getpid()}." in tmp.name  # names its writer
 
 
-def test_served_name_and_data_label_come_from_the_data_file():
+def test_data_label_comes_from_the_data_file():
     manifest = {"recipe": "csv", "data": {"source": "data/penguins.csv", "target": "species"}}
-    assert runs.served_model_name(manifest) == "penguins"
     assert runs.data_label(manifest) == "penguins.csv → species"
-    assert runs.served_model_name({"recipe": "digits"}) == "digits"
     assert runs.data_label({"recipe": "digits"}) == ""
+
+
+# Symbolic links and damaged manifests ----------------------------------------------------
+
+
+def _outside_folder_with_temp_files(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dead_writer = outside / ".draft.99999999.ab.tmp"  # pid 99999999 does not exist
+    old_notes = outside / ".notes.tmp"
+    for path in (dead_writer, old_notes):
+        path.write_text("not kerakit's")
+    hour_ago = time.time() - 3600
+    os.utime(old_notes, (hour_ago, hour_ago))
+    return outside, (dead_writer, old_notes)
+
+
+@pytest.mark.parametrize("linked", ["run", "recipe"])
+def test_temp_file_cleanup_never_follows_links_out_of_the_runs_folder(tmp_path, linked):
+    outside, files = _outside_folder_with_temp_files(tmp_path)
+    root = tmp_path / "runs"
+    if linked == "run":  # runs/csv/<id> → outside
+        (root / "csv").mkdir(parents=True)
+        (root / "csv" / "20250101-120000-abcd").symlink_to(outside, target_is_directory=True)
+    else:  # runs/csv → a folder whose <id> sub-folder holds the files
+        (outside / "20250101-120000-abcd").mkdir()
+        for path in files:
+            (outside / "20250101-120000-abcd" / path.name).write_text("not kerakit's")
+        files = [outside / "20250101-120000-abcd" / p.name for p in files] + list(files)
+        root.mkdir()
+        (root / "csv").symlink_to(outside, target_is_directory=True)
+    assert runs.remove_stale_temp_files(root) == []
+    runs.list_runs(root)
+    runs.Run("digits", root=root)
+    assert all(path.exists() for path in files)
+
+
+def test_a_run_is_never_written_through_a_recipe_folder_linked_out_of_the_runs_folder(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "csv").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(RunError, match="symbolic link leading out of the runs folder"):
+        runs.Run("csv", root=tmp_path / "runs")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_model_file_linked_out_of_its_run_folder_is_refused_by_name(tmp_path):
+    elsewhere = tmp_path / "elsewhere.keras"
+    elsewhere.write_bytes(b"whatever")
+    run = runs.Run("csv", root=tmp_path / "runs")
+    run.write_manifest(status="completed")
+    (run.dir / "model.keras").symlink_to(elsewhere)
+    for target in (run.dir, run.dir / "model.keras"):
+        with pytest.raises(RunError, match="symbolic link leading out of its run directory"):
+            runs.resolve_model_path(target)
+    elsewhere.unlink()  # a dangling link too: refused by name, not "file not found"
+    with pytest.raises(RunError, match="symbolic link leading out of its run directory"):
+        runs.resolve_model_path(run.dir)
+
+
+def test_a_runs_folder_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "runs").write_text("a file")
+    with pytest.raises(RunError, match="is a file, not a folder"):
+        runs.list_runs(tmp_path / "runs")
+    with pytest.raises(RunError, match="is a file, not a folder"):
+        runs.Run("digits", root=tmp_path / "runs")
+
+
+TAMPERED = {
+    "a list": ["not", "an", "object"],
+    "feature_names: 5": {"recipe": "csv", "status": "completed", "data": {"feature_names": 5}},
+    "status: 123": {"recipe": "csv", "status": 123},
+    "a word for a metric": {"recipe": "csv", "status": "completed", "metrics": {"accuracy": "high"}},
+    "spec: a string": {"recipe": "csv", "status": "completed", "spec": "binary"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERED))
+def test_tampered_manifests_are_listed_as_damaged_and_refused_by_name(tmp_path, kind):
+    good = runs.Run("digits", root=tmp_path, run_id="20250101-120000-aaaa")
+    good.write_manifest(recipe="digits", status="completed", metrics={"accuracy": 0.9},
+                        spec={"task": "multiclass"}, started="2025-01-01T12:00:00")
+    folder = tmp_path / "csv" / "20250101-120000-bbbb"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps(TAMPERED[kind]))
+    found = {m["recipe"]: m for m in runs.list_runs(tmp_path)}
+    assert found["digits"]["status"] == "completed"  # the listing carries on
+    assert found["csv"]["status"] == "damaged" and found["csv"]["damage"]
+    assert runs.key_metric(found["csv"]) == (None, None) and runs.data_label(found["csv"]) == ""
+    with pytest.raises(RunError, match="manifest .* is damaged"):
+        runs.read_manifest(folder)
+    (folder / "model.keras").write_bytes(b"")
+    with pytest.raises(RunError, match="is damaged"):
+        runs.resolve_model_path(folder)

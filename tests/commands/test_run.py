@@ -1,4 +1,4 @@
-"""The `kerakit` command: instant help paths, did-you-mean errors, run/runs/evaluate/predict/env."""
+"""`kerakit run`: recipes by name or path, flags, argument errors before TensorFlow, the whole loop."""
 
 import json
 import subprocess
@@ -11,90 +11,7 @@ import pytest
 
 from kerakit import cli
 
-ROOT = Path(__file__).resolve().parent.parent
-
-TINY = '''
-"""Tiny CLI recipe."""
-import dataclasses
-
-
-@dataclasses.dataclass
-class Config:
-    epochs: int = 1  # passes
-    seed: int = 0  # seed
-    smoke: bool = False  # smoke
-
-
-def data(config):
-    import numpy as np
-    import kerakit as kk
-    from kerakit.recipes import split_data
-
-    rng = np.random.default_rng(config.seed)
-    x = rng.normal(size=(90, 4)).astype("float32")
-    y = (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1)
-    spec = kk.ProblemSpec(task="multiclass", num_classes=3, class_names=["lo", "mid", "hi"])
-    return {**split_data(x, y, seed=config.seed), "spec": spec,
-            "feature_names": ["a", "b", "c", "d"], "target": "label"}
-
-
-def run(config, data, run):
-    import kerakit as kk
-
-    model = kk.build_model(data["spec"], input_shape=(4,), units=(16,), seed=config.seed)
-    history = kk.fit(model, data["x_train"], data["y_train"], epochs=config.epochs,
-                     validation_data=(data["x_val"], data["y_val"]), seed=config.seed)
-    run.save_history(history)
-    run.save_model(model)
-    return kk.evaluate(model, data["x_test"], data["y_test"])
-'''
-
-
-def test_help_and_listing_paths_never_import_tensorflow(tmp_path):
-    """One fresh interpreter runs each light command and checks sys.modules after each."""
-    script = textwrap.dedent(f"""
-        import contextlib, io, sys
-        from kerakit.cli import main
-        for argv in (["--help"], ["recipes"], ["run", "--help"], ["run", "digits", "--help"],
-                     ["run", "csv", "--help"], ["runs", "--runs-dir", {str(tmp_path)!r}], ["rnu"],
-                     ["--version"]):
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-                try:
-                    code = main(argv)
-                except SystemExit as exit_:
-                    code = exit_.code
-            heavy = [m for m in ("tensorflow", "keras", "keras_tuner", "sklearn") if m in sys.modules]
-            print(" ".join(argv), "|", code, "|", heavy, "|", len(out.getvalue()))
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 8
-    for line in lines:
-        argv, code, heavy, printed = (part.strip() for part in line.split("|"))
-        assert heavy == "[]", f"`kerakit {argv}` imported {heavy}"
-        assert code == ("2" if argv == "rnu" else "0"), line
-        assert argv == "rnu" or int(printed) > 0, line
-
-
-def test_top_level_help_lists_every_command(capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["--help"])
-    out = capsys.readouterr().out
-    for name in ("recipes", "run", "runs", "evaluate", "predict", "env"):
-        assert f"    {name} " in out
-
-
-def test_unknown_command_and_recipe_say_did_you_mean(capsys):
-    assert cli.main(["rnu", "digits"]) == 2
-    assert "unknown command 'rnu'. Did you mean 'run'?" in capsys.readouterr().err
-    assert cli.main(["run", "digts"]) == 1
-    err = capsys.readouterr().err
-    assert "Unknown recipe 'digts'. Did you mean 'digits'?" in err and "Known recipes:" in err
-    assert cli.main(["run"]) == 2
-    assert "name a recipe" in capsys.readouterr().err
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_unknown_flag_lists_valid_flags(capsys):
@@ -116,22 +33,9 @@ def test_recipe_that_fails_to_import_shows_its_own_traceback(tmp_path, capsys):
     assert "ModuleNotFoundError: No module named 'numpyy'" in err
 
 
-def test_recipes_command_lists_folder_recipes(tmp_path, capsys):
-    (tmp_path / "my_tiny.py").write_text(TINY)
-    assert cli.main(["recipes", "--recipes-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "my-tiny" in out and "Tiny CLI recipe.  [folder]" in out and "digits" in out
-    assert cli.main(["recipes", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert {"name": "wine", "source": "builtin"}.items() <= next(
-        r for r in rows if r["name"] == "wine").items()
-
-
-def test_run_json_then_runs_evaluate_and_predict(tmp_path, capsys):
+def test_run_json_then_runs_evaluate_and_predict(tmp_path, tiny_recipe_dir, capsys):
     """The whole loop from the shell, in process: run → runs → evaluate → predict."""
-    folder = tmp_path / "recipes"
-    folder.mkdir()
-    (folder / "tiny_cli.py").write_text(TINY)
+    folder = tiny_recipe_dir
     runs_dir = tmp_path / "runs"
     assert cli.main(["run", "tiny-cli", "--recipes-dir", str(folder), "--epochs", "2",
                      "--runs-dir", str(runs_dir), "--json"]) == 0
@@ -221,43 +125,6 @@ def test_recipe_runs_as_a_script(tmp_path):
     assert (Path(payload["run_dir"]) / "model.keras").is_file()
 
 
-def test_env_reports_versions_and_devices(capsys):
-    assert cli.main(["env", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert {"kerakit", "python", "tensorflow", "keras", "devices"} <= set(info)
-    assert any(d["type"] == "CPU" for d in info["devices"])
-
-
-@pytest.mark.backends
-def test_env_reports_the_backend_and_loads_only_it():
-    import os
-
-    code = ("import sys; from kerakit import cli; cli.main(['env', '--json']); "
-            "print('tensorflow' in sys.modules)")
-    for backend in ("jax",):
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                                timeout=120)
-        assert result.returncode == 0, result.stderr
-        info = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
-        assert info["keras_backend"] == backend and info["devices"]
-        assert result.stdout.strip().endswith("False")  # TensorFlow was never imported
-
-
-def test_commands_hold_back_tensorflow_start_up_lines():
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k != "KERAKIT_TF_LOGS"}
-    result = subprocess.run([sys.executable, "-m", "kerakit.cli", "env", "--json"],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["tensorflow"]
-    assert "I0000" not in result.stderr and "absl" not in result.stderr, result.stderr
-
-
-# Issue 14: data files, flags in messages, fast argument errors, run listing ----
-
-
 def test_a_data_file_given_as_recipe_points_to_the_csv_recipe(tmp_path, capsys):
     (tmp_path / "file.csv").write_text("a,y\n1,2\n")
     assert cli.main(["run", str(tmp_path / "file.csv"), "--target", "y"]) == 1
@@ -301,17 +168,56 @@ def test_argument_errors_come_before_tensorflow_and_leave_no_run(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_runs_lists_the_data_file_target_and_state(tmp_path, capsys):
-    from kerakit import runs
+def test_a_lone_csv_path_is_taken_as_the_path(tmp_path, capsys):
+    """`kerakit run csv data.csv --target t` reads data.csv (refused here for its target, quickly)."""
+    (tmp_path / "data.csv").write_text("a,t\n1,x\n2,y\n")
+    assert cli.main(["run", "csv", str(tmp_path / "data.csv"), "--target", "tt",
+                     "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected argument" not in err and "usage:" not in err
+    assert f"is not in {tmp_path / 'data.csv'}. Did you mean 't'?" in err
 
-    run = runs.Run("csv", root=tmp_path, run_id="20250101-120000-abcd")
-    run.write_manifest(recipe="csv", id=run.id, status="completed", started="2025-01-01T12:00:00",
-                       data={"source": "data/penguins.csv", "target": "species"},
-                       warnings=["The test split has only 5 rows"])
-    assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0
+
+def test_a_stray_argument_suggests_the_path_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "csv", "--target", "t", "data.csv"])
+    assert exit_.value.code == 2
+    assert "unexpected argument 'data.csv'. Did you mean --path data.csv?" in capsys.readouterr().err
+
+
+def test_help_shows_no_empty_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "csv", "--help"])
     out = capsys.readouterr().out
-    assert "DATA" in out and "penguins.csv → species" in out and "too small to measure" in out
-    assert cli.main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
-    row = json.loads(capsys.readouterr().out)[0]
-    assert row["data"] == {"source": "data/penguins.csv", "target": "species"}
-    assert row["warnings"] == ["The test split has only 5 rows"]
+    assert "(default: )" not in out and "--path" in out and "--target" in out and "--sep" in out
+
+
+def test_missing_target_values_are_refused_before_tensorflow(tmp_path):
+    (tmp_path / "gaps.csv").write_text("a,b,label\n1,2,x\n\n3,4,\n5,6,y\n7,8,NA\n")
+    script = textwrap.dedent("""
+        import contextlib, io, sys
+        from kerakit.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["run", "csv", "--path", "gaps.csv", "--target", "label", "--runs-dir", "runs"])
+        print(code, "tensorflow" in sys.modules, err.getvalue().strip(), sep=" | ")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    code, tensorflow, message = result.stdout.strip().split(" | ")
+    assert (code, tensorflow) == ("1", "False")
+    # Line 3 is blank, not a row: the rows on lines 4 and 6 lack their target.
+    assert "Target 'label' is missing in 2 of 4 rows (line(s) 4, 6)" in message
+    assert "--drop-missing-target" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_dir_that_is_a_file_is_refused(tmp_path, tiny_recipe_dir, capsys):
+    (tmp_path / "runs").write_text("a file")
+    assert cli.main(["run", "tiny-cli", "--recipes-dir", str(tiny_recipe_dir),
+                     "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err
+    assert "Traceback" not in err and "NotADirectoryError" not in err
+    assert (tmp_path / "runs").read_text() == "a file"

@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from kerakit import recipes
+from kerakit import cli, recipes
 from kerakit.errors import RecipeError, RecipeImportError
 
 # A complete recipe small enough to train in a second.
@@ -336,7 +336,7 @@ def test_builtin_recipe_files_never_shadow_standard_modules():
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path, capsys):
     path = _write(tmp_path, "stopped.py", TINY.replace(
         "    rng = np.random.default_rng(config.seed)", "    raise KeyboardInterrupt"))
-    assert recipes.run_command(str(path), ["--runs-dir", str(tmp_path / "runs")]) == 130
+    assert cli.main(["run", str(path), "--runs-dir", str(tmp_path / "runs")]) == 130
     assert "interrupted" in capsys.readouterr().err
     manifest = json.loads(next((tmp_path / "runs" / "stopped").glob("*/manifest.json")).read_text())
     assert manifest["status"] == "interrupted" and manifest["error"].startswith("KeyboardInterrupt")
@@ -355,7 +355,7 @@ def test_split_data_keeps_class_proportions_and_leaves_real_targets_unstratified
     assert len(splits["y_test"]) == 40 and len(splits["y_train"]) == 120
 
 
-# Issue 14: flags in messages, checks before training, units, small splits -----
+# Flags in messages, checks before training, units, small splits -----
 
 
 def _csv_recipe():
@@ -455,13 +455,13 @@ def test_csv_recipe_reads_a_semicolon_file_with_the_new_flags(tmp_path, capsys):
     (tmp_path / "houses.csv").write_bytes(frame.to_csv(sep=";", index=False).encode("latin-1"))
     base = [str(tmp_path / "houses.csv"), "--target", "price", "--epochs", "2",
             "--runs-dir", str(tmp_path / "runs"), "--quiet"]
-    assert recipes.run_command("csv", ["--path", *base]) == 1
+    assert cli.main(["run", "csv", "--path", *base]) == 1
     assert "--drop-missing-target (keeps 79 rows)" in capsys.readouterr().err
-    assert recipes.run_command("csv", ["--path", *base, "--drop-missing-target"]) == 1
+    assert cli.main(["run", "csv", "--path", *base, "--drop-missing-target"]) == 1
     err = capsys.readouterr().err
     assert "pass --na-values ... for tokens" in err and "na_values" not in err
-    assert recipes.run_command("csv", ["--path", *base, "--drop-missing-target", "--na-values",
-                                       "?", "--encoding", "latin-1"]) == 0
+    assert cli.main(["run", "csv", "--path", *base, "--drop-missing-target", "--na-values",
+                     "?", "--encoding", "latin-1"]) == 0
     [run_dir] = (tmp_path / "runs" / "csv").iterdir()  # the refused tries left nothing
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["data"]["rows"]["test"] == 12

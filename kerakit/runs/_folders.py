@@ -24,7 +24,6 @@ import csv
 import datetime
 import hashlib
 import io
-import json
 import os
 import platform
 import re
@@ -34,13 +33,7 @@ import time
 from pathlib import Path
 
 from kerakit import metrics_registry
-from kerakit.atomic import (  # noqa: F401  re-exported: callers of kerakit.runs keep working
-    atomic_path,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    to_json,
-)
+from kerakit.atomic import atomic_path, atomic_write_json, atomic_write_text
 from kerakit.errors import ConfigError, RunError
 
 MANIFEST = "manifest.json"
@@ -136,8 +129,23 @@ def timestamp():
 
 
 def runs_dir(path=None):
-    """Returns the root of run directories: `path`, $KERAKIT_RUNS_DIR, or ./runs."""
-    return Path(path or os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+    """Returns the root of run directories: `path`, $KERAKIT_RUNS_DIR, or ./runs.
+
+    Raises `RunError` when that path exists and is not a folder.
+    """
+    root = Path(path or os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+    if root.exists() and not root.is_dir():
+        raise RunError(
+            f"The runs folder {root} is a file, not a folder. Pass a folder with --runs-dir "
+            f"(or $KERAKIT_RUNS_DIR), or remove the file. Received: runs_dir='{root}'."
+        )
+    return root
+
+
+def _inside(path, root):
+    """Whether `path`, its symbolic links followed, stays inside `root`."""
+    target, base = os.path.realpath(path), os.path.realpath(root)
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def new_run_id():
@@ -182,7 +190,8 @@ class Run:
     def __init__(self, recipe, root=None, run_id=None, quiet=False, out=None):
         self.recipe = recipe
         self.id = run_id or new_run_id()
-        self.dir = runs_dir(root) / recipe / self.id
+        root = runs_dir(root)
+        self.dir = root / recipe / self.id
         self.quiet = quiet
         self.model = None
         self.history = None
@@ -191,7 +200,12 @@ class Run:
         # Who writes this run: `list_runs` shows it "killed" once that process is gone.
         self.manifest = process_identity()
         self._out = out or sys.stdout
-        remove_stale_temp_files(runs_dir(root))
+        remove_stale_temp_files(root)
+        if (root / recipe).exists() and not _inside(root / recipe, root):
+            raise RunError(
+                f"{root / recipe} is a symbolic link leading out of the runs folder {root}; "
+                f"kerakit writes runs only inside it. Remove the link or pick another --runs-dir."
+            )
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
@@ -215,12 +229,9 @@ class Run:
 
     def save_model(self, model, name=MODEL):
         """Saves a Keras model as `model.keras` (atomically) and remembers it."""
-        if not hasattr(model, "save"):
-            raise ConfigError(
-                f"`save_model` expects a keras.Model. Received: {type(model).__name__}."
-            )
-        with atomic_path(self.path(name)) as tmp:
-            model.save(tmp)
+        from kerakit.saving import save_model
+
+        save_model(model, self.path(name))
         self.model = model
         return self.path(name)
 
@@ -374,13 +385,15 @@ def remove_stale_temp_files(root=None, now=None):
     A temporary file (`.model.keras.<pid>.<random>.tmp.keras`) in a run
     directory is stale when the process named in it is gone, or when it is
     older than `STALE_TEMP_SECONDS` (files of older versions carry no pid).
+    Symbolic links are never followed: a recipe or run folder that is a link
+    is skipped, so nothing outside the runs folder is ever deleted.
     """
     root = runs_dir(root)
     removed = []
     if not root.is_dir():
         return removed
     now = now or time.time()
-    for run_dir in root.glob("*/*/"):
+    for run_dir in _run_folders(root):
         try:
             entries = list(os.scandir(run_dir))
         except OSError:
@@ -403,157 +416,21 @@ def remove_stale_temp_files(root=None, now=None):
     return removed
 
 
+def _real_folders(folder):
+    """The sub-folders of `folder` that are folders themselves, not symbolic links."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+
+
+def _run_folders(root):
+    return [run for recipe in _real_folders(root) for run in _real_folders(recipe)]
+
+
 def _cell(values, i):
     if i >= len(values):
         return ""
     value = values[i]
     return repr(float(value)) if isinstance(value, (int, float)) or hasattr(value, "item") else value
-
-
-# Reading runs ---------------------------------------------------------------
-
-
-def read_manifest(run_dir):
-    """Returns the manifest of a run directory as a dict."""
-    path = Path(run_dir) / MANIFEST
-    if not path.is_file():
-        raise RunError(
-            f"{run_dir} is not a run directory: it has no {MANIFEST}. Pass a folder such as "
-            f"runs/digits/<id>/, or a .keras model file."
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise RunError(f"{path} is not valid JSON ({error}).") from None
-
-
-def key_metric(manifest):
-    """Returns `(name, value)` of the run's headline metric, or `(None, None)`."""
-    metrics = manifest.get("metrics") or {}
-    task = (manifest.get("spec") or {}).get("task")
-    for name in KEY_METRICS.get(task, ()):
-        if isinstance(metrics.get(name), (int, float)):
-            return name, metrics[name]
-    for name, value in metrics.items():
-        if isinstance(value, (int, float)) and name != "n":
-            return name, value
-    return None, None
-
-
-def list_runs(root=None, recipe=None):
-    """Returns the manifests of past runs under `root`, oldest first.
-
-    Each manifest gains `dir` (its run directory), and its `status` is what
-    `run_state` says: a "running" run whose process is gone is "killed" (the
-    recorded status is kept as `recorded_status`). Unreadable manifests are
-    returned with status "unreadable" and run folders without a manifest (a
-    run killed before its first write) with status "incomplete", rather than
-    hidden. Stale temporary files are removed on the way.
-
-    Example:
-
-    ```python
-    [m["recipe"] for m in list_runs("runs")]
-    # ['digits', 'wine']
-    ```
-    """
-    root = runs_dir(root)
-    if not root.is_dir():
-        return []
-    remove_stale_temp_files(root)
-    found = []
-    for folder in root.glob(f"{recipe or '*'}/*/"):
-        path = folder / MANIFEST
-        if not path.is_file():
-            if _looks_like_run_folder(folder):
-                found.append(_incomplete(folder))
-            continue
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict):
-                raise ValueError("not an object")
-        except (OSError, ValueError):
-            manifest = {"recipe": folder.parent.name, "id": folder.name, "status": "unreadable"}
-        state = run_state(manifest)
-        if state != manifest.get("status", "?"):
-            manifest["recorded_status"] = manifest.get("status")
-            manifest["status"] = state
-        manifest["dir"] = str(folder)
-        found.append(manifest)
-    return sorted(found, key=lambda m: (str(m.get("started", "")), m["dir"]))
-
-
-def _looks_like_run_folder(folder):
-    if RUN_ID_PATTERN.match(folder.name):
-        return True
-    return any(folder.glob(f".{MANIFEST}.*"))
-
-
-def _incomplete(folder):
-    try:
-        started = datetime.datetime.fromtimestamp(folder.stat().st_mtime).astimezone()
-    except OSError:
-        started = None
-    return {"recipe": folder.parent.name, "id": folder.name, "status": "incomplete",
-            "started": started.isoformat(timespec="seconds") if started else "",
-            "dir": str(folder)}
-
-
-def data_label(manifest):
-    """`"file.csv → target"` for a run trained on a data file, the target alone, or "" if neither."""
-    data = manifest.get("data") or {}
-    source, target = data.get("source"), data.get("target")
-    name = Path(str(source)).name if source else ""
-    if name and target:
-        return f"{name} → {target}"
-    return name or (str(target) if target else "")
-
-
-def served_model_name(manifest, default=None):
-    """The name a run's model is served under (`kerakit.serving.models.served_model_name`).
-
-    Serving owns the rule (the data file's stem, else the recipe); this is its
-    old import path.
-
-    Example:
-
-    >>> served_model_name({"recipe": "csv", "data": {"source": "data/penguins.csv"}})
-    'penguins'
-    """
-    from kerakit.serving.models import served_model_name as name
-
-    return name(manifest, default)
-
-
-def resolve_model_path(run_or_model):
-    """Returns `(model_path, manifest or None)` for a run directory or a `.keras` file."""
-    path = Path(run_or_model)
-    if path.is_dir():
-        manifest = read_manifest(path)
-        model = path / MODEL
-        if not model.is_file():
-            raise RunError(
-                f"Run directory {path} has no {MODEL} (status: {manifest.get('status', '?')}). "
-                f"The recipe may not save a model; pick a run that does."
-            )
-        return model, manifest
-    if path.is_file():
-        if path.suffix != ".keras":
-            raise RunError(
-                f"Expected a run directory or a .keras model file. Received: {path}."
-            )
-        manifest_path = path.parent / MANIFEST
-        manifest = read_manifest(path.parent) if manifest_path.is_file() else None
-        return path, manifest
-    raise RunError(
-        f"No run directory or model file at {path}. List runs with `kerakit runs`."
-    )
-
-
-def __getattr__(name):
-    # RunModel and the CSV helpers moved to kerakit.runmodel; old imports keep working.
-    if name in ("RunModel", "read_csv", "write_csv"):
-        import importlib
-
-        return getattr(importlib.import_module("kerakit.runmodel"), name)
-    raise AttributeError(f"module 'kerakit.runs' has no attribute {name!r}")
