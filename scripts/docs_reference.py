@@ -164,9 +164,34 @@ def cli_page():
     return "\n".join(lines)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+FLOORS_MARK = "<!-- floors: generated from pyproject.toml at docs build time -->"
+
+
+def floors_table():
+    """The import-linter layers of pyproject.toml as a table, top floor first."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contract = next(c for c in config["contracts"] if c.get("type") == "layers")
+    container = contract.get("containers", [config["root_package"]])[0]
+    lines = [f"Contract: *{contract['name']}*.", "", "| floor | modules (`kerakit.` ...) |", "|---:|---|"]
+    for number, layer in enumerate(contract["layers"], start=1):
+        modules = [m.strip() for part in layer.split("|") for m in part.split(":") if m.strip()]
+        place = "top" if number == 1 else "bottom" if number == len(contract["layers"]) else ""
+        lines.append(f"| {number} {place} | {', '.join(f'`{m}`' for m in modules)} |")
+    return "\n".join(lines) + f"\n\nAll modules are inside `{container}`."
+
+
+def architecture_page():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    return text.replace(FLOORS_MARK, floors_table())
+
+
 def pages():
     out = {f"reference/{name}": text for name, text in api_pages().items()}
     out["reference/cli.md"] = cli_page()
+    out["architecture.md"] = architecture_page()
     return out
 
 
