@@ -83,4 +83,8 @@ def main(argv):
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 elif __name__ == "<run_path>":  # mkdocs-gen-files runs the file with runpy.run_path
-    main([])
+    import runpy
+
+    reference = runpy.run_path(str(Path(__file__).with_name("docs_reference.py")), run_name="docs_reference")
+    if reference["building"]():
+        main([])

@@ -195,6 +195,15 @@ def pages():
     return out
 
 
+def building():
+    """Whether mkdocs-gen-files is building the site now (outside a build, its `open` writes into docs/)."""
+    try:
+        from mkdocs_gen_files.editor import FilesEditor
+    except ImportError:
+        return False
+    return FilesEditor._current is not None  # no public accessor: current() creates an editor
+
+
 def main(argv):
     if argv:
         folder = Path(argv[0])
@@ -212,5 +221,5 @@ def main(argv):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-elif __name__ == "<run_path>":  # mkdocs-gen-files runs the file with runpy.run_path
+elif __name__ == "<run_path>" and building():  # mkdocs-gen-files runs the file with runpy.run_path
     main([])
