@@ -88,6 +88,8 @@ def lint_commands():
 
 
 def lint(env):
+    # mkdocs-material and a plugin print banners about MkDocs 2 on every build
+    env = dict(env, NO_MKDOCS_2_WARNING="1", DISABLE_MKDOCS_2_WARNING="true")
     for command in lint_commands():
         print(f"[dev] lint: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(command))}", flush=True)
         result = subprocess.run(command, cwd=ROOT, env=env)
