@@ -36,8 +36,9 @@ on the core floor, so `build_model` and the engines can use them) and
 Nothing here imports TensorFlow or JAX at import time.
 """
 
-from kerakit.distribute.launch import WorkerResult, free_ports, launch_local, main, tf_config
+from kerakit.distribute.launch import WorkerResult, free_ports, jax_environment, launch_local, main, tf_config
 from kerakit.strategies import (
+    DATA_PARALLEL,
     PRECISION_POLICIES,
     STRATEGIES,
     check_batch_size,
@@ -50,16 +51,19 @@ from kerakit.strategies import (
     save_on_chief,
     set_default_strategy,
     split_cpu,
+    use_data_parallel,
     use_strategy_for_run,
 )
 
 __all__ = [
+    "DATA_PARALLEL",
     "PRECISION_POLICIES",
     "STRATEGIES",
     "WorkerResult",
     "check_batch_size",
     "free_ports",
     "get_strategy",
+    "jax_environment",
     "is_chief",
     "launch_local",
     "main",
@@ -71,5 +75,6 @@ __all__ = [
     "set_default_strategy",
     "split_cpu",
     "tf_config",
+    "use_data_parallel",
     "use_strategy_for_run",
 ]

@@ -52,7 +52,7 @@ def fits_on_device(data):
     """True when the arrays take at most `DEVICE_MEMORY_SHARE` of the device's memory."""
     import jax
 
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit")
     if not limit:  # CPU: the arrays already live in this memory
         return True
@@ -146,7 +146,7 @@ def _make_train_epoch(model, placed, shuffle, layout, out_shardings):
 
     # The old state is dead once the epoch returns: let the device reuse its
     # memory (CPUs cannot, and would warn).
-    donate = () if jax.devices()[0].platform == "cpu" else (0,)
+    donate = () if jax.local_devices()[0].platform == "cpu" else (0,)
     return jax.jit(epoch, donate_argnums=donate, out_shardings=out_shardings)
 
 

@@ -59,8 +59,9 @@ class Layout:
             return 1
         mesh = self.mesh
         devices = np.moveaxis(mesh.devices, mesh.axis_names.index(self.batch_axis), 0)
+        devices = devices.reshape(devices.shape[0], -1)
         me = jax.process_index()
-        return sum(any(d.process_index == me for d in row.flat) for row in devices)
+        return sum(any(d.process_index == me for d in row) for row in devices)
 
     def batch_sharding(self, shape):
         """The `NamedSharding` of a `(batch, ...)` array (the distribution's data layout)."""
