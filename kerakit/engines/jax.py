@@ -16,6 +16,18 @@ callbacks see what they see under `model.fit` (EarlyStopping with
 TerminateOnNaN); a callback's change to the weights or the learning rate is
 read back before the next epoch.
 
+Under `keras.distribution` (see `kerakit.engines.placement`) the full
+batches are one `(steps, batch, ...)` array sharded over the mesh's batch
+axis, the epoch's `out_shardings` keep every variable, optimizer slot and
+metric where its layout put it (replicated under DataParallel, split under a
+ModelParallel `LayoutMap`), and XLA inserts the gradient all-reduce. The last,
+smaller batch runs as its own step, split over the devices when it divides
+and replicated when it does not: nothing is padded or dropped, so every
+device and process runs the same steps and, without shuffling, N devices
+train to one device's weights. `batch_size` is the global batch and must
+divide over the batch axis. With several processes each passes its own
+rows (the same number on each); the seed is taken from process 0.
+
 Falls back to Keras's `fit` (and says so once) when the data would take
 more than half of the device's memory, or when `steps_per_execution` asks
 for callbacks more often than once per epoch.

@@ -201,3 +201,28 @@ def constrain(layout, batch, replicated=False):
         return jax.lax.with_sharding_constraint(a, sharding)
 
     return jax.tree_util.tree_map(one, batch)
+
+
+def pad_to_devices(x, batch_size):
+    """Pads `x` for Keras's `predict` under a distribution; returns `(x, batch_size, rows)`.
+
+    Keras splits every batch over the mesh's batch axis and cannot split a
+    batch whose rows do not divide (a last batch of 30 rows on 4 devices), so
+    the rows are padded with copies of the last one, the batch size rounded
+    up to a multiple of the devices, and the caller keeps the first `rows`
+    predictions. Without a distribution nothing changes (`rows` is None).
+    """
+    import jax
+
+    if Layout.current().shards == 1:
+        return x, batch_size, None
+    shards = Layout.current().shards
+    leaves = jax.tree_util.tree_leaves(x)
+    rows = len(leaves[0]) if leaves else 0
+    missing = -rows % shards
+
+    def pad(a):
+        a = np.asarray(a)
+        return np.concatenate([a, np.repeat(a[-1:], missing, axis=0)]) if missing else a
+
+    return jax.tree_util.tree_map(pad, x), -(-batch_size // shards) * shards, rows
