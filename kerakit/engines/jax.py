@@ -128,12 +128,49 @@ def _take(layout, placed, rows, replicated=False):
     return constrain(layout, batch, replicated=replicated)
 
 
-def _make_train_epoch(model, placed, shuffle, layout, out_shardings):
+def _make_train_epoch(model, n, batch_size, shuffle):
+    """One device: the rows stay in one array, and each step gathers its batch from it."""
+    import jax
+    import jax.numpy as jnp
+
+    full, rest = divmod(n, batch_size)
+
+    def epoch(state, data, seed, epoch_index):
+        key = jax.random.fold_in(jax.random.key(seed), epoch_index)
+        order = jax.random.permutation(key, n) if shuffle else jnp.arange(n)
+
+        def take(rows):
+            return jax.tree_util.tree_map(lambda a: a[rows], data)
+
+        def step(state, rows):
+            _, state = model.train_step(state, take(rows))
+            return state, None
+
+        if full:
+            state, _ = jax.lax.scan(step, state, order[: full * batch_size].reshape(full, batch_size))
+        if rest:
+            state, _ = step(state, order[full * batch_size:])
+        return state
+
+    return jax.jit(epoch, donate_argnums=_donate())
+
+
+def _donate():
+    import jax
+
+    # The old state is dead once the epoch returns: let the device reuse its
+    # memory (CPUs cannot, and would warn).
+    return () if jax.local_devices()[0].platform == "cpu" else (0,)
+
+
+def _make_sharded_train_epoch(model, placed, shuffle, layout, out_shardings):
+    """A mesh: full batches and the last one as placed by `placement.place`."""
     import jax
 
     steps, batch_size, rest_rows = placed.steps, placed.batch_size, placed.rest_rows
 
-    def epoch(state, full, rest, seed, epoch_index):
+    def epoch(state, arrays, seed, epoch_index):
+        full, rest = arrays
         data = dataclasses.replace(placed, full=full, rest=rest)
 
         def step(state, batch):
@@ -156,10 +193,7 @@ def _make_train_epoch(model, placed, shuffle, layout, out_shardings):
             state, _ = step(state, rest)
         return state
 
-    # The old state is dead once the epoch returns: let the device reuse its
-    # memory (CPUs cannot, and would warn).
-    donate = () if jax.local_devices()[0].platform == "cpu" else (0,)
-    return jax.jit(epoch, donate_argnums=donate, out_shardings=out_shardings)
+    return jax.jit(epoch, donate_argnums=_donate(), out_shardings=out_shardings)
 
 
 def _make_validate(model, placed, out_shardings):
@@ -218,12 +252,20 @@ def fit(model, data, options):
     build_for_training(model, jax.tree_util.tree_map(lambda a: a[:batch_size], train))
     if layout.distribution is not None:
         on_mesh(model, layout)
-    placed = place(layout, train, batch_size)
-    state = _model_state(model)
-    train_epoch = _compiled(model, ("train", options.shuffle, layout.distribution, _signature(placed.full),
-                                    _signature(placed.rest)),
-                            lambda: _make_train_epoch(model, placed, options.shuffle, layout,
-                                                      _shardings(layout, state)))
+    if layout.distribution is None:
+        device_train, n = jax.device_put(train), data.rows
+        steps = math.ceil(n / batch_size)
+        train_epoch = _compiled(model, ("train", n, batch_size, options.shuffle, _signature(train)),
+                                lambda: _make_train_epoch(model, n, batch_size, options.shuffle))
+    else:
+        placed = place(layout, train, batch_size)
+        device_train = (placed.full, placed.rest)
+        steps = placed.steps + (1 if placed.rest_rows else 0)
+        state = _model_state(model)
+        train_epoch = _compiled(model, ("train", options.shuffle, layout.distribution,
+                                        _signature(device_train)),
+                                lambda: _make_sharded_train_epoch(model, placed, options.shuffle, layout,
+                                                                  _shardings(layout, state)))
 
     validate = None
     if data.validation is not None:
@@ -256,7 +298,7 @@ def fit(model, data, options):
         model.reset_metrics()
         # Read the state each epoch: a callback may have changed the weights
         # or the learning rate since the last one.
-        state = train_epoch(_model_state(model), placed.full, placed.rest, seed, np.int32(epoch))
+        state = train_epoch(_model_state(model), device_train, seed, np.int32(epoch))
         trainable, non_trainable, optimizer_variables, metrics = state
         _assign(model.trainable_variables, trainable)
         _assign(model.non_trainable_variables, non_trainable)
@@ -264,7 +306,6 @@ def fit(model, data, options):
         _assign(model.metrics_variables, metrics)
         return model.get_metrics_result()
 
-    steps = placed.steps + (1 if placed.rest_rows else 0)
     return run_epochs(model, options, steps, run_train_epoch, validate if data.validation is not None else None)
 
 

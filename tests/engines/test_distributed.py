@@ -185,14 +185,12 @@ def test_two_workers_train_in_step_and_finish(two_workers):
 
 
 def test_multiworker_model_is_saved_once_and_predicts(two_workers, cancer_split):
-    import keras
-
     out, results = two_workers
     chief, other = (_result(r.output) for r in results)
     assert chief["saved"] == str(out / "model.keras") and other["saved"] is None
     assert sorted(p.name for p in out.glob("*.keras")) == ["model.keras"]
     _, x_test, _, y_test = cancer_split
-    loaded = keras.models.load_model(out / "model.keras")
+    loaded = kk.load_model(out / "model.keras")
     prediction = loaded.predict(x_test, verbose=0)
     np.testing.assert_allclose(prediction, np.load(out / "pred_0.npy"), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(prediction, np.load(out / "pred_1.npy"), rtol=1e-5, atol=1e-6)
