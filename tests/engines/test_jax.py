@@ -89,6 +89,12 @@ shuffled = model()
 history = kk.fit(shuffled, x, y, batch_size=16, epochs=15, seed=1, verbose=0)
 result["shuffled_accuracy"] = history.history["accuracy"][-1]
 result["kernel_after_fit"] = describe(shuffled.trainable_variables[0].value)
+placed.clear()
+history = kk.fit(model(), x[:42], y[:42], batch_size=16, epochs=3, seed=1, verbose=0)
+result["shuffled_replicated_rest"] = {"loss": history.history["loss"], "rest": describe(placed[0].rest[0])}
+predictions = kk.predict(shuffled, x[:30])  # 30 rows do not split over 4 devices
+result["predictions"] = [list(predictions.shape), float(np.max(np.abs(
+    predictions - np.asarray(shuffled(x[:30])))))]
 
 keras.distribution.set_distribution(None)
 outside = model()  # variables on one device
@@ -171,6 +177,14 @@ def test_shuffled_data_parallel_training_learns_and_keeps_variables_replicated(f
     kernel = four_devices["kernel_after_fit"]
     assert kernel["devices"] == 4 and kernel["shard"] == kernel["shape"]  # replicated
     assert four_devices["built_outside"]["devices"] == 4
+    # A shuffled epoch draws its last batch from every row; 10 rows run replicated.
+    last = four_devices["shuffled_replicated_rest"]
+    assert last["rest"]["spec"] == [] and last["loss"][-1] < last["loss"][0]
+
+
+def test_predict_pads_rows_that_do_not_split_over_the_devices(four_devices):
+    shape, difference = four_devices["predictions"]
+    assert shape == [30, 1] and difference < 1e-5
 
 
 def test_model_parallel_variables_keep_their_layouts(four_devices):
