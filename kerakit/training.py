@@ -168,11 +168,13 @@ def predict(model, x, batch_size=256):
     """Predicts with a validated input and a large batch (fast for small models)."""
     if not isinstance(x, dict):
         x, _ = prepare(model, x)  # numbers, or texts for a text model
-        if x.dtype == object:  # texts (TensorFlow only): Keras's array adapter takes no strings
-            import tensorflow as tf
+    x, batch_size, rows = engines.pad_to_devices(x, batch_size)  # under keras.distribution
+    if not isinstance(x, dict) and x.dtype == object:
+        # texts (TensorFlow only): Keras's array adapter takes no strings
+        import tensorflow as tf
 
-            x = tf.constant(x)
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+        x = tf.constant(x)
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))[:rows]
 
 
 def _binary_report(y, proba, threshold=0.5):

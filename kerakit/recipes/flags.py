@@ -33,8 +33,9 @@ COMMON_OPTIONS = {
     "--quiet": dict(action="store_true", help="print nothing but errors"),
     "--strategy": dict(
         metavar="NAME", default=None,
-        help="tf.distribute strategy for every model the recipe builds: mirrored (all local "
-        "GPUs), multiworker (several machines, from TF_CONFIG) or default",
+        help="distribute every model the recipe builds: mirrored (all local GPUs), "
+        "multiworker (several machines, from TF_CONFIG) or default on TensorFlow; "
+        "data_parallel (keras.distribution over every device and process) on JAX",
     ),
     "--json": dict(
         action="store_true", dest="json_output",
