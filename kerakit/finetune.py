@@ -43,7 +43,7 @@ def _copy(model):
     """
     import keras
 
-    from kerakit.analysis import load_model
+    from kerakit.saving import load_model
 
     with tempfile.TemporaryDirectory(prefix="kerakit-finetune-") as folder:
         path = os.path.join(folder, "model.keras")
@@ -211,9 +211,10 @@ def finetune(
     kk.evaluate(tuned.model, x_test, y_test)
     ```
     """
-    from kerakit.analysis import load_model, spec_from_model
+    from kerakit.analysis import spec_from_model
     from kerakit.callbacks import default_callbacks
     from kerakit.inference import infer_spec
+    from kerakit.saving import load_model
     from kerakit.spec import ProblemSpec
     from kerakit.training import fit
 

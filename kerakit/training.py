@@ -14,9 +14,9 @@ import numpy as np
 
 from kerakit import backend, checks, engines, metrics_registry
 from kerakit.backend import set_random_seed
-from kerakit.builders import spec_of
 from kerakit.checks import class_weights, prepare, validate_features
 from kerakit.errors import ConfigError, DataError
+from kerakit.metadata import spec_of
 from kerakit.spec import validate_labels
 
 __all__ = ["PREDICT_CHUNK", "class_weights", "evaluate", "fit", "metrics_report", "predict",
@@ -252,6 +252,10 @@ def _as_tensor(value):
 def predict(model, x, batch_size=256):
     """Predicts with a checked input, in chunks (`predict_in_chunks`).
 
+    Under a `keras.distribution` (JAX), Keras's own `predict` splits each
+    batch over the devices instead; the rows are padded to a multiple of
+    them (`kerakit.engines.pad_to_devices`) and the padding dropped.
+
     Args:
         model: a trained `keras.Model`.
         x: features (array, DataFrame, texts for a text model, or a dict of
@@ -265,6 +269,10 @@ def predict(model, x, batch_size=256):
     ```
     """
     x, _ = prepare(model, x)
+    if backend.name() == "jax":  # keras.distribution exists on JAX only
+        padded, sharded_batch, rows = engines.pad_to_devices(x, batch_size)
+        if rows is not None:
+            return np.asarray(model.predict(padded, batch_size=sharded_batch, verbose=0))[:rows]
     return predict_in_chunks(model, x, batch_size)
 
 
@@ -321,4 +329,4 @@ def evaluate(model, x, y, spec=None, threshold=0.5, batch_size=256):
         )
     x, _ = prepare(model, x, None, spec)
     checks.check_same_rows(x, y)
-    return metrics_report(spec, y, predict_in_chunks(model, x, batch_size), threshold)
+    return metrics_report(spec, y, predict(model, x, batch_size), threshold)

@@ -132,10 +132,7 @@ def test_spec_config_is_plain_json_and_rebuilds_the_spec():
     assert kk.ProblemSpec.from_config({"task": "binary", "added_in_a_later_version": 1}) == SPECS["binary"]
 
 
-def test_old_import_path_and_lazy_keras():
-    from kerakit.builders import spec_of as old_spec_of
-
-    assert old_spec_of is spec_of
+def test_metadata_imports_no_keras():
     code = ("import sys, kerakit.metadata, kerakit.metrics_registry, kerakit.builders; "
             "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

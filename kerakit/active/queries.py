@@ -34,7 +34,7 @@ class QueryResult(NamedTuple):
 
 
 def _spec_task(model):
-    from kerakit.builders import spec_of
+    from kerakit.metadata import spec_of
 
     spec = spec_of(model[0] if isinstance(model, (list, tuple)) else model)
     return spec.task if spec is not None else None

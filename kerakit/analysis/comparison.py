@@ -9,10 +9,11 @@ import dataclasses
 
 import numpy as np
 
-from kerakit.analysis.loading import load_model, model_inputs, resolve_spec
+from kerakit.analysis.loading import model_inputs, resolve_spec
 from kerakit.analysis.metrics import correct, get_metric
 from kerakit.checks import check_count, check_fraction
 from kerakit.errors import DataError
+from kerakit.saving import load_model
 from kerakit.training import predict_in_chunks
 
 # A/B comparison ----------------------------------------------------------------

@@ -6,10 +6,11 @@ Keras is imported only when a function needs it. The layer itself lives in
 
 import math
 
-from kerakit.analysis.loading import input_structure, load_model, spec_from_model
+from kerakit.analysis.loading import input_structure, spec_from_model
 from kerakit.errors import ConfigError, DataTypeError
 from kerakit.layers import weighted_average_class
 from kerakit.metadata import spec_output
+from kerakit.saving import load_model
 
 # Ensembles ---------------------------------------------------------------------
 

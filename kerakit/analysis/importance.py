@@ -8,10 +8,11 @@ import dataclasses
 
 import numpy as np
 
-from kerakit.analysis.loading import input_structure, load_model, model_inputs, resolve_spec
+from kerakit.analysis.loading import input_structure, model_inputs, resolve_spec
 from kerakit.analysis.metrics import get_metric
 from kerakit.checks import check_count
 from kerakit.errors import ConfigError, DataError, DataTypeError
+from kerakit.saving import load_model
 from kerakit.training import predict_in_chunks
 
 # Permutation importance ---------------------------------------------------------

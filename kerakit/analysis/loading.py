@@ -1,73 +1,17 @@
-"""Models and inputs for `kerakit.analysis`: `load_model`, `spec_from_model`, `model_inputs`,
-`input_structure` and `resolve_spec`. Predictions come from `kerakit.training.predict_in_chunks`.
+"""Models and inputs for `kerakit.analysis`: `spec_from_model`, `model_inputs`,
+`input_structure` and `resolve_spec` (models load through `kerakit.saving.load_model`;
+predictions come from `kerakit.training.predict_in_chunks`).
 
 Only NumPy is imported with the module; Keras and TensorFlow load when a
 function needs them.
 """
 
-import os
-
 import numpy as np
 
 from kerakit.errors import DataError, DataTypeError
-from kerakit.metadata import attach_spec, spec_of
+from kerakit.metadata import spec_of
 
 # Models, inputs and predictions ---------------------------------------------------
-
-
-def load_model(model_or_path):
-    """Returns a `keras.Model`: the object itself, or one loaded from a `.keras` file or run.
-
-    A run directory (holding `model.keras` and `manifest.json`) is accepted
-    too. Files are loaded with `safe_mode=True`, so a model file cannot run
-    code; kerakit's own layers (raw-column models, weighted ensembles) are
-    registered first. The problem spec comes with the file (`kerakit.spec_of`);
-    for a file saved before models carried it, the run's manifest supplies it.
-
-    Example:
-
-    ```python
-    model = load_model("runs/digits/20250101-120000-ab12")
-    ```
-    """
-    import keras
-
-    from kerakit.runs import resolve_model_path
-
-    if isinstance(model_or_path, keras.Model):
-        return model_or_path
-    if not isinstance(model_or_path, (str, os.PathLike)):
-        raise DataTypeError(
-            f"Expected a keras.Model, a .keras file or a run directory. Received: {model_or_path!r}"
-        )
-    from kerakit.serving.models import load_model as load_keras_file
-
-    path, manifest = resolve_model_path(model_or_path)
-    # One safe-mode loader for the whole project: it registers kerakit's own
-    # layers and explains a refused Lambda layer.
-    model = load_keras_file(path)
-    if spec_of(model) is None:  # a file saved before models carried their spec
-        spec = _manifest_spec(manifest)
-        if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
-            attach_spec(model, spec)
-    return model
-
-
-def _output_width(model):
-    shape = model.output_shape
-    return shape[-1] if isinstance(shape, tuple) else None
-
-
-def _manifest_spec(manifest):
-    from kerakit.spec import ProblemSpec
-
-    fields = (manifest or {}).get("spec")
-    if not isinstance(fields, dict):
-        return None
-    try:
-        return ProblemSpec(**fields)
-    except (TypeError, ValueError):
-        return None
 
 
 def is_table_model(model):

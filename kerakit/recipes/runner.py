@@ -8,9 +8,11 @@ import sys
 import time
 
 from kerakit import runs as runs_module
+from kerakit.atomic import atomic_write_json, to_json
 from kerakit.errors import ConfigError, KerakitError, RecipeError
 from kerakit.recipes.flags import parse_args, shell_message
-from kerakit.recipes.registry import check, load, module_recipe_name, refuse_data_file
+from kerakit.recipes.names import module_recipe_name
+from kerakit.recipes.registry import check, load, refuse_data_file
 
 DATA_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "spec")
 
@@ -211,7 +213,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
                            error=f"{type(error).__name__}: {error}")
         raise
     warnings = measurement_warnings(data["spec"], data["y_test"], metrics)
-    runs_module.atomic_write_json(run.path(runs_module.METRICS), metrics)
+    atomic_write_json(run.path(runs_module.METRICS), metrics)
     key = runs_module.key_metric({"metrics": metrics, "spec": spec})
     run.write_manifest(status="completed", ended=runs_module.timestamp(),
                        duration_s=round(time.time() - started, 3), metrics=metrics,
@@ -225,7 +227,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     if run.history_units:
         result["history_units"] = run.history_units
     if json_output:
-        print(runs_module.to_json(result), end="", file=out, flush=True)
+        print(to_json(result), end="", file=out, flush=True)
         for warning in warnings:
             print(f"kerakit: warning: {warning}", file=sys.stderr, flush=True)
     elif not quiet:
@@ -363,10 +365,11 @@ def format_report(result, skipped=None):
 
 
 def run_command(module_or_name, argv=None, *, prog=None, recipes_dir=None):
-    """Parses a command line for a recipe and runs it; returns the exit status.
+    """Parses a command line for a recipe and runs it; returns `execute`'s result.
 
-    Used by `kerakit run` and by recipe scripts' `main()`. kerakit errors are
-    printed as one clear message (exit status 1) instead of a traceback.
+    Used by `kerakit run` and by recipe scripts' `main()`, which print a
+    kerakit error as one message. The error's message spells Python arguments
+    as the recipe's flags (`--target COLUMN`, not `target='COLUMN'`).
     """
     module = None
     try:
@@ -377,15 +380,11 @@ def run_command(module_or_name, argv=None, *, prog=None, recipes_dir=None):
             module = load(module_or_name, recipes_dir)
         name = module_recipe_name(module)
         config, options = parse_args(module, argv, name=name, prog=prog)
-        execute(module, config, name=name, argv=argv, **options)
+        return execute(module, config, name=name, argv=argv, **options)
     except KerakitError as error:
-        print(f"kerakit: error: {cli_message(error, module)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("kerakit: interrupted (the run's manifest says so; its files are whole)",
-              file=sys.stderr)
-        return 130
-    return 0
+        # Whoever prints it (kerakit.cli, a script's main) shows the command line's spelling.
+        error.args = (cli_message(error, module), *error.args[1:])
+        raise
 
 
 def cli_message(error, module=None):
@@ -418,8 +417,17 @@ def main(argv=None):
         print(f"kerakit: error: {error}", file=sys.stderr)
         sys.exit(1)
     path = getattr(module, "__file__", "recipe.py")
-    sys.exit(run_command(module, sys.argv[1:] if argv is None else argv,
-                         prog=f"python {os.path.relpath(path) if path else 'recipe.py'}"))
+    try:
+        run_command(module, sys.argv[1:] if argv is None else argv,
+                    prog=f"python {os.path.relpath(path) if path else 'recipe.py'}")
+    except KerakitError as error:  # a recipe script is its own command line, beside kerakit.cli
+        print(f"kerakit: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("kerakit: interrupted (the run's manifest says so; its files are whole)",
+              file=sys.stderr)
+        sys.exit(130)
+    sys.exit(0)
 
 
 

@@ -1,6 +1,6 @@
 """The active-digits and active-sine recipes: their data, their report and their artifacts.
 
-Every recipe is also smoke-run by tests/test_recipes_smoke.py; these tests check
+Every recipe is also smoke-run by tests/recipes/test_smoke.py; these tests check
 what is particular to the active-learning recipes.
 """
 

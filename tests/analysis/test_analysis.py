@@ -201,7 +201,7 @@ def test_ensemble_saves_and_loads_in_safe_mode(digits, members, tmp_path):
         team = kk.ensemble(models, weights=weights)
         path = tmp_path / f"team_{weights is None}.keras"
         team.save(path)
-        loaded = analysis.load_model(path)
+        loaded = kk.load_model(path)
         np.testing.assert_allclose(_proba(loaded, x), _proba(team, x), atol=1e-6)
     weighted = (_proba(models[0], x) + 3 * _proba(models[4], x)) / 4
     np.testing.assert_allclose(_proba(loaded, x), weighted, atol=1e-6)

@@ -5,6 +5,7 @@ import pytest
 
 import kerakit as kk
 from kerakit.errors import ConfigError, DataError
+from kerakit.metadata import spec_of
 
 SPEC = kk.ProblemSpec(task="multiclass", num_classes=3)
 SMALL_CNN = dict(filters=(8,), units=16)
@@ -51,7 +52,7 @@ def test_cnn_augmentation_is_inside_the_model_and_off_at_inference(tmp_path):
     model.save(tmp_path / "cnn.keras")
     loaded = keras.saving.load_model(tmp_path / "cnn.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), first, rtol=1e-5, atol=1e-6)
-    assert kk.builders.spec_of(loaded) == SPEC
+    assert spec_of(loaded) == SPEC
 
 
 @pytest.mark.slow

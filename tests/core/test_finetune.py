@@ -69,7 +69,7 @@ def test_new_head_frozen_body_then_unfrozen(source):
     # Better than always answering the majority class on held-out digits. Six short epochs
     # on 100 rows clear that bar with TensorFlow's and JAX's random streams, but not with
     # PyTorch's (0.594 against 0.607); its engine trains exactly like model.fit there
-    # (tests/test_engines.py), so only the bar is skipped.
+    # (tests/engines/test_engines.py), so only the bar is skipped.
     if keras.backend.backend() != "torch":
         majority = max(np.mean(target["y_test"]), 1 - np.mean(target["y_test"]))
         assert _accuracy(both.model, target["x_test"], target["y_test"]) > majority
