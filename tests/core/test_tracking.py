@@ -1,6 +1,7 @@
 """kerakit.tracking: MLflow runs for searches and trials, per-epoch metrics from every engine, models."""
 
 import pickle
+import shutil
 import sys
 
 import numpy as np
@@ -12,12 +13,21 @@ from kerakit.errors import ConfigError, MissingExtraError
 mlflow = pytest.importorskip("mlflow")
 
 
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory):
+    """An empty SQLite tracking store: MLflow's schema takes seconds to create, so once per module."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def uri(tmp_path, monkeypatch):
-    """A SQLite tracking store in a temporary folder (artifacts in ./mlruns there); no server."""
+def uri(empty_store, tmp_path, monkeypatch):
+    """A fresh SQLite tracking store in a temporary folder (artifacts in ./mlruns there); no server."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(tracking.TRACKING_URI_ENV, raising=False)
     monkeypatch.delenv(tracking.EXPERIMENT_ENV, raising=False)
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
@@ -63,6 +73,7 @@ def test_missing_mlflow_names_the_extra(monkeypatch):
         tracking.start_run("sqlite:///x.db", "run")
 
 
+@pytest.mark.slow
 @pytest.mark.backends
 def test_search_is_a_parent_run_with_one_child_per_trial(uri):
     """Params, per-epoch metrics (step = epoch) from the backend's own engine, statuses, best model."""
