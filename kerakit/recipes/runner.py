@@ -222,11 +222,11 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
                       f"removed")
             raise
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        if tracked is not None:
-            tracked.end(status)
         run.write_manifest(status=status, ended=runs_module.timestamp(),
                            duration_s=round(time.time() - started, 3),
                            error=f"{type(error).__name__}: {error}")
+        if tracked is not None:
+            tracked.end(status)
         raise
     warnings = measurement_warnings(data["spec"], data["y_test"], metrics)
     atomic_write_json(run.path(runs_module.METRICS), metrics)

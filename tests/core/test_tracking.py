@@ -78,8 +78,8 @@ def test_missing_mlflow_names_the_extra(monkeypatch):
 def test_search_is_a_parent_run_with_one_child_per_trial(uri):
     """Params, per-epoch metrics (step = epoch) from the backend's own engine, statuses, best model."""
     import kerakit as kk
-    from kerakit.engines import BACKEND_ENGINES, choose
     from kerakit.backend import name as backend
+    from kerakit.engines import BACKEND_ENGINES, choose
 
     x, y = _data()
     epochs = 3
@@ -160,7 +160,8 @@ def test_many_trials_keep_no_clients_or_runs_open(uri):
             with tracking.trial_run(trial_id, {"i": trial_id}) as trial:
                 callback = trial.callback()
                 callback.on_epoch_end(0, {"loss": 1.0})
-    assert tracking._SEARCHES == []
+    with tracking.trial_run(5, {"i": 5}) as after:
+        assert after is None  # the search is closed: nothing left open to nest under
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([search.experiment_id])
     assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
