@@ -65,7 +65,7 @@ def test_tags_describe_the_estimators():
     assert regressor_tags.target_tags.multi_output is True
     assert regressor_tags.input_tags.allow_nan is False
     assert KerasClassifier().__sklearn_tags__().estimator_type == "classifier"
-    # Truthful about what issue 18 added: 0/1 label matrices, SciPy sparse X, warm_start.
+    # Truthful about 0/1 label matrices, SciPy sparse X and warm_start.
     classifier_tags = KerasClassifier().__sklearn_tags__()
     assert classifier_tags.classifier_tags.multi_label is True
     assert classifier_tags.target_tags.multi_output is False  # one label per row, or multilabel
