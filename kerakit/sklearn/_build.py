@@ -193,7 +193,7 @@ def call_build_function(build, meta, compile_options, parameters):
         model = build(**arguments)
     except Exception as error:  # the user's code: any failure is reported with what it got
         raise ConfigError(
-            f"The build function {name!r} raised {type(error).__name__}: {error} Fix the "
+            f"The build function {name!r} raised {type(error).__name__}: {str(error).rstrip('.')}. Fix the "
             f"function; it was called with meta={describe_meta(meta)} and the parameters "
             f"{sorted(parameters)}."
         ) from error

@@ -104,8 +104,8 @@ def check_routed(prefix, options, valid, target):
         return
     name = unknown[0]
     choices = sorted(f"{prefix}__{option}" for option in valid)
-    hint = closest(f"{prefix}__{name}", choices)
-    did_you_mean = f" Did you mean '{hint}'?" if hint else ""
+    hint = closest(name, sorted(valid))  # the option alone: the shared prefix would match anything
+    did_you_mean = f" Did you mean '{prefix}__{hint}'?" if hint else ""
     listed = ", ".join(f"'{choice}'" for choice in choices) or "none"
     raise UnknownNameError(
         f"Unknown parameter '{prefix}__{name}': {target} takes no option {name!r}.{did_you_mean} "

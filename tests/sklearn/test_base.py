@@ -262,3 +262,67 @@ def test_warm_start_continues_training_the_fitted_network(small, quick):
     assert cold.fit(x, y).model_ is not first and len(cold.history_["loss"]) == 2
     with pytest.raises(ValueError, match="features"):
         model.fit(x[:, :3], y)
+
+
+# random_state, routed-option typos, scikit-learn's own errors ------------------------------
+
+
+def test_random_state_seeds_the_fit_like_seed(small, quick):
+    x, binary, _, _ = small
+    options = {k: v for k, v in quick().items() if k != "seed"}
+    by_name = KerasClassifier(units=(4,), random_state=0, **options).fit(x, binary)
+    by_seed = KerasClassifier(units=(4,), seed=0, **options).fit(x, binary)
+    np.testing.assert_array_equal(by_name.predict_proba(x), by_seed.predict_proba(x))
+    other = KerasClassifier(units=(4,), random_state=1, **options).fit(x, binary)
+    assert not np.array_equal(other.predict_proba(x), by_name.predict_proba(x))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"optimizer": "sgd", "optimizer__momentun": 0.9}, "Did you mean 'optimizer__momentum'"),
+        ({"loss__from_logit": True}, "Did you mean 'loss__from_logits'"),
+        ({"callbacks": "EarlyStopping", "callbacks__patiense": 3}, "Did you mean 'callbacks__patience'"),
+        ({"callbacks": "EarlyStopping", "callbacks__stop__patience": 3}, "'stop' names no callback"),
+        ({"predict__batchsize": 8}, "Did you mean 'predict__batch_size'"),
+        ({"compile__jit_compiled": False}, "Did you mean 'compile__jit_compile'"),
+    ],
+)
+def test_routed_option_typos_are_refused_with_the_valid_parameters(small, options, message):
+    import keras
+
+    x, binary, _, _ = small
+    if options.get("callbacks") == "EarlyStopping":
+        options = {**options, "callbacks": [keras.callbacks.EarlyStopping]}
+    estimator = KerasClassifier(units=(4,), epochs=1, **options)
+    with pytest.raises(KerakitError, match=message) as info:
+        estimator.fit(x, binary)
+    assert isinstance(info.value, ValueError)
+    assert not hasattr(estimator, "model_")  # refused before anything trained
+
+
+def test_predict_batch_size_is_refused_at_fit_time(small, count_fits):
+    x, binary, _, _ = small
+    estimator = KerasClassifier(units=(4,), epochs=1, predict__batch_size=0)
+    with pytest.raises(KerakitError, match="`predict__batch_size` must be >= 1"):
+        estimator.fit(x, binary)
+    assert count_fits == []  # nothing trained
+
+
+def test_scikit_learn_keeps_its_own_value_errors(fitted, iris):
+    """scikit-learn's conventions (and check_estimator) expect its own messages here."""
+    x_train, x_test, y_train, _ = iris
+    x, y = x_train.to_numpy(), y_train
+    cases = [
+        (lambda: fitted.predict(x_test.to_numpy()[:, :3]), "features"),
+        (lambda: KerasClassifier().fit(np.where(x > 6, np.nan, x), y), "Input X contains NaN"),
+        (lambda: KerasClassifier().fit(np.where(x > 6, np.inf, x), y), "Input X contains infinity"),
+        (lambda: KerasRegressor().fit(x, np.full(len(x), np.nan)), "Input y contains NaN"),
+        (lambda: KerasClassifier().fit(x, y, sample_weight=-np.ones(len(x))),
+         "Negative values in data passed to `sample_weight`"),
+        (lambda: KerasClassifier().fit(x, x[:, 0]), "Unknown label type"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message) as info:
+            call()
+        assert not isinstance(info.value, KerakitError)

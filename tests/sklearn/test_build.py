@@ -92,3 +92,55 @@ def test_grid_search_tunes_routed_parameters_of_a_build_function(small, quick):
     best = search.best_estimator_
     assert best.model_.layers[0].units == search.best_params_["model__width"]
     assert best.model_.optimizer.momentum == pytest.approx(search.best_params_["optimizer__momentum"])
+
+
+def _dense_net(width):
+    def build(meta):
+        import keras
+
+        return keras.Sequential([keras.Input((meta["n_features_in_"],)), keras.layers.Dense(width)])
+
+    return build
+
+
+def needs_hidden(meta, hidden):
+    raise AssertionError("never called: `hidden` is missing")
+
+
+def raises_inside(meta):
+    raise KeyError("n_clases_")
+
+
+def test_build_function_failures_name_the_function_and_the_meta_it_got(small, quick):
+    x, _, three, _ = small
+    cases = [
+        (KerasClassifier(needs_hidden, **quick()), "'needs_hidden' needs the argument(s) ['hidden']"),
+        (KerasClassifier(raises_inside, **quick()), "'raises_inside' raised KeyError: 'n_clases_'"),
+        (KerasClassifier(_dense_net(1), **quick()), "1 output(s) for 3 classes"),
+        (KerasRegressor(_dense_net(3), **quick()), "3 output(s) for 1 target column(s)"),
+    ]
+    for estimator, message in cases:
+        target = three if isinstance(estimator, KerasClassifier) else x[:, 0]
+        with pytest.raises(KerakitError) as info:
+            estimator.fit(x, target)
+        text = str(info.value)
+        assert message in text, text
+        assert "meta={'n_features_in_': 4" in text  # the meta the function received
+        assert isinstance(info.value, ValueError)
+        assert not hasattr(estimator, "model_")
+    with pytest.raises(KerakitError) as info:
+        KerasClassifier(raises_inside, **quick()).fit(x, three)
+    assert isinstance(info.value.__cause__, KeyError)  # the user's own traceback is kept
+
+
+def test_a_prebuilt_model_with_the_wrong_output_width_is_refused_before_training(small, quick):
+    import keras
+
+    x, _, three, _ = small
+    prebuilt = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(KerakitError, match="1 output\\(s\\) for 3 classes"):
+        KerasClassifier(prebuilt, **quick()).fit(x, three)
+    binary_softmax = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    fitted = KerasClassifier(binary_softmax, loss="sparse_categorical_crossentropy",
+                             **quick()).fit(x, three < 1)
+    assert fitted.predict_proba(x).shape == (40, 2)  # two softmax outputs for two classes pass

@@ -80,3 +80,12 @@ def test_multilabel_0_1_matrix_gives_per_label_probabilities(small, quick):
     assert np.mean(pred == labels) > 0.7
     with pytest.raises(KerakitError, match="multiclass-multioutput"):
         KerasClassifier(**quick()).fit(x, np.column_stack([labels[:, 0], np.arange(40) % 3]))
+
+
+def test_none_among_string_labels_is_a_clear_label_error(small):
+    x, _, three, _ = small
+    y = np.array(["a", "b", "c"], dtype=object)[three]
+    y[[3, 17]] = None
+    with pytest.raises(KerakitError, match=r"y holds None \(a missing label\) in 2 row\(s\)") as info:
+        KerasClassifier(epochs=1).fit(x, y)
+    assert "first at rows [3, 17]" in str(info.value) and isinstance(info.value, ValueError)

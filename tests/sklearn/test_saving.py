@@ -1,7 +1,10 @@
 """Pickling an estimator: the network travels as `.keras` bytes and loads safely."""
 
 import copy
+import io
+import json
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -45,3 +48,45 @@ def test_unpickling_refuses_lambda_layers(iris):
     with pytest.raises(KerakitError, match="Lambda") as info:
         pickle.loads(data)
     assert isinstance(info.value, ValueError)
+
+
+def _tampered(data, layer):
+    """The `.keras` bytes `data` with its first Dense layer's config replaced by `layer`."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    layers = config["config"]["layers"]
+    index = next(i for i, entry in enumerate(layers) if entry["class_name"] == "Dense")
+    layers[index] = {**layers[index], **layer}
+    files["config.json"] = json.dumps(config).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {"module": "os", "class_name": "system", "config": {"command": "echo planted"}},
+        {"module": "builtins", "class_name": "exec", "config": {"source": "print(1)"}},
+    ],
+    ids=["os.system", "builtins.exec"],
+)
+def test_unpickling_an_unsafe_model_file_is_refused_with_a_kerakit_error(small, quick, layer):
+    x, binary, _, _ = small
+    state = KerasClassifier(units=(4,), **quick(epochs=1)).fit(x, binary).__getstate__()
+    state["_model_keras_bytes"] = _tampered(state["_model_keras_bytes"], layer)
+    restored = KerasClassifier.__new__(KerasClassifier)
+    with pytest.raises(KerakitError, match="not a safe model file") as info:
+        restored.__setstate__(state)  # what pickle.loads calls
+    assert isinstance(info.value, ValueError)
+
+
+def test_unpickling_bytes_that_are_no_keras_file_says_so(small, quick):
+    x, binary, _, _ = small
+    state = KerasClassifier(units=(4,), **quick(epochs=1)).fit(x, binary).__getstate__()
+    state["_model_keras_bytes"] = b"not a zip archive"
+    with pytest.raises(KerakitError, match="not a Keras model file"):
+        KerasClassifier.__new__(KerasClassifier).__setstate__(state)
