@@ -41,6 +41,7 @@ def count_fits(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_source_notes_flow_pipeline_grid_search_15_candidates_45_fits(count_fits):
     """GridSearchCV(Pipeline([...]), param_grid, cv=3, scoring="neg_root_mean_squared_error")."""
     data = load_diabetes(as_frame=True)
@@ -80,6 +81,7 @@ def test_source_notes_flow_pipeline_grid_search_15_candidates_45_fits(count_fits
     assert rmse < 0.9 * baseline
 
 
+@pytest.mark.slow
 def test_randomized_search_samples_scipy_distributions(iris, count_fits):
     x_train, x_test, y_train, y_test = iris
     search = RandomizedSearchCV(
@@ -155,7 +157,8 @@ def test_bad_settings_fail_before_training_with_kerakit_errors():
     x = np.random.RandomState(0).normal(size=(20, 3))
     y = np.arange(20) % 2
     cases = [
-        (KerasClassifier(epochs=0), "`epochs` must be an integer >= 1"),
+        (KerasClassifier(epochs=0), "`epochs` must be >= 1"),
+        (KerasClassifier(batch_size=2.5), "`batch_size` must be a whole number >= 1"),
         (KerasClassifier(validation_split=1.5), "`validation_split` must be a fraction"),
         (KerasClassifier(spec="binary"), "`spec` must be a kerakit.ProblemSpec"),
         (KerasClassifier(spec=ProblemSpec(task="regression")), "binary or a sparse multiclass spec"),
