@@ -220,13 +220,16 @@ class BaseKerasEstimator(BaseEstimator):
                 f"validation_split={validation_split} leaves no rows to train on with "
                 f"n_samples={n_samples}. Pass more rows or validation_split=0."
             )
-        if stratify is not None:
-            counts = np.bincount(stratify)
-            counts = counts[counts > 0]
-            # Stratifying needs two rows of each class and a validation slice
-            # with room for every class; otherwise split at random.
-            if counts.min() < 2 or n_val < len(counts) or n_samples - n_val < len(counts):
-                stratify = None
+        if stratify is None:
+            return train_test_split(index, test_size=n_val, random_state=seed)
+        counts = np.bincount(stratify)
+        counts = counts[counts > 0]
+        # Every class on both sides (a one-class validation slice cannot be
+        # scored); when the rows are too few for that, nothing is held out and
+        # early stopping watches the training loss.
+        n_val = max(n_val, len(counts))
+        if counts.min() < 2 or n_samples - n_val < len(counts):
+            return index, None
         return train_test_split(index, test_size=n_val, random_state=seed, stratify=stratify)
 
     def _optimizer(self):
@@ -311,6 +314,9 @@ class BaseKerasEstimator(BaseEstimator):
         y = self._labels_for(model, y, spec)
         weights = None if sample_weight is None else sample_weight[train]
         validation_data = None if val is None else (X[val], y[val])
+        if val is not None and sample_weight is not None:
+            # The held-out loss early stopping watches is weighted like the training loss.
+            validation_data += (sample_weight[val],)
         callbacks = kerakit.default_callbacks(
             spec, patience=settings["patience"], monitor="val_loss" if val is not None else "loss"
         ) + user_callbacks

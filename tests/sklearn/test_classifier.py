@@ -89,3 +89,39 @@ def test_none_among_string_labels_is_a_clear_label_error(small):
     with pytest.raises(KerakitError, match=r"y holds None \(a missing label\) in 2 row\(s\)") as info:
         KerasClassifier(epochs=1).fit(x, y)
     assert "first at rows [3, 17]" in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_a_tiny_validation_split_holds_out_every_class_or_nothing(quick):
+    from kerakit.sklearn._base import BaseKerasEstimator
+
+    split = BaseKerasEstimator._split
+    labels = np.array([0] * 5 + [1] * 5)
+    train, val = split(10, labels, 0.1, 0)  # 10 % of 10 rows is one row: one class only
+    assert sorted(labels[val]) == [0, 1] and len(train) == 8
+    train, val = split(10, np.array([0] * 9 + [1]), 0.1, 0)  # class 1 cannot be on both sides
+    assert val is None and len(train) == 10
+    x = np.random.RandomState(0).normal(size=(10, 2)).astype(np.float32)
+    options = {**quick(), "validation_split": 0.1, "patience": 2}
+    model = KerasClassifier(units=(4,), **options).fit(x, labels)
+    assert "val_loss" in model.history_
+
+
+def test_the_validation_loss_is_weighted_like_the_training_loss(small, quick, monkeypatch):
+    import kerakit
+
+    x, binary, _, _ = small
+    seen = []
+    original = kerakit.fit
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["validation_data"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kerakit, "fit", recording)
+    options = {**quick(), "validation_split": 0.25, "patience": 2}
+    KerasClassifier(units=(4,), class_weight={0: 1000, 1: 1e-4}, **options).fit(x, binary)
+    x_val, y_val, weights = seen[-1]
+    assert len(weights) == len(y_val) == 10
+    np.testing.assert_allclose(weights, np.where(y_val == 0, 1000, 1e-4), rtol=1e-6)
+    KerasClassifier(units=(4,), **options).fit(x, binary)
+    assert len(seen[-1]) == 2  # no weights given: none invented
