@@ -66,22 +66,15 @@ def densify(X, max_bytes=None):
 def forward(model, X, batch_size=PREDICT_BATCH):
     """The model's outputs for X (dense or sparse), as float64, `batch_size` rows per call.
 
-    kerakit.training.predict calls `model.predict`, which traces a predict
-    function per model and lets the last batch be smaller; this loop pads
-    every chunk to `batch_size` rows instead (see PREDICT_BATCH), which the
-    estimator checks of subset and sample-order invariance rely on.
+    Sparse X is densified a block at a time; each block goes through
+    `kerakit.training.predict_in_chunks`, which gives every call exactly
+    `batch_size` rows (see PREDICT_BATCH).
     """
-    from keras import ops
+    from kerakit.training import predict_in_chunks
 
-    if sparse.issparse(X):
-        X = X.tocsr()
-    outputs = []
-    for start in range(0, X.shape[0], batch_size):
-        batch = densify(X[start:start + batch_size])
-        rows = len(batch)
-        if rows < batch_size:
-            padding = np.zeros((batch_size - rows,) + batch.shape[1:], np.float32)
-            batch = np.concatenate([batch, padding])
-        # convert_to_numpy: a PyTorch output carries autograd state np.asarray refuses.
-        outputs.append(ops.convert_to_numpy(model(batch, training=False))[:rows])
-    return np.concatenate(outputs).astype(np.float64)
+    if not sparse.issparse(X):
+        return predict_in_chunks(model, np.asarray(X, np.float32), batch_size).astype(np.float64)
+    X = X.tocsr()
+    blocks = [predict_in_chunks(model, densify(X[start:start + DENSIFY_ROWS]), batch_size)
+              for start in range(0, X.shape[0], DENSIFY_ROWS)]
+    return np.concatenate(blocks).astype(np.float64)
