@@ -4,7 +4,6 @@ import dataclasses
 import os
 from pathlib import Path
 
-from kerakit.plots.tuning import plot_trials  # noqa: F401  re-exported by kerakit.tuning
 from kerakit.tuning.trials import TRIAL_FILE
 
 
@@ -59,7 +58,8 @@ class TuneResult:
                 f"(trial {self.best_trial_id}) with {self.best_hyperparameters}")
 
 
-def _read_json(path):
+def read_json(path):
+    """The JSON object stored at `path`, or {} when it is missing or unreadable."""
     import json
 
     try:
@@ -74,14 +74,14 @@ def trials_table(tuner, runner, objective):
     import pandas as pd
 
     rows = []
-    trials = tuner.oracle.trials if not tuner._is_worker() else {}
+    trials = tuner.oracle.trials if not tuner.is_worker else {}
     for trial_id, trial in sorted(trials.items()):
         metrics = trial.metrics
 
         def last(name, metrics=metrics):
             return metrics.get_last_value(name) if metrics.exists(name) else float("nan")
 
-        info = _read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
+        info = read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
         row = {"trial": trial_id, "status": trial.status}
         if "grid" in trial.hyperparameters.values:  # a union of grids: which grid (from 1)
             row["grid"] = int(trial.hyperparameters.values["grid"]) + 1

@@ -112,7 +112,8 @@ class SpecBuilder:
                 ) from None
 
 
-def _fit_options(values, settings):
+def fit_options(values, settings):
+    """`(batch_size, epochs)` of a candidate: its own values, else the search's settings."""
     batch_size = values.get("batch_size", settings["batch_size"])
     epochs = values.get("epochs", settings["epochs"])
     return int(batch_size), int(epochs)
@@ -148,7 +149,7 @@ class TrialRunner:
         # Every trial starts from the same draw (weights, fold shuffles), whatever
         # ran before it in this process: a resumed search scores as an uninterrupted one.
         self.folds.reset_pipelines()
-        batch_size, epochs = _fit_options(values, s)
+        batch_size, epochs = fit_options(values, s)
         initial_epoch = 0
         if "tuner/epochs" in hp.values:  # Hyperband decides the epochs of each round
             epochs = int(hp.values["tuner/epochs"])

@@ -1,4 +1,4 @@
-"""Optuna's TPE as a Keras Tuner oracle (issue 17, item 1): kk.tune, resume, the CLI."""
+"""Optuna's TPE as a Keras Tuner oracle: define-by-run asks, kk.tune, resume."""
 
 import json
 import sys
