@@ -87,6 +87,7 @@ def throughput(trials, epochs, seed, workdir):
     import numpy as np
 
     import kerakit as kk
+    from kerakit.tuning import CrossValidation
 
     x_train, y_train, x_val, y_val, x_test, y_test = digits()
     out = {}
@@ -109,7 +110,7 @@ def throughput(trials, epochs, seed, workdir):
     spec = kk.ProblemSpec(task="multiclass", num_classes=10)
     start = time.perf_counter()
     result = kk.tune(spec, x_train, y_train, SPACE, tuner="random", max_trials=trials,
-                     objective="val_accuracy", validation_data=(x_val, y_val), epochs=epochs,
+                     objective="val_accuracy", cv=CrossValidation(validation_data=(x_val, y_val)), epochs=epochs,
                      patience=None, batch_size=32, seed=seed, directory=workdir,
                      project_name=f"kerakit{seed}", overwrite=True, refit=False, verbose=0)
     seconds = time.perf_counter() - start
@@ -160,6 +161,7 @@ def compare_oracles(budgets, seeds, epochs, workdir, log=None):
     `log`, each finished search is appended to that file as one JSON line.
     """
     import kerakit as kk
+    from kerakit.tuning import CrossValidation
 
     x_train, y_train, x_val, y_val, _, _ = digits()
     tables = {
@@ -173,7 +175,8 @@ def compare_oracles(budgets, seeds, epochs, workdir, log=None):
             for tuner in ("random", "bayesian", "tpe"):
                 start = time.perf_counter()
                 result = kk.tune(spec, xt, yt, ORACLE_SPACE, tuner=tuner, max_trials=max(budgets),
-                                 objective=objective, validation_data=(xv, yv), epochs=epochs,
+                                 objective=objective, cv=CrossValidation(validation_data=(xv, yv)),
+                                 epochs=epochs,
                                  patience=None, batch_size=64, seed=seed, directory=workdir,
                                  project_name=f"{data_name}-{tuner}-{seed}", overwrite=True,
                                  refit=False, verbose=0)
@@ -227,7 +230,8 @@ def memory_run(trials, isolate, workdir):
     from sklearn.datasets import load_digits
 
     import kerakit as kk
-    from kerakit.tuning.trials import _memory_mb
+    from kerakit.tuning import Distribution
+    from kerakit.tuning.trials import memory_mb
 
     x, y = load_digits(return_X_y=True)
     x, y = (x[:200] / 16).astype("float32"), y[:200]
@@ -236,12 +240,12 @@ def memory_run(trials, isolate, workdir):
     # Warm up: TensorFlow, Keras and one model, so the baseline is a ready process.
     kk.tune(spec, x, y, space, max_trials=1, epochs=1, directory=workdir, project_name="warmup",
             overwrite=True, verbose=0)
-    before, _ = _memory_mb()
+    before, _ = memory_mb()
     start = time.perf_counter()
     kk.tune(spec, x, y, space, max_trials=trials, epochs=1, directory=workdir, project_name="search",
-            overwrite=True, verbose=0, isolate=isolate, refit=False)
+            overwrite=True, verbose=0, distribution=Distribution(isolate=isolate), refit=False)
     seconds = time.perf_counter() - start
-    after, peak = _memory_mb()
+    after, peak = memory_mb()
     child = 0.0
     if isolate:
         infos = [json.load(open(p)) for p in glob.glob(os.path.join(workdir, "search", "trial_*",

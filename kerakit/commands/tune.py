@@ -143,7 +143,8 @@ def tune_recipe(args, rest):
     return report
 
 
-def _print_report(report):
+def print_report(report):
+    """Prints what the search found, the best trials first, and where its files are."""
     trials = report.pop("_trials", None)
     if report["role"] == "worker":
         print(f"Worker done: ran trials {report['trials_run']} ({report['fits']} fits).")
@@ -180,5 +181,5 @@ def run(args):
         report.pop("_trials", None)
         print(json.dumps(report, default=str))
     elif not args.quiet:
-        _print_report(report)
+        print_report(report)
     return 0

@@ -122,7 +122,7 @@ def fit_options(values, settings):
 # Running one trial ----------------------------------------------------------
 
 
-def _memory_mb():
+def memory_mb():
     """(current, peak) resident memory of this process in MB, from /proc (Linux)."""
     try:
         with open("/proc/self/status") as handle:
@@ -163,7 +163,7 @@ class TrialRunner:
         if outcome.oof_predictions is not None:
             with atomic_path(os.path.join(trial_dir, "oof.npy")) as tmp:
                 np.save(tmp, outcome.oof_predictions)
-        rss, peak = _memory_mb()
+        rss, peak = memory_mb()
         atomic_write_json(os.path.join(trial_dir, TRIAL_FILE), {
             "worker": tuner_id, "pid": os.getpid(), "fold_scores": outcome.scores,
             "best_epochs": outcome.best_epochs, "seconds": outcome.seconds, "fits": outcome.fits,

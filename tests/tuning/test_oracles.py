@@ -101,12 +101,14 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(cancer_first_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tuner", ["tpe", "random", "bayesian", "hyperband", "grid"])
-def test_every_tuner_resumes_after_a_sigkill_during_a_trial(cancer_first_100, tmp_path, tuner):
+@pytest.mark.parametrize("tuner, completed", [("tpe", 1), ("tpe", 0), ("random", 1), ("bayesian", 1),
+                                              ("hyperband", 1), ("grid", 1)])
+def test_every_tuner_resumes_after_a_sigkill_during_a_trial(cancer_first_100, tmp_path, tuner,
+                                                            completed):
     # The killed trial is left RUNNING in its file: on resume it is retried first, before
     # the oracle has proposed anything in this process (TPE's study did not exist yet).
     x, y = cancer_first_100
-    project, done = _kill_mid_search(tmp_path, x, y, tuner=tuner, max_trials=3)
+    project, done = _kill_mid_search(tmp_path, x, y, tuner=tuner, max_trials=3, completed=completed)
     before = {t: (project / t / "trial.json").read_bytes() for t in done}
     result = kk.tune(kk.ProblemSpec(task="binary"), x, y, SPACE, tuner=tuner, max_trials=3, epochs=2,
                      verbose=0, refit=False, directory=tmp_path / "tuning")
@@ -121,4 +123,5 @@ def test_every_tuner_resumes_after_a_sigkill_during_a_trial(cancer_first_100, tm
 
         complete = [t for t in result.tuner.oracle.study.trials
                     if t.state == optuna.trial.TrialState.COMPLETE]
-        assert len(complete) == expected  # the study learned every finished trial once
+        # The study learned every finished trial (a repeated proposal is told its known score).
+        assert {round(t.value, 6) for t in complete} == {round(v, 6) for v in table["val_loss"]}

@@ -194,3 +194,36 @@ def test_a_build_function_with_a_preprocessor_is_refused(cancer, tmp_path):
     with pytest.raises(ConfigError, match="put the preprocessing layer inside it"):
         kk.tune(spec, x, y, build, max_trials=1, epochs=1, preprocessor=object,
                 directory=tmp_path, verbose=0)
+
+
+def test_a_search_folder_that_is_a_file_is_refused_before_anything_trains(cancer, tmp_path):
+    x, y = cancer
+    spec = kk.ProblemSpec(task="binary")
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    for directory, project_name in ((taken, "search"), (taken / "below", "search"), (tmp_path, "taken")):
+        with pytest.raises(ConfigError, match=r"taken is a file, not a folder.*Received: directory="):
+            kk.tune(spec, x, y, {"units": [4]}, tuner="grid", directory=directory,
+                    project_name=project_name, verbose=0)
+    assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize("keyword, value, message", [
+    ("cv", True, "`cv` must be a number of folds"),
+    ("refit", "yes", "`refit` must be True, False or a kerakit.tuning.Refit"),
+    ("distribution", {"isolate": True}, "`distribution` must be a kerakit.tuning.Distribution"),
+])
+def test_option_groups_and_their_shortcuts_are_checked(cancer, tmp_path, keyword, value, message):
+    x, y = cancer
+    with pytest.raises(ConfigError, match=message):
+        kk.tune(kk.ProblemSpec(task="binary"), x, y, {"units": [4]}, tuner="grid",
+                directory=tmp_path, verbose=0, **{keyword: value})
+
+
+def test_validation_data_and_no_refit_through_the_option_groups(cancer, tmp_path):
+    x, y = cancer
+    result = kk.tune(kk.ProblemSpec(task="binary"), x[:70], y[:70], {"units": [4]}, tuner="grid",
+                     cv=CrossValidation(validation_data=(x[70:], y[70:])), refit=False, epochs=1,
+                     directory=tmp_path, verbose=0)
+    assert result.best_model is None and result.plan.endswith("1 validation split = 1 fits")
+    assert np.isfinite(result.best_score)
