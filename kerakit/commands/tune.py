@@ -33,8 +33,11 @@ def add_arguments(parser):
 
 def add_options(parser):
     from kerakit.tuning.options import TUNERS
+    from kerakit.tuning.pruning import PRUNERS
 
     parser.add_argument("--tuner", choices=TUNERS, default="random", help="search algorithm (default: random)")
+    parser.add_argument("--pruner", choices=PRUNERS, default=None,
+                        help="stop trials that trail the others epoch by epoch (Optuna's pruners; default: none)")
     parser.add_argument("--body", default="mlp",
                         help="body whose default space is searched: mlp, table (the TabM-style "
                              "ensemble of fit_table), cnn, sequence, or a registered name (default: mlp)")
@@ -118,7 +121,7 @@ def tune_recipe(args, rest):
         data, space, tuner=args.tuner, max_trials=max_trials, cv=args.cv, objective=args.objective,
         epochs=epochs, patience=args.patience, body=args.body, directory=args.directory,
         project_name=args.project_name or name, overwrite=args.overwrite, seed=config.seed,
-        refit=Refit(ensemble=args.ensemble), verbose=0 if quiet else 1,
+        refit=Refit(ensemble=args.ensemble), pruner=args.pruner, verbose=0 if quiet else 1,
         distribution=Distribution(isolate=args.isolate, worker_timeout=args.worker_timeout,
                                   chief_timeout=args.chief_timeout))
     result = found.search

@@ -12,7 +12,7 @@ import numpy as np
 from kerakit.atomic import atomic_path, atomic_write_json
 from kerakit.crossval import FoldRunner, average_ensemble
 from kerakit.plots.tuning import plot_trials
-from kerakit.tuning.results import TuneResult, trials_table
+from kerakit.tuning.results import TuneResult, is_pruned, trials_table
 from kerakit.tuning.trials import fit_options
 
 
@@ -34,7 +34,8 @@ def finish_search(plan, tuner_obj):
     if plan.role == "worker":
         return result
     _write_table(result)
-    best = [t for t in tuner_obj.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    trials = tuner_obj.oracle.get_best_trials(len(tuner_obj.oracle.trials))
+    best = [t for t in trials if t.status == "COMPLETED" and not is_pruned(t)]
     if best:
         _take_best(result, best[0], tuner_obj, plan)
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kerakit.checks import check_count
 from kerakit.errors import ConfigError
+from kerakit.tuning.pruning import check_pruner
 
 TUNERS = ("random", "grid", "bayesian", "hyperband", "tpe")
 BUDGETED = ("random", "bayesian", "tpe")  # tuners that need max_trials (the others end by themselves)
@@ -134,6 +135,7 @@ class TuneOptions:
     factor: int = 3
     callbacks: list | None = None
     verbose: int = 1
+    pruner: str | None = None
 
     @classmethod
     def from_arguments(cls, *, cv=None, refit=True, distribution=None, **options):
@@ -166,6 +168,13 @@ class TuneOptions:
             check_count("patience", self.patience, minimum=0)
         check_count("factor", self.factor, minimum=2)
         check_count("trials_per_process", self.distribution.trials_per_process)
+        check_pruner(self.pruner)
+        if self.pruner is not None and self.distribution.isolate:
+            raise ConfigError(
+                f"pruner={self.pruner!r} judges each epoch against the other trials in this "
+                f"process, so it cannot prune trials run in a child process (isolate=True). Pass "
+                f"one of them. Received: pruner={self.pruner!r}, isolate=True"
+            )
         self._check_directory()
 
     def _check_directory(self):

@@ -82,7 +82,7 @@ def trials_table(tuner, runner, objective):
             return metrics.get_last_value(name) if metrics.exists(name) else float("nan")
 
         info = read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
-        row = {"trial": trial_id, "status": trial.status}
+        row = {"trial": trial_id, "status": "PRUNED" if is_pruned(trial) else trial.status}
         if "grid" in trial.hyperparameters.values:  # a union of grids: which grid (from 1)
             row["grid"] = int(trial.hyperparameters.values["grid"]) + 1
         values = runner.values(trial.hyperparameters)
@@ -96,3 +96,20 @@ def trials_table(tuner, runner, objective):
         row["worker"] = info.get("worker")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def is_pruned(trial):
+    """Whether a Keras Tuner trial was stopped by the search's pruner."""
+    metrics = trial.metrics
+    return bool(metrics.exists("pruned") and metrics.get_last_value("pruned"))
+
+
+def finished_curves(tuner):
+    """`[(curve, score, pruned)]` of the finished trials: what a pruner learns on resume."""
+    finished = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        if trial.status != "COMPLETED":
+            continue
+        info = read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
+        finished.append((info.get("curve") or {}, trial.score, is_pruned(trial)))
+    return finished

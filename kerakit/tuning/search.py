@@ -21,7 +21,8 @@ from kerakit.spec import ProblemSpec, class_indices, validate_labels
 from kerakit.tuning import distributed
 from kerakit.tuning.finish import finish_search
 from kerakit.tuning.options import TuneOptions
-from kerakit.tuning.results import read_json
+from kerakit.tuning.pruning import SearchPruner
+from kerakit.tuning.results import finished_curves, read_json
 from kerakit.tuning.spaces import BODY_SPACES, DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
 from kerakit.tuning.trials import SpecBuilder, TrialPool, TrialRunner
 from kerakit.tuning.tuner import tuner_class
@@ -124,7 +125,7 @@ def _plan(tuner_name, oracle, space, runner, max_trials, done):
 def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, objective="auto",
          epochs=50, patience=5, batch_size=32, body="mlp", preprocessor=None,
          directory="kerakit_tuning", project_name="search", overwrite=False, seed=0, refit=True,
-         distribution=None, factor=3, callbacks=None, verbose=1):
+         distribution=None, pruner=None, factor=3, callbacks=None, verbose=1):
     """Searches hyperparameters with Keras Tuner, scoring each candidate by k-fold cross-validation.
 
     Keras Tuner's oracle proposes candidates; each is trained on `cv`
@@ -183,6 +184,13 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
             (`isolate=True`: in a child process renewed every
             `trials_per_process` trials; the chief's and workers' timeouts).
             Defaults to None (this process).
+        pruner: stop trials whose objective trails the others' epoch by
+            epoch: "median", "halving" or "hyperband" (Optuna's pruners, `pip
+            install "kerakit[optuna]"`), or None. Each trial reports its
+            objective at every epoch (under `cv`, the mean over the folds
+            trained so far); a pruned trial ends at once and is listed with
+            status "PRUNED", never chosen as the best. Works with every
+            tuner; not with `Distribution(isolate=True)`. Defaults to None.
         factor: Hyperband's reduction factor. Defaults to 3.
         callbacks: extra Keras callbacks for every fit (copied per fit).
         verbose: 1 prints the plan and Keras Tuner's trial reports; 0 is silent.
@@ -204,7 +212,7 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         tuner=tuner, max_trials=max_trials, cv=cv, objective=objective, epochs=epochs,
         patience=patience, batch_size=batch_size, body=body, preprocessor=preprocessor,
         directory=directory, project_name=project_name, overwrite=overwrite, seed=seed, refit=refit,
-        distribution=distribution, factor=factor, callbacks=callbacks, verbose=verbose)
+        distribution=distribution, pruner=pruner, factor=factor, callbacks=callbacks, verbose=verbose)
     plan = plan_search(spec, x, y, space, options)
     tuner_obj = run_search(plan)
     return finish_search(plan, tuner_obj)
@@ -226,6 +234,7 @@ class SearchPlan:
     settings: dict
     trial_runner: TrialRunner
     pool: object
+    pruner: object  # a SearchPruner, or None
     oracle: object
     fingerprint: dict
     role: str
@@ -263,12 +272,14 @@ def plan_search(spec, x, y, space, options):
     fingerprint = {
         "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
         "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
-        + f" cv={options.folds} seed={options.seed}"}
+        + f" cv={options.folds} seed={options.seed}" + (f" pruner={options.pruner}" if options.pruner else "")}
     return SearchPlan(
         spec=spec, options=options, space=space, space_obj=space_obj, runner=runner,
         refit_data=refit_data, build=build, objective=objective, direction=direction,
         settings=settings, trial_runner=trial_runner,
         pool=_trial_pool(spec, runner, build, space_obj, settings, options),
+        pruner=None if options.pruner is None else SearchPruner(
+            options.pruner, direction, objective, int(options.epochs) * len(runner.splits)),
         oracle=_oracle(objective, direction, space_obj, hyperparameters, options),
         fingerprint=fingerprint, role=distributed.role())
 
@@ -382,11 +393,13 @@ def run_search(plan):
     tuner_obj = tuner_class()(
         plan.oracle, plan.trial_runner, pool=plan.pool,
         worker_timeout=options.distribution.worker_timeout,
-        chief_timeout=options.distribution.chief_timeout, print_fn=options.print,
+        chief_timeout=options.distribution.chief_timeout, print_fn=options.print, pruner=plan.pruner,
         hypermodel=None if plan.space_obj is not None else plan.space,
         directory=str(options.directory), project_name=options.project_name, overwrite=overwrite)
     if plan.role != "worker":  # after the tuner: overwrite=True has cleared the folder by now
         atomic_write_json(plan.project_dir / SEARCH_FILE, plan.fingerprint)
+    if plan.pruner is not None and plan.role == "local":  # judged against the trials already run
+        plan.pruner.load(finished_curves(tuner_obj))
     done = 0 if plan.role == "worker" else sum(
         t.status in ("COMPLETED", "FAILED") for t in tuner_obj.oracle.trials.values())
     tuner_obj.plan_text = _plan(options.tuner, tuner_obj.oracle if plan.role != "worker" else plan.oracle,

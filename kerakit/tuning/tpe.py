@@ -156,7 +156,11 @@ class TPESearch:
         if trial.trial_id in self._told:
             return
         asked = self._asked.pop(trial.trial_id, None)
-        if trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
+        pruned = trial.metrics.exists("pruned") and trial.metrics.get_last_value("pruned")
+        if trial.status == trial_module.TrialStatus.COMPLETED and pruned:
+            # Stopped early by the search's pruner: its partial score is no final one.
+            state, value = optuna.trial.TrialState.PRUNED, None
+        elif trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
             state, value = optuna.trial.TrialState.COMPLETE, float(trial.score)
         elif trial.status == trial_module.TrialStatus.FAILED:
             state, value = optuna.trial.TrialState.FAIL, None

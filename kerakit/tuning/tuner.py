@@ -22,8 +22,8 @@ def tuner_class():
         """A Keras Tuner `Tuner` whose trials are k-fold (or one-split) kerakit trainings."""
 
         def __init__(self, oracle, runner, pool=None, worker_timeout=60.0, chief_timeout=None,
-                     print_fn=print, **kwargs):
-            self.runner, self.pool = runner, pool
+                     print_fn=print, pruner=None, **kwargs):
+            self.runner, self.pool, self.pruner = runner, pool, pruner
             self.worker_timeout, self.chief_timeout, self.print_fn = worker_timeout, chief_timeout, print_fn
             self.fits, self.trials_run = 0, []
             # Keras Tuner reloads only when its tuner file exists, which is first
@@ -48,7 +48,7 @@ def tuner_class():
             if self.pool is not None:
                 metrics, fits = self.pool.run(hp.get_config(), trial_dir, self.tuner_id, warm)
             else:
-                metrics, fits = self.runner.run(hp, trial_dir, self.tuner_id, warm)
+                metrics, fits = self.runner.run(hp, trial_dir, self.tuner_id, warm, pruner=self.pruner)
             self.fits += fits
             self.trials_run.append(trial.trial_id)
             return metrics
