@@ -64,7 +64,23 @@ class BayesianOptimizationOracle(CrashSafeOracle, keras_tuner.oracles.BayesianOp
 
 
 class HyperbandOracle(CrashSafeOracle, keras_tuner.oracles.HyperbandOracle):
-    pass
+    def reload(self):
+        super().reload()
+        # Keras Tuner writes a new trial's file before the oracle file that
+        # places it in its bracket: killed in between, the trial is retried but
+        # its bracket would still wait for it and add one more. Put it back.
+        placed = {info["id"] for bracket in self._brackets for round_ in bracket["rounds"]
+                  for info in round_}
+        for trial_id, trial in sorted(self.trials.items()):
+            values = trial.hyperparameters.values
+            if trial_id in placed or "tuner/bracket" not in values:
+                continue
+            for bracket in self._brackets:
+                rounds = bracket["rounds"]
+                if bracket["bracket_num"] == values["tuner/bracket"] and values["tuner/round"] < len(rounds):
+                    rounds[values["tuner/round"]].append(
+                        {"past_id": values.get("tuner/trial_id"), "id": trial_id})
+                    break
 
 
 class UnionGridOracle(CrashSafeOracle, keras_tuner.oracles.GridSearchOracle):
