@@ -22,10 +22,19 @@ best validation score after 10 and 25 trials (val_accuracy on digits,
 val_loss = MSE of the standardized target on load_diabetes), mean over
 seeds. Few epochs and small models, so it runs on CPU in minutes.
 
+Pruning (`--compare-pruning`): TPE with the median pruner against TPE
+without, same space (ORACLE_SPACE), budget, epochs and seeds, on digits
+(val_accuracy) and load_diabetes (val_loss, a regression table). Reported
+per dataset: wall time and fits of each, the time ratio (target <= 0.6) and
+the best validation score of each (mean over seeds; "within noise" is judged
+against the spread over seeds, which is printed too).
+
 Usage: python scripts/bench_tune.py [--trials 10] [--epochs 10] [--repeats 1]
        [--memory-trials 100] [--skip-memory] [--json]
        python scripts/bench_tune.py --compare-oracles [--budgets 10 25] [--seeds 2]
        [--oracle-epochs 3] [--log runs.jsonl] [--json]
+       python scripts/bench_tune.py --compare-pruning [--pruning-trials 20] [--seeds 2]
+       [--pruning-epochs 15] [--json]
 """
 
 import argparse
@@ -209,6 +218,55 @@ def summarize(runs, budgets):
     return out
 
 
+def compare_pruning(trials, seeds, epochs, workdir):
+    """TPE with pruner="median" against no pruner: time, fits and best score per dataset."""
+    import numpy as np
+
+    import kerakit as kk
+    from kerakit.tuning import CrossValidation
+
+    x_train, y_train, x_val, y_val, _, _ = digits()
+    tables = {
+        "digits": (kk.ProblemSpec(task="multiclass", num_classes=10), (x_train, y_train, x_val, y_val),
+                   "val_accuracy"),
+        "diabetes": (kk.ProblemSpec(task="regression"), diabetes(), "val_loss"),
+    }
+    summary = {}
+    for name, (spec, (xt, yt, xv, yv), objective) in tables.items():
+        runs = {"none": [], "median": []}
+        for seed in range(seeds):
+            for pruner in ("none", "median"):
+                start = time.perf_counter()
+                result = kk.tune(spec, xt, yt, ORACLE_SPACE, tuner="tpe", max_trials=trials,
+                                 objective=objective, cv=CrossValidation(validation_data=(xv, yv)),
+                                 epochs=epochs, patience=None, batch_size=64, seed=seed,
+                                 pruner=None if pruner == "none" else pruner, directory=workdir,
+                                 project_name=f"{name}-{pruner}-{seed}", overwrite=True, refit=False,
+                                 verbose=0)
+                runs[pruner].append({"seconds": time.perf_counter() - start, "fits": result.fits,
+                                     "best": result.best_score,
+                                     "pruned": int((result.trials["status"] == "PRUNED").sum())})
+        row = {pruner: {key: float(np.mean([r[key] for r in rs])) for key in rs[0]}
+               for pruner, rs in runs.items()}
+        for pruner, rs in runs.items():
+            row[pruner]["best_std_over_seeds"] = float(np.std([r["best"] for r in rs]))
+        row["time_ratio"] = row["median"]["seconds"] / row["none"]["seconds"]
+        row["objective"] = objective
+        summary[name] = row
+    return summary
+
+
+def print_pruning(summary, trials, seeds, epochs):
+    print(f"TPE, {trials} trials x {epochs} epochs, mean over {seeds} seed(s): median pruner vs none")
+    for name, row in summary.items():
+        for pruner in ("none", "median"):
+            r = row[pruner]
+            print(f"  {name:9s} {pruner:7s} {r['seconds']:7.1f} s  {r['fits']:5.1f} fits  "
+                  f"{r['pruned']:4.1f} pruned  best {row['objective']} {r['best']:.4f} "
+                  f"(± {r['best_std_over_seeds']:.4f} over seeds)")
+        print(f"  {name:9s} time ratio {row['time_ratio']:.2f} (target <= 0.6)")
+
+
 def print_oracles(summary, budgets, seeds, epochs):
     print(f"oracles: best validation score after {budgets} trials, mean over {seeds} seeds, "
           f"{epochs} epochs per trial")
@@ -280,8 +338,20 @@ def main():
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--oracle-epochs", type=int, default=3)
     parser.add_argument("--log", default=None, help="append each finished search to this JSON-lines file")
+    parser.add_argument("--compare-pruning", action="store_true",
+                        help="TPE with the median pruner vs without: time and best score")
+    parser.add_argument("--pruning-trials", type=int, default=20)
+    parser.add_argument("--pruning-epochs", type=int, default=15)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench_tune_")
+
+    if args.compare_pruning:
+        summary = compare_pruning(args.pruning_trials, args.seeds, args.pruning_epochs, workdir)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print_pruning(summary, args.pruning_trials, args.seeds, args.pruning_epochs)
+        return
 
     if args.compare_oracles:
         summary = compare_oracles(sorted(args.budgets), args.seeds, args.oracle_epochs, workdir, args.log)
