@@ -234,6 +234,10 @@ def compare_pruning(trials, seeds, epochs, workdir):
     summary = {}
     for name, (spec, (xt, yt, xv, yv), objective) in tables.items():
         runs = {"none": [], "median": []}
+        # Warm up (imports, first traces), so the first timed search does not pay for them.
+        kk.tune(spec, xt, yt, ORACLE_SPACE, tuner="tpe", max_trials=1, objective=objective,
+                cv=CrossValidation(validation_data=(xv, yv)), epochs=1, directory=workdir,
+                project_name=f"{name}-warmup", overwrite=True, refit=False, verbose=0)
         for seed in range(seeds):
             for pruner in ("none", "median"):
                 start = time.perf_counter()
