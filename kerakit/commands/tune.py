@@ -6,9 +6,11 @@ validation rows with `--cv`), the best candidate is refit and reported once
 on the test split. A recipe may define `search_space(config)` returning a
 space (dict, list of dicts or build(hp) function); otherwise the default
 space of the body named by --body ("mlp" unless given; "table" is the
-TabM-style ensemble of fit_table's default) is searched. With kerakit's own spaces, features are
-standardized inside the model with statistics of the tuning rows; a
-build(hp) function builds its whole model, preprocessing included.
+TabM-style ensemble of fit_table's default) is searched. The work is
+`kerakit.tuning.tune_splits` (callable from Python): numeric features are
+standardized inside the model, raw table columns are encoded by the body's
+preprocessing and the best network is joined back to it; this command
+parses, calls it and prints.
 
 Distributed search uses Keras Tuner's chief/worker mode: start
 `kerakit tune RECIPE --chief --oracle-port 8000` and, anywhere that reaches

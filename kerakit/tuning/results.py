@@ -22,7 +22,7 @@ class TuneResult:
             epochs, seconds, worker), also saved as `trials.csv`.
         oof_predictions: with `cv`, the best candidate's out-of-fold
             predictions, one row per training row (also `oof_predictions.npy`).
-        fold_models / ensemble: with `cv` and `ensemble=True`, the best
+        fold_models / ensemble: with `cv` and `refit=Refit(ensemble=True)`, the best
             candidate's fold models and their average as one `keras.Model`.
         directory: the search's folder (Keras Tuner's project directory).
         plan: the plan printed before the search ("15 candidates × 3 folds = 45 fits").

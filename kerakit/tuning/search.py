@@ -404,7 +404,8 @@ def run_search(plan):
         t.status in ("COMPLETED", "FAILED") for t in tuner_obj.oracle.trials.values())
     tuner_obj.plan_text = _plan(options.tuner, tuner_obj.oracle if plan.role != "worker" else plan.oracle,
                                 plan.space_obj, plan.runner, options.max_trials, done)
-    options.print(f"Tuning ({options.tuner}, objective {plan.objective}, {plan.direction}): "
+    pruning = f", {options.pruner} pruner" if options.pruner else ""
+    options.print(f"Tuning ({options.tuner}, objective {plan.objective}, {plan.direction}{pruning}): "
                   f"{tuner_obj.plan_text}")
     try:
         tuner_obj.search(verbose=options.verbose)
