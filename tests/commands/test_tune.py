@@ -132,7 +132,8 @@ def test_a_tpe_search_killed_mid_trial_resumes_from_the_command_line(tmp_path, c
     from kerakit import cli
 
     recipe = tmp_path / "tiny_binary.py"
-    recipe.write_text(RECIPE)
+    # A range: more candidates than the budget, so the search runs all four trials.
+    recipe.write_text(RECIPE.replace('"learning_rate": [1e-2]', '"learning_rate": (1e-3, 1e-1, "log")'))
     args = ["tune", str(recipe), "--tuner", "tpe", "--max-trials", "4", "--epochs", "1",
             "--directory", str(tmp_path / "tuning")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
