@@ -54,15 +54,15 @@ def test_a_pruned_report_raises_at_once():
 @pytest.mark.backends
 def test_the_median_pruner_stops_trials_that_trail_and_never_picks_them(cancer, tmp_path):
     x, y = cancer
-    # Three candidates that learn, then two that barely move: the median pruner
+    # Three candidates that learn, then two that diverge: the median pruner
     # (3 finished trials, one warm-up epoch) stops the last two after their second epoch.
-    space = {"learning_rate": [0.05, 0.04, 0.03, 1e-6, 2e-6]}
+    space = {"learning_rate": [0.05, 0.04, 0.03, 5.0, 8.0]}
     result = kk.tune(kk.ProblemSpec(task="binary"), x, y, space, tuner="grid", cv=2, epochs=4,
                      patience=None, pruner="median", refit=False, directory=tmp_path, verbose=0)
     table = result.trials.set_index("learning_rate")
     assert list(table["status"]) == ["COMPLETED"] * 3 + ["PRUNED"] * 2
-    assert (table.loc[[1e-6, 2e-6], "epochs"] == 2).all()  # stopped in the first fold
-    assert table.loc[[1e-6, 2e-6], "val_loss"].min() > table.loc[[0.05, 0.04, 0.03], "val_loss"].max()
+    assert (table.loc[[5.0, 8.0], "epochs"] == 2).all()  # stopped in the first fold
+    assert table.loc[[5.0, 8.0], "val_loss"].min() > table.loc[[0.05, 0.04, 0.03], "val_loss"].max()
     assert result.best_hyperparameters["learning_rate"] in (0.05, 0.04, 0.03)
     # Fewer fits: a pruned trial ends its remaining folds too.
     assert result.fits == 3 * 2 + 2
