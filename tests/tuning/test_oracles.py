@@ -76,6 +76,7 @@ def _kill_mid_search(tmp_path, x, y, tuner="grid", max_trials=4, completed=1):
     return project, {t for t, s in _trial_states(project).items() if s == "COMPLETED"}
 
 
+@pytest.mark.slow
 def test_a_killed_search_resumes_without_rerunning_finished_trials(cancer_first_100, tmp_path):
     x, y = cancer_first_100
     project, done = _kill_mid_search(tmp_path, x, y)
