@@ -9,13 +9,13 @@ pyproject.toml); modules on one floor may import each other, without cycles:
 
 - apps: `cli`, `commands`, `recipes`;
 - features: `data`, `tuning`, `crossval` (cross-validation), `analysis`,
-  `plots` (every figure; `analysis_plots` its old place), `active`, `serving`, `distribute`, `finetune`,
-  `sklearn`, `runs`, `runmodel`;
+  `plots` (every figure), `active`, `serving`, `distribute`, `finetune`,
+  `sklearn`, `runs` (run folders and `RunModel`);
 - engines: `training`, `engines` (fit, evaluate, predict);
-- core: `checks`, `atomic` (atomic files), `metadata`, `metrics_registry`, `callbacks`, `builders`,
+- core: `checks`, `atomic` (atomic files), `saving` (the one safe loader), `metadata`, `metrics_registry`, `callbacks`, `builders`,
   `strategies` (tf.distribute strategies and dtype policies), `layers`
   (layers that features share);
-- base: `errors`, `spec`, `heads`, `optimizers`, `backend`.
+- base: `errors`, `spec`, `inference` (`infer_spec`), `heads`, `optimizers`, `backend`.
 """
 
 from kerakit.backend import quiet_tensorflow_logs
@@ -27,7 +27,7 @@ quiet_tensorflow_logs()  # before anything can import TensorFlow
 # public name → module that defines it
 _EXPORTS = {
     "ProblemSpec": "kerakit.spec",
-    "infer_spec": "kerakit.spec",
+    "infer_spec": "kerakit.inference",
     "validate_labels": "kerakit.spec",
     "build_model": "kerakit.builders",
     "register_body": "kerakit.builders",
@@ -66,7 +66,7 @@ _EXPORTS = {
     "cross_validate": "kerakit.crossval",
     "make_folds": "kerakit.crossval",
     "CrossValidationResult": "kerakit.crossval",
-    "load_model": "kerakit.analysis",
+    "load_model": "kerakit.saving",
     "compare": "kerakit.analysis",
     "compare_predictions": "kerakit.analysis",
     "Comparison": "kerakit.analysis",
@@ -77,16 +77,12 @@ _EXPORTS = {
     "ensemble_from_tuner": "kerakit.analysis",
     "finetune": "kerakit.finetune",
     "FineTuned": "kerakit.finetune",
-    "load_recipe": "kerakit.recipes",
-    "run_recipe": "kerakit.recipes",
     "Run": "kerakit.runs",
-    "RunModel": "kerakit.runmodel",
+    "RunModel": "kerakit.runs",
     "list_runs": "kerakit.runs",
     "ActiveLearner": "kerakit.active",
     "register_query_strategy": "kerakit.active",
-    "register_strategy": "kerakit.active",  # deprecated alias of register_query_strategy
     "simulate": "kerakit.active",
-    "simulate_active_learning": "kerakit.active",
     "Simulation": "kerakit.active",
     "KerasClassifier": "kerakit.sklearn",
     "KerasRegressor": "kerakit.sklearn",

@@ -1,6 +1,6 @@
 """The Keras backend kerakit runs on, and what differs between backends.
 
-Base floor: imports nothing from kerakit but `errors`, and never imports
+Base floor: imports nothing from kerakit but `errors` and `_compat`, and never imports
 TensorFlow unless the backend is TensorFlow (a JAX or PyTorch machine may
 not have it, and importing it costs seconds and memory).
 """
@@ -9,6 +9,7 @@ import os
 import random
 import sys
 
+from kerakit._compat import seed_keras_only
 from kerakit.errors import ConfigError
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -52,14 +53,7 @@ def set_random_seed(seed):
         return
     import numpy as np
 
-    # No public API resets Keras's global seed generator without the
-    # TensorFlow import above; these are the two lines Keras runs for it
-    # (keras/src/utils/rng_utils.py).
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-
-    global_state.set_global_attribute("global_random_seed", seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    seed_keras_only(seed)
     random.seed(seed)
     np.random.seed(seed)
     if name() == "torch":

@@ -11,6 +11,7 @@ Core floor, next to `builders` (which imports this module, never the reverse).
 """
 
 from kerakit.backend import require_tensorflow
+from kerakit.checks import check_count, is_integer, validate_text
 from kerakit.errors import ConfigError
 
 _CNN_DEFAULT_FILTERS = (32, 64)
@@ -32,7 +33,7 @@ def _refuse_rank(body, tensor, takes, fix):
 
 def _pin_filters(hp, prefix, filters, allow_empty=False):
     filters = (filters,) if isinstance(filters, int) else tuple(filters)
-    if (not filters and not allow_empty) or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters):
+    if (not filters and not allow_empty) or any(not is_integer(f) or f < 1 for f in filters):
         raise ConfigError(
             "`filters` must be a positive integer or a sequence of them, one per block. "
             f"Received: filters={filters!r}"
@@ -289,13 +290,15 @@ def text_inputs(texts, *, max_tokens=20_000, sequence_length=128, embedding_dim=
     kk.fit(model, x_train, y_train, epochs=5)
     ```
     """
+    # The vocabulary holds the padding and out-of-vocabulary tokens too: 3 leaves one word.
+    max_tokens = check_count("max_tokens", max_tokens, minimum=3)
+    sequence_length = check_count("sequence_length", sequence_length)
+    embedding_dim = check_count("embedding_dim", embedding_dim)
     require_tensorflow(
         "Text models (TextVectorization inside the model)",
         "Run with KERAS_BACKEND=tensorflow, or turn the text into numeric sequences yourself "
         "(N×T×F) and use body='sequence' on them.",
     )
-    from kerakit.checks import validate_text
-
     texts = validate_text(texts, "texts")
     import keras
 
@@ -325,7 +328,7 @@ _TABLE_UNITS = (192, 192)  # fit_table's (kerakit.data.bodies.TABLE_DEFAULTS; a 
 def pin_units(hp, units):
     """Pins `units` (an int or one width per hidden layer) as `depth` and `units_i`."""
     units = (units,) if isinstance(units, int) else tuple(units)
-    if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
+    if not units or any(not is_integer(u) or u < 1 for u in units):
         raise ConfigError(
             "`units` must be a positive integer or a sequence of them, one per hidden "
             f"layer. Received: units={units!r}"
@@ -339,9 +342,8 @@ def pin_table(hp, units=None, **scalars):
     if units is not None:
         pin_units(hp, units)
     members = scalars.get("members")
-    if members is not None and (isinstance(members, bool) or not isinstance(members, int)
-                                or members < 1):
-        raise ConfigError(f"`members` must be a positive integer. Received: members={members!r}")
+    if members is not None:
+        check_count("members", members)
     _pin_scalars(hp, scalars)
 
 

@@ -10,7 +10,7 @@ for and compiles. Bodies read every setting from Keras Tuner
 from kerakit import bodies, heads
 from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, SpecError, unknown_name
-from kerakit.metadata import spec_of, spec_output  # noqa: F401  spec_of: the old import path
+from kerakit.metadata import spec_output
 from kerakit.optimizers import OPTIMIZERS, default_learning_rate, get_optimizer
 from kerakit.spec import ProblemSpec
 

@@ -10,6 +10,7 @@ import math
 
 import keras
 
+from kerakit.checks import check_count
 from kerakit.errors import KerakitError
 
 
@@ -84,14 +85,14 @@ def default_callbacks(
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
-                patience=int(patience),
+                patience=check_count("patience", patience, minimum=0),
                 min_delta=min_delta,
                 restore_best_weights=True,
             )
         )
     if reduce_lr_patience is not None:
         callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=int(reduce_lr_patience))
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=check_count("reduce_lr_patience", reduce_lr_patience, minimum=0))
         )
     if terminate_on_nan:
         callbacks.append(TerminateOnNaN())

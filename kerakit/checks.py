@@ -64,6 +64,49 @@ def validate_features(x, input_shape=None, what="x"):
     return x
 
 
+def _named_inputs(model):
+    """{input name: symbolic input} of a model with several inputs, or {} when unknown."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # a subclassed model not yet called
+        return {}
+    if isinstance(structure, dict):
+        return dict(structure)
+    if not isinstance(structure, (list, tuple)):
+        structure = [structure]
+    return {t.name: t for t in structure if isinstance(getattr(t, "name", None), str)}
+
+
+def validate_input_dict(model, x, what="x"):
+    """Checks a dict of inputs as one array is checked: names, numbers, finite cells, equal rows.
+
+    Each numeric input must hold finite numbers (string inputs of the model
+    are left to its own lookup layers); every input must have the same
+    number of rows. Returns the dict with pandas columns turned into arrays.
+    """
+    check_input_names(model, x, what)
+    inputs = _named_inputs(model)
+    out, counts = {}, {}
+    for name, value in x.items():
+        tensor = inputs.get(str(name))
+        if hasattr(value, "to_numpy"):
+            value = value.to_numpy()
+        if tensor is not None and "string" in str(getattr(tensor, "dtype", "")):
+            out[name] = value
+        else:
+            shape = getattr(tensor, "shape", None)
+            checked = validate_features(value, None if shape is None else tuple(shape),
+                                        what=f"{what}[{name!r}]")
+            out[name] = checked.reshape(np.shape(value)) if checked.size == np.size(value) else checked
+        counts[name] = len(out[name])
+    if len(set(counts.values())) > 1:
+        raise DataError(
+            f"The inputs of `{what}` have different numbers of rows: {counts}. Each input needs "
+            f"one row per example; pass inputs of equal length."
+        )
+    return out
+
+
 def takes_text(model):
     """True when the model's one input is a string tensor (text models, `kerakit.text_inputs`)."""
     try:
@@ -91,12 +134,28 @@ def validate_text(x, what="x"):
             f"`{what}` must hold strings; {len(bad)} item(s) are not, first at index {bad[0]} "
             f"({x[bad[0]]!r}). Convert them (e.g. fill missing texts with \"\") first."
         )
+    undecodable = [i for i, t in enumerate(x) if not _encodes(t)]
+    if undecodable:
+        raise DataError(
+            f"`{what}` holds {len(undecodable)} text(s) that are not valid Unicode, first at index "
+            f"{undecodable[0]} ({x[undecodable[0]]!r}): bytes that were not UTF-8, kept as "
+            f"surrogate escapes. Read the file with its real encoding (e.g. encoding='latin-1') "
+            f"or errors='replace'."
+        )
     if not any(t.strip() for t in x):
         raise DataError(
             f"`{what}` holds only empty strings ({len(x)} of them), so there is nothing to learn "
             f"from. Check the text column."
         )
     return np.asarray([str(t) for t in x], dtype=object)[:, None]
+
+
+def _encodes(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_same_rows(x, y, what="x"):
@@ -120,7 +179,7 @@ def model_input_shape(model):
 def prepare(model, x, y=None, spec=None, what="x"):
     """Validates features and labels for `model`; returns NumPy arrays ready to train on."""
     if isinstance(x, dict):
-        check_input_names(model, x, what)
+        x = validate_input_dict(model, x, what)
     elif takes_text(model):
         x = validate_text(x, what)
     else:
@@ -183,8 +242,7 @@ def example_weights(spec, y, class_weight=None, sample_weight=None):
 
 def split_validation(arrays, validation_split):
     """Keeps Keras's meaning: the last `validation_split` fraction, before shuffling."""
-    if not 0 < validation_split < 1:
-        raise ConfigError(f"`validation_split` must be in (0, 1). Received: {validation_split!r}")
+    check_fraction("validation_split", validation_split)
     n = rows(arrays[0])
     cut = int(math.floor(n * (1 - validation_split)))
     if cut == 0 or cut == n:
@@ -217,26 +275,63 @@ def check_monitors(callbacks, has_validation):
             )
 
 
-def _is_integer(value):
+def is_integer(value):
+    """True for an `int` or NumPy integer, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def check_count(name, value, minimum=1, spelled=None):
-    """Refuses a count (epochs, batch_size, ...) that is not a whole number >= `minimum`.
+def check_count(name, value, minimum=1, spelled=None, *, maximum=None, allow_none=False):
+    """The integer checker: refuses a value that is not a whole number in [`minimum`, `maximum`].
 
-    Returns it as an `int`. `spelled` is how the caller writes the option
-    (e.g. "--epochs" from the shell); defaults to `name`.
+    Returns it as an `int` (or None when `allow_none` and it is None).
+    `spelled` is how the caller writes the option (e.g. "--epochs" from the
+    shell); defaults to `name`.
+
+    Example:
+
+    >>> check_count("epochs", 3)
+    3
     """
     spelled = spelled or name
-    if not _is_integer(value):
+    if value is None and allow_none:
+        return None
+    bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    if not is_integer(value):
         hint = f" Pass {spelled}={int(value)}." if isinstance(value, float) and value.is_integer() else ""
+        none = " (or None)" if allow_none else ""
         raise ConfigError(
-            f"`{spelled}` must be a whole number >= {minimum}. Received: {spelled}={value!r} "
+            f"`{spelled}` must be a whole number {bounds}{none}. Received: {spelled}={value!r} "
             f"({type(value).__name__}).{hint}"
         )
-    if value < minimum:
-        raise ConfigError(f"`{spelled}` must be >= {minimum}. Received: {spelled}={value!r}.")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ConfigError(f"`{spelled}` must be {bounds}. Received: {spelled}={value!r}.")
     return int(value)
+
+
+def check_fraction(name, value, low=0.0, high=1.0, *, include_low=False, include_high=False,
+                   example=None, spelled=None):
+    """The float-range checker: refuses a value that is not a real number between `low` and `high`.
+
+    The ends are excluded unless `include_low` / `include_high`. Returns the
+    value as a `float`.
+
+    Example:
+
+    >>> check_fraction("threshold", 0.3)
+    0.3
+    """
+    spelled = spelled or name
+    interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    inside = number and math.isfinite(value) and (
+        (low <= value if include_low else low < value) and (value <= high if include_high else value < high)
+    )
+    if not inside:
+        hint = f", e.g. {example}" if example is not None else ""
+        raise ConfigError(
+            f"`{spelled}` must be a number in {interval}{hint}. Received: {spelled}={value!r}."
+        )
+    return float(value)
 
 
 def check_weights(weights, what="sample_weight"):
@@ -318,8 +413,72 @@ def check_validation_data(validation_data):
     return validation_data
 
 
+def check_model(model, what="model"):
+    """Refuses anything but a compiled `keras.Model` (a path, say, or a model never compiled)."""
+    import keras
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        raise ConfigError(
+            f"`{what}` must be a keras.Model, not a path. Load the file first with "
+            f"kerakit.load_model(path). Received: {what}={model!r}"
+        )
+    if not isinstance(model, keras.Model):
+        raise ConfigError(
+            f"`{what}` must be a keras.Model (e.g. from kerakit.build_model). Received: "
+            f"{what}={type(model).__name__}"
+        )
+    if getattr(model, "compiled", True) is False:
+        raise ConfigError(
+            f"Model '{model.name}' is not compiled, so it has no loss or optimizer to train "
+            f"with. Call model.compile(optimizer=..., loss=...) first, or build it with "
+            f"kerakit.build_model, which compiles it."
+        )
+
+
+def check_callbacks(callbacks, what="callbacks"):
+    """Returns `callbacks` as a list of `keras.callbacks.Callback`, refusing anything else."""
+    import keras
+
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, keras.callbacks.Callback):
+        return [callbacks]
+    if isinstance(callbacks, (str, bytes, dict)) or not hasattr(callbacks, "__iter__"):
+        raise ConfigError(
+            f"`{what}` must be a list of keras.callbacks.Callback objects (e.g. "
+            f"kerakit.default_callbacks(spec)). Received: {what}={callbacks!r}"
+        )
+    callbacks = list(callbacks)
+    bad = [c for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
+    if bad:
+        raise ConfigError(
+            f"Every item of `{what}` must be a keras.callbacks.Callback; {len(bad)} is/are not, "
+            f"first {bad[0]!r}. Wrap custom code in a keras.callbacks.LambdaCallback. "
+            f"Received: {what}={callbacks!r}"
+        )
+    return callbacks
+
+
+def check_seed(seed):
+    """Refuses a seed that is not None or a whole number >= 0."""
+    return check_count("seed", seed, minimum=0, allow_none=True)
+
+
+def check_steps_per_execution(steps):
+    """Refuses `steps_per_execution` other than "auto" or a whole number >= 1."""
+    if steps == "auto":
+        return steps
+    if not is_integer(steps):
+        raise ConfigError(
+            f"`steps_per_execution` must be 'auto' or a whole number >= 1. "
+            f"Received: steps_per_execution={steps!r}"
+        )
+    return check_count("steps_per_execution", steps)
+
+
 def check_fit_arguments(*, batch_size, epochs, validation_data=None, sample_weight=None,
-                        class_weight=None, initial_epoch=0):
+                        class_weight=None, initial_epoch=0, validation_split=0.0, seed=None,
+                        steps_per_execution="auto"):
     """Checks `fit`'s options in one place, before any data is touched or anything trains."""
     check_count("batch_size", batch_size)
     check_count("epochs", epochs)
@@ -329,6 +488,10 @@ def check_fit_arguments(*, batch_size, epochs, validation_data=None, sample_weig
             f"`initial_epoch` ({initial_epoch}) must be smaller than `epochs` ({epochs}), or "
             f"nothing trains. Pass epochs={initial_epoch + 1} or more."
         )
+    if validation_split not in (None, 0, 0.0):
+        check_fraction("validation_split", validation_split, example=0.2)
+    check_seed(seed)
+    check_steps_per_execution(steps_per_execution)
     check_validation_data(validation_data)
     check_class_weight(class_weight)
     if sample_weight is not None:

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from kerakit.backend import configured_backend, import_tensorflow_quietly  # noqa: F401  old import paths
+from kerakit.backend import import_tensorflow_quietly
 from kerakit.errors import KerakitError, closest
 
 # name → (module, one-line help). Keep the help here so listing commands
@@ -32,8 +32,9 @@ COMMANDS = {
 
 
 # Commands that never need TensorFlow, or that parse more flags of their own
-# (a recipe's) and import it themselves once those are read, so --help stays instant.
-_NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune"})
+# (a recipe's) or check their input first and import it themselves, so --help
+# and refusals of bad input stay instant.
+_NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune", "evaluate"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,7 +90,8 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         # A run's manifest already says "interrupted"; files on disk are whole.
-        print(f"kerakit {args.command}: interrupted", file=sys.stderr)
+        print(f"kerakit {args.command}: interrupted (a run's manifest says so; its files are whole)",
+              file=sys.stderr)
         return 130
 
 

@@ -11,6 +11,7 @@ import os
 import tempfile
 
 from kerakit.backend import set_random_seed
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, DataTypeError, unknown_name
 from kerakit.metadata import SPEC_LAYER, attach_spec, output_before_spec, spec_output
 
@@ -42,7 +43,7 @@ def _copy(model):
     """
     import keras
 
-    from kerakit.analysis import load_model
+    from kerakit.saving import load_model
 
     with tempfile.TemporaryDirectory(prefix="kerakit-finetune-") as folder:
         path = os.path.join(folder, "model.keras")
@@ -210,9 +211,11 @@ def finetune(
     kk.evaluate(tuned.model, x_test, y_test)
     ```
     """
-    from kerakit.analysis import load_model, spec_from_model
+    from kerakit.analysis import spec_from_model
     from kerakit.callbacks import default_callbacks
-    from kerakit.spec import ProblemSpec, infer_spec
+    from kerakit.inference import infer_spec
+    from kerakit.saving import load_model
+    from kerakit.spec import ProblemSpec
     from kerakit.training import fit
 
     key = freeze.lower() if isinstance(freeze, str) else freeze
@@ -221,8 +224,7 @@ def finetune(
     if new_head not in ("auto", True, False):
         raise ConfigError(f"`new_head` must be 'auto', True or False. Received: new_head={new_head!r}")
     for option, value in (("epochs", epochs), ("unfreeze_epochs", unfreeze_epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"`{option}` must be an integer >= 0. Received: {option}={value!r}")
+        check_count(option, value, minimum=0)
     if spec is None:
         spec = infer_spec(y)
     elif not isinstance(spec, ProblemSpec):

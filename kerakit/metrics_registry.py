@@ -49,7 +49,8 @@ class MetricInfo:
 # How report metrics are computed (scikit-learn, as `kerakit.evaluate` reports them) ------
 
 
-def _truth(spec, y):
+def truth(spec, y):
+    """Labels as the metrics compare them: class indices, 0/1 ints, or an (n, targets) matrix."""
     from kerakit.spec import class_indices
 
     if spec.task == "multiclass":
@@ -61,7 +62,8 @@ def _truth(spec, y):
     return y.reshape(len(y), -1)
 
 
-def _decisions(spec, pred, threshold):
+def decisions(spec, pred, threshold=0.5):
+    """Predicted classes: argmax for softmax outputs, `>= threshold` for sigmoid ones."""
     if spec.task == "multiclass":
         return pred.argmax(axis=1)
     if spec.task == "binary":
@@ -78,7 +80,7 @@ def _counting(function_name, average=None):
         import sklearn.metrics
 
         function = getattr(sklearn.metrics, function_name)
-        return function(_truth(spec, y), _decisions(spec, pred, threshold),
+        return function(truth(spec, y), decisions(spec, pred, threshold),
                         average=average or _AVERAGE[spec.task], zero_division=0)
 
     return compute
@@ -90,8 +92,8 @@ def _sklearn(function_name, on="decisions"):
 
         function = getattr(sklearn.metrics, function_name)
         if on == "decisions":
-            return function(_truth(spec, y), _decisions(spec, pred, threshold))
-        return function(_truth(spec, y), pred.reshape(len(pred), -1))
+            return function(truth(spec, y), decisions(spec, pred, threshold))
+        return function(truth(spec, y), pred.reshape(len(pred), -1))
 
     return compute
 
@@ -101,27 +103,27 @@ def _roc_auc(spec, y, pred, threshold=0.5):
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    truth = _truth(spec, y)
+    labels = truth(spec, y)
     if spec.task == "binary":
-        return roc_auc_score(truth, pred.reshape(-1)) if len(np.unique(truth)) == 2 else math.nan
+        return roc_auc_score(labels, pred.reshape(-1)) if len(np.unique(labels)) == 2 else math.nan
     if spec.task == "multiclass":
-        if len(np.unique(truth)) != pred.shape[1]:
+        if len(np.unique(labels)) != pred.shape[1]:
             return math.nan
-        return roc_auc_score(truth, pred, multi_class="ovr", labels=np.arange(pred.shape[1]))
-    usable = [j for j in range(truth.shape[1]) if len(np.unique(truth[:, j])) == 2]
-    return roc_auc_score(truth[:, usable], pred[:, usable], average="macro") if usable else math.nan
+        return roc_auc_score(labels, pred, multi_class="ovr", labels=np.arange(pred.shape[1]))
+    usable = [j for j in range(labels.shape[1]) if len(np.unique(labels[:, j])) == 2]
+    return roc_auc_score(labels[:, usable], pred[:, usable], average="macro") if usable else math.nan
 
 
 def _log_loss(spec, y, pred, threshold=0.5):
     import numpy as np
     from sklearn.metrics import log_loss
 
-    truth = _truth(spec, y)
+    labels = truth(spec, y)
     if spec.task == "binary":
-        return log_loss(truth, np.clip(pred.reshape(-1), 1e-7, 1 - 1e-7), labels=[0, 1])
+        return log_loss(labels, np.clip(pred.reshape(-1), 1e-7, 1 - 1e-7), labels=[0, 1])
     # float32 softmax rows sum to 1 only up to rounding; scikit-learn warns on that.
     pred = np.clip(pred, 1e-7, 1)
-    return log_loss(truth, pred / pred.sum(axis=1, keepdims=True), labels=np.arange(pred.shape[1]))
+    return log_loss(labels, pred / pred.sum(axis=1, keepdims=True), labels=np.arange(pred.shape[1]))
 
 
 def _rmse(spec, y, pred, threshold=0.5):

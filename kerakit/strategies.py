@@ -1,8 +1,10 @@
 """Strategy names, devices, cluster roles and dtype policies (see `kerakit.distribute`).
 
 On the core floor: `build_model(strategy=...)` and the fit engines need these,
-so they live below both; `kerakit.distribute` (and its old module
-`kerakit.distribute.strategies`) re-exports them.
+so they live below both; `kerakit.distribute` publishes them with its launcher.
+
+`tf.distribute` strategies are TensorFlow's by nature and are refused on other
+backends; on JAX, `keras.distribution` (`use_data_parallel`) takes their place.
 """
 
 import atexit
@@ -12,6 +14,8 @@ import os
 import shutil
 import tempfile
 
+from kerakit.backend import name as backend_name
+from kerakit.backend import require_tensorflow
 from kerakit.errors import ConfigError, unknown_name
 
 # Strategies -------------------------------------------------------------------
@@ -91,17 +95,77 @@ def set_default_strategy(strategy):
 def use_strategy_for_run(strategy, runs_dir=None, quiet=False):
     """Sets up `kerakit run ... --strategy NAME`; returns `(runs_dir, quiet)` for this process.
 
-    Makes `strategy` the default for every model the recipe builds. In a
-    multi-worker run every worker runs the whole recipe in step, but only the
+    Makes `strategy` the default for every model the recipe builds;
+    `"data_parallel"` sets `keras.distribution.DataParallel` on JAX instead
+    (see `use_data_parallel`). In a multi-worker run every worker runs the whole recipe in step, but only the
     chief keeps a run directory: the others write theirs to a temporary folder
     removed at exit, and print nothing.
     """
-    strategy = set_default_strategy(strategy)
+    if strategy == DATA_PARALLEL:
+        use_data_parallel()
+        strategy = None
+    else:
+        strategy = set_default_strategy(strategy)
     if is_chief(strategy):
         return runs_dir, quiet
     folder = tempfile.mkdtemp(prefix="kerakit-worker-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder, True
+
+
+DATA_PARALLEL = "data_parallel"  # `--strategy` name for keras.distribution on JAX
+_JAX_ALTERNATIVE = (
+    "On JAX, distribute with keras.distribution instead: "
+    "keras.distribution.set_distribution(keras.distribution.DataParallel()) (or "
+    "kerakit.distribute.use_data_parallel()) before building the model, or "
+    f"`kerakit run NAME --strategy {DATA_PARALLEL}`; kerakit.fit then shards the batches."
+)
+
+
+def refuse_tf_distribute_off_tensorflow(what):
+    """Refuses a `tf.distribute` strategy on JAX or PyTorch, naming `keras.distribution`."""
+    require_tensorflow(f"{what}: tf.distribute strategies", _JAX_ALTERNATIVE)
+
+
+def use_data_parallel():
+    """Makes every `kerakit.fit` of this program data-parallel over all JAX devices.
+
+    Sets `keras.distribution.DataParallel` over every device (of every
+    process) as Keras's global distribution: models built afterwards get
+    replicated variables, and the `jax` engine shards each epoch's batches
+    over the mesh's batch axis. In a multi-process run (the
+    `KERAS_DISTRIBUTION_NUM_PROCESSES` variable above 1, as
+    `python -m kerakit.distribute --workers N` sets it), it first calls
+    `keras.distribution.initialize()`, so call it before any other JAX work.
+    Each process then feeds `kerakit.fit` its own rows.
+
+    Returns:
+        The `keras.distribution.DataParallel` distribution.
+
+    Example:
+
+    ```python
+    kerakit.distribute.use_data_parallel()           # KERAS_BACKEND=jax
+    model = kerakit.build_model(spec, input_shape=(64,))
+    kerakit.fit(model, x, y, batch_size=256)         # 256 rows per step, split over the devices
+    ```
+    """
+    if backend_name() != "jax":
+        raise ConfigError(
+            f"Data-parallel training with keras.distribution is kerakit's JAX road; Keras is "
+            f"running on {backend_name()!r}. Set KERAS_BACKEND=jax, or on TensorFlow use "
+            f"strategy='mirrored' (one machine) or 'multiworker'. Received: "
+            f"strategy={DATA_PARALLEL!r}"
+        )
+    import jax
+    import keras
+
+    processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or 1)
+    if processes > 1 and not jax.distributed.is_initialized():
+        keras.distribution.initialize()
+    distribution = keras.distribution.DataParallel()
+    keras.distribution.set_distribution(distribution)
+    return distribution
 
 
 def model_strategy(model):
@@ -136,6 +200,7 @@ def get_strategy(identifier="default"):
     strategy.num_replicas_in_sync   # number of local GPUs, or CPU devices
     ```
     """
+    refuse_tf_distribute_off_tensorflow(f"strategy={identifier!r}")
     if identifier is None:
         identifier = "default"
     if not isinstance(identifier, str):
@@ -259,8 +324,8 @@ def is_chief(strategy=None):
 
     The chief is the "chief" task when the cluster has one, else worker 0.
     The strategy's cluster resolver decides when it has one; otherwise the
-    `TF_CONFIG` environment variable; without either, every process is the
-    chief.
+    `TF_CONFIG` environment variable; otherwise (JAX) process 0 of
+    `KERAS_DISTRIBUTION_PROCESS_ID`; without any, every process is the chief.
 
     Example:
 
@@ -274,7 +339,8 @@ def is_chief(strategy=None):
     else:
         config = read_tf_config()
         if config is None:
-            return True
+            # A JAX process of a multi-process run (keras.distribution).
+            return os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "0") == "0"
         task_type, task_id = config["task"]["type"], int(config["task"]["index"])
         has_chief = bool(config["cluster"].get("chief"))
     if task_type == "chief":
@@ -363,9 +429,11 @@ def model_scope(strategy=None, mixed_precision=None):
 
     `strategy=None` means the one `set_default_strategy` chose, if any.
     """
+    if strategy not in (None, "default") and backend_name() != "tensorflow":
+        refuse_tf_distribute_off_tensorflow(f"build_model(strategy={strategy!r})")
     with precision_policy(mixed_precision):
         strategy = strategy if strategy is not None else _DEFAULT[0]
-        if strategy is None:
+        if strategy is None or (strategy == "default" and backend_name() != "tensorflow"):
             yield None
             return
         strategy = get_strategy(strategy)

@@ -8,20 +8,19 @@ epochs on JAX, device-resident tensors on PyTorch, or a `tf.distribute`
 strategy. `evaluate` computes held-out metrics with scikit-learn.
 """
 
-import math
 import sys
 
 import numpy as np
 
-from kerakit import backend, checks, engines
+from kerakit import backend, checks, engines, metrics_registry
 from kerakit.backend import set_random_seed
-from kerakit.builders import spec_of
 from kerakit.checks import class_weights, prepare, validate_features
 from kerakit.errors import ConfigError, DataError
-from kerakit.spec import class_indices, validate_labels
+from kerakit.metadata import spec_of
+from kerakit.spec import validate_labels
 
-__all__ = ["class_weights", "evaluate", "fit", "metrics_report", "predict", "prepare", "set_seed",
-           "validate_features"]
+__all__ = ["PREDICT_CHUNK", "class_weights", "evaluate", "fit", "metrics_report", "predict",
+           "predict_in_chunks", "prepare", "set_seed", "validate_features"]
 
 
 def set_seed(seed, deterministic=True):
@@ -114,16 +113,19 @@ def fit(
                           callbacks=kerakit.default_callbacks(spec))
     ```
     """
+    checks.check_model(model)
     checks.check_fit_arguments(batch_size=batch_size, epochs=epochs, validation_data=validation_data,
                                sample_weight=sample_weight, class_weight=class_weight,
-                               initial_epoch=initial_epoch)
+                               initial_epoch=initial_epoch, validation_split=validation_split,
+                               seed=seed, steps_per_execution=steps_per_execution)
+    callbacks = checks.check_callbacks(callbacks)
     name = engines.choose(model, x, strategy=strategy, engine=engine)
     spec = spec or spec_of(model)
     if seed is not None:
         set_seed(seed)
     options = engines.FitOptions(
         batch_size=int(batch_size), epochs=int(epochs), initial_epoch=int(initial_epoch),
-        verbose=resolve_verbose(verbose), callbacks=list(callbacks or []), shuffle=bool(shuffle),
+        verbose=resolve_verbose(verbose), callbacks=callbacks, shuffle=bool(shuffle),
         seed=seed, steps_per_execution=steps_per_execution, strategy=strategy,
     )
     data = _training_data(model, x, y, spec, validation_split, validation_data, class_weight, sample_weight)
@@ -161,107 +163,143 @@ def _training_data(model, x, y, spec, validation_split, validation_data, class_w
     return engines.TrainingData(x, y, weights, validation_data)
 
 
-# Evaluation -----------------------------------------------------------------
+# Prediction -----------------------------------------------------------------
+
+# Rows per call of the model in `predict_in_chunks`, unless the caller says otherwise.
+PREDICT_CHUNK = 4096
+
+
+def predict_in_chunks(model, x, batch_size=PREDICT_CHUNK):
+    """Calls `model` on inputs that are already checked, in chunks; the one chunked predict.
+
+    The model is called directly (`model(chunk, training=False)`), so no
+    predict function is traced per model: cross-validation and permutation
+    importance call fresh models or the same model hundreds of times. Chunks
+    hold `batch_size` rows; the last one is padded with copies of its last
+    row up to a power of two (at most `batch_size`) and the padding dropped,
+    so any number of rows meets only a handful of shapes and JAX compiles
+    each op a handful of times, not once per row count.
+
+    Args:
+        model: a `keras.Model`.
+        x: an array (texts as an object array of strings), or a dict of
+            arrays for a model with named inputs, as `prepare` returns them.
+        batch_size: rows per call. Defaults to `PREDICT_CHUNK` (4096).
+
+    Returns:
+        The outputs as a NumPy array (float32 for kerakit's models).
+
+    Example:
+
+    ```python
+    proba = predict_in_chunks(model, x_checked, batch_size=1024)
+    ```
+    """
+    import contextlib
+
+    import keras
+
+    checks.check_count("batch_size", batch_size)
+    n = checks.rows(x)
+    no_grad = contextlib.nullcontext()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        no_grad = torch.no_grad()
+    parts = []
+    with no_grad:
+        for start in range(0, n, batch_size):
+            chunk = _map(x, lambda v, s=start: v[s:s + batch_size])
+            size = min(batch_size, n - start)
+            padded = min(int(batch_size), 1 << (size - 1).bit_length())
+            if padded > size:  # copies of the last row, dropped again below
+                chunk = _map(chunk, lambda v, extra=padded - size: _pad(v, extra))
+            out = model(_map(chunk, _as_tensor), training=False)
+            parts.append(np.asarray(keras.ops.convert_to_numpy(out))[:size])
+    if not parts:
+        raise DataError("There are no rows to predict. Pass at least one row.")
+    return np.concatenate(parts)
+
+
+def _map(x, function):
+    return {k: function(v) for k, v in x.items()} if isinstance(x, dict) else function(x)
+
+
+def _pad(value, extra):
+    if isinstance(value, np.ndarray):
+        return np.concatenate([value, np.repeat(value[-1:], extra, axis=0)])
+    import keras  # a backend tensor (string columns as tf.string)
+
+    return keras.ops.concatenate([value, keras.ops.repeat(value[-1:], extra, axis=0)])
+
+
+def _as_tensor(value):
+    """A backend tensor: Keras refuses a dict of inputs that mixes tensors and arrays.
+
+    Texts become string tensors (TensorFlow only): Keras takes no NumPy strings.
+    """
+    import keras
+
+    if not isinstance(value, np.ndarray):
+        return value
+    if value.dtype.kind in "OUS":
+        import tensorflow as tf
+
+        return tf.constant(value.astype(object).astype(str))
+    return keras.ops.convert_to_tensor(value)
 
 
 def predict(model, x, batch_size=256):
-    """Predicts with a validated input and a large batch (fast for small models)."""
-    if not isinstance(x, dict):
-        x, _ = prepare(model, x)  # numbers, or texts for a text model
-        if x.dtype == object:  # texts (TensorFlow only): Keras's array adapter takes no strings
-            import tensorflow as tf
+    """Predicts with a checked input, in chunks (`predict_in_chunks`).
 
-            x = tf.constant(x)
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    Under a `keras.distribution` (JAX), Keras's own `predict` splits each
+    batch over the devices instead; the rows are padded to a multiple of
+    them (`kerakit.engines.pad_to_devices`) and the padding dropped.
 
+    Args:
+        model: a trained `keras.Model`.
+        x: features (array, DataFrame, texts for a text model, or a dict of
+            inputs), checked as `fit` checks them.
+        batch_size: rows per call of the model. Defaults to 256.
 
-def _binary_report(y, proba, threshold=0.5):
-    from sklearn import metrics
+    Example:
 
-    proba = proba.reshape(-1)
-    pred = (proba >= threshold).astype(int)
-    report = {
-        "accuracy": metrics.accuracy_score(y, pred),
-        "precision": metrics.precision_score(y, pred, zero_division=0),
-        "recall": metrics.recall_score(y, pred, zero_division=0),
-        "f1": metrics.f1_score(y, pred, zero_division=0),
-    }
-    if len(np.unique(y)) == 2:
-        report["roc_auc"] = metrics.roc_auc_score(y, proba)
-        report["log_loss"] = metrics.log_loss(y, np.clip(proba, 1e-7, 1 - 1e-7))
-    return report
-
-
-def _multiclass_report(y, proba):
-    from sklearn import metrics
-
-    pred = proba.argmax(axis=1)
-    report = {
-        "accuracy": metrics.accuracy_score(y, pred),
-        "precision": metrics.precision_score(y, pred, average="macro", zero_division=0),
-        "recall": metrics.recall_score(y, pred, average="macro", zero_division=0),
-        "f1": metrics.f1_score(y, pred, average="macro", zero_division=0),
-    }
-    labels = np.arange(proba.shape[1])
-    if len(np.unique(y)) == proba.shape[1]:
-        report["roc_auc"] = metrics.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
-    # float32 softmax rows sum to 1 only up to rounding; scikit-learn warns on that.
-    proba = np.clip(proba, 1e-7, 1)
-    report["log_loss"] = metrics.log_loss(y, proba / proba.sum(axis=1, keepdims=True), labels=labels)
-    return report
+    ```python
+    proba = kerakit.predict(model, x_test)
+    ```
+    """
+    x, _ = prepare(model, x)
+    if backend.name() == "jax":  # keras.distribution exists on JAX only
+        padded, sharded_batch, rows = engines.pad_to_devices(x, batch_size)
+        if rows is not None:
+            return np.asarray(model.predict(padded, batch_size=sharded_batch, verbose=0))[:rows]
+    return predict_in_chunks(model, x, batch_size)
 
 
-def _multilabel_report(y, proba, threshold=0.5):
-    from sklearn import metrics
-
-    pred = (proba >= threshold).astype(int)
-    y = y.astype(int)
-    report = {
-        "subset_accuracy": metrics.accuracy_score(y, pred),
-        "hamming_loss": metrics.hamming_loss(y, pred),
-        "precision": metrics.precision_score(y, pred, average="micro", zero_division=0),
-        "recall": metrics.recall_score(y, pred, average="micro", zero_division=0),
-        "f1": metrics.f1_score(y, pred, average="micro", zero_division=0),
-        "f1_macro": metrics.f1_score(y, pred, average="macro", zero_division=0),
-    }
-    usable = [j for j in range(y.shape[1]) if len(np.unique(y[:, j])) == 2]
-    if usable:
-        report["roc_auc"] = metrics.roc_auc_score(y[:, usable], proba[:, usable], average="macro")
-    return report
-
-
-def _regression_report(y, pred):
-    from sklearn import metrics
-
-    y = y.reshape(len(y), -1)
-    pred = pred.reshape(len(pred), -1)
-    mse = metrics.mean_squared_error(y, pred)
-    return {
-        "mse": mse,
-        "rmse": math.sqrt(mse),
-        "mae": metrics.mean_absolute_error(y, pred),
-        "r2": metrics.r2_score(y, pred) if len(y) > 1 else float("nan"),
-    }
+# Evaluation -----------------------------------------------------------------
 
 
 def metrics_report(spec, y, predictions, threshold=0.5):
-    """Held-out metrics for predictions, computed with scikit-learn.
+    """Held-out metrics for predictions, as `kerakit.metrics_registry` computes them.
 
     Classification: accuracy, precision, recall, F1 (macro for multiclass,
     micro for multilabel), ROC-AUC where defined, log loss. Regression: MSE,
-    RMSE, MAE, R².
+    RMSE, MAE, R². A metric undefined on these rows (ROC-AUC with one class
+    present) is left out.
     """
+    checks.check_fraction("threshold", threshold, example=0.5)
     y = validate_labels(spec, y)
     predictions = np.asarray(predictions, dtype=np.float64)
-    if spec.task == "binary":
-        report = _binary_report(y.astype(int), predictions, threshold)
-    elif spec.task == "multiclass":
-        report = _multiclass_report(class_indices(spec, y), predictions)
-    elif spec.task == "multilabel":
-        report = _multilabel_report(y, predictions, threshold)
-    else:
-        report = _regression_report(y, predictions)
-    report = {k: float(v) for k, v in report.items()}
+    if len(predictions) != len(y):
+        raise DataError(
+            f"There are {len(predictions)} prediction rows for {len(y)} label rows. Predict on "
+            f"the rows the labels belong to: one label row per example."
+        )
+    report = {}
+    for metric in metrics_registry.for_task(spec.task):
+        value = metrics_registry.compute(metric.name, spec, y, predictions, threshold)
+        if metric.name != "roc_auc" or not np.isnan(value):
+            report[metric.name] = value
     report["n"] = int(len(y))
     return report
 
@@ -283,6 +321,7 @@ def evaluate(model, x, y, spec=None, threshold=0.5, batch_size=256):
     report["accuracy"], report["f1"]
     ```
     """
+    checks.check_fraction("threshold", threshold, example=0.5)
     spec = spec or spec_of(model)
     if spec is None:
         raise ConfigError(

@@ -99,9 +99,10 @@ def _read_options(config):
 
 
 def check_config(config):
-    """Checks the arguments before TensorFlow loads: file, target column, separator, fractions.
+    """Checks the arguments before TensorFlow loads: file, target column, separator, fractions,
+    and missing target values.
 
-    Reads only the header line; the rows are checked by `data`.
+    Reads the header line and the target column; the other cells are checked by `data`.
     """
     from kerakit.data.csvfile import CsvReader
     from kerakit.errors import ConfigError, DataError, closest
@@ -137,6 +138,16 @@ def check_config(config):
                 f"Column {column!r} ({option}={column!r}) is not in {config.path}.{did_you_mean} "
                 f"Columns (separator {reader.sep!r}): {shown}."
             )
+    if not config.drop_missing_target:
+        import pandas as pd
+
+        from kerakit.data.targets import check_missing_target
+
+        # Whole rows, block by block: a blank line is not a row with a missing target.
+        blocks = [frame.loc[frame.notna().any(axis=1), config.target] for _, frame in reader.frames(
+            dtype=str, na_values=tuple(config.na_values))]
+        if blocks:
+            check_missing_target(pd.concat(blocks), config.target, "line(s)", drop=False)
 
 
 def data(config):

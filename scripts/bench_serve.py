@@ -193,7 +193,7 @@ def main():
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from kerakit.serving import load_model
+    from kerakit.saving import load_model
 
     workdir = tempfile.mkdtemp(prefix="bench_serve_")
     units = tuple(int(u) for u in args.units.split(","))

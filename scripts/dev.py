@@ -1,18 +1,23 @@
 """Set up the project's virtual environment (once) and run the main job or the tests.
 
-    python3 scripts/dev.py main     # set up, then run the default recipe (digits)
-    python3 scripts/dev.py test     # set up, then run the test suite (see below)
+    python3 scripts/dev.py main          # set up, then run the default recipe (digits)
+    python3 scripts/dev.py test          # set up, then lint and run the whole test suite (see below)
+    python3 scripts/dev.py test --fast   # the daily loop: lint, then the tests not marked `slow`
+    python3 scripts/dev.py lint          # the lint step alone
 
 Needs only Python 3 and pip. The environment lives in `.venv/` inside the
 checkout; it is created on first use and re-installed only when
 `pyproject.toml` changes (a stamp file records its hash), so a second run
 starts at once. Extra arguments go to the command, e.g. `dev.py test -k spec`.
 
-`test` runs the whole suite on TensorFlow (the default backend), then the
-backend-neutral tests (marker `backends`) again on every other Keras backend
+`test` first runs the lint step (ruff, the import floors of
+pyproject's [tool.importlinter], the wrapped-message check, and the docs
+build `mkdocs build --strict` where mkdocs.yml exists), then the whole suite
+on TensorFlow (the default backend), then the backend-neutral tests (marker `backends`) again on every other Keras backend
 installed in the environment: JAX always (a dev dependency), PyTorch where
 it is installed (its default wheel is several GB; it is skipped with a note
 otherwise). `KERAKIT_TEST_BACKENDS=tensorflow` runs only the first pass.
+`--fast` skips the tests marked `slow` in every pass.
 """
 
 import hashlib
@@ -47,7 +52,7 @@ def setup():
 
 
 def main(argv):
-    if not argv or argv[0] not in ("main", "test", "setup"):
+    if not argv or argv[0] not in ("main", "test", "lint", "setup"):
         print(__doc__)
         return 2
     setup()
@@ -58,7 +63,40 @@ def main(argv):
     if what == "main":
         command = [str(BIN / "kerakit"), "run", "digits", *extra]
         return subprocess.run(command, cwd=ROOT, env=env).returncode
-    return run_tests(extra, env)
+    if what == "lint":
+        return lint(env)
+    fast = "--fast" in extra
+    extra = [arg for arg in extra if arg != "--fast"]
+    code = lint(env)
+    if code:
+        print("[dev] the lint step failed: fix it before the tests run", flush=True)
+        return code
+    return run_tests(extra, env, fast=fast)
+
+
+def lint_commands():
+    """The lint step: quick checks of the whole tree, each a command run from the checkout."""
+    commands = [
+        [str(PYTHON), "-m", "ruff", "check", "kerakit", "recipes", "scripts", "tests"],
+        [str(BIN / "lint-imports"), "--no-cache"],
+        [str(PYTHON), "scripts/check_messages.py", "kerakit", "recipes", "scripts"],
+    ]
+    if (ROOT / "mkdocs.yml").exists():
+        site = VENV / "site"  # inside .venv: never committed, replaced on each build
+        commands.append([str(PYTHON), "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)])
+    return commands
+
+
+def lint(env):
+    # mkdocs-material and a plugin print banners about MkDocs 2 on every build
+    env = dict(env, NO_MKDOCS_2_WARNING="1", DISABLE_MKDOCS_2_WARNING="true")
+    for command in lint_commands():
+        print(f"[dev] lint: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(command))}", flush=True)
+        result = subprocess.run(command, cwd=ROOT, env=env)
+        code = getattr(result, "returncode", 0) or 0
+        if code:
+            return code
+    return 0
 
 
 def _installed(module):
@@ -67,13 +105,15 @@ def _installed(module):
     return getattr(result, "returncode", 1) == 0
 
 
-def run_tests(extra, env):
+def run_tests(extra, env, fast=False):
     """The whole suite on TensorFlow, then the `backends` tests on each other installed backend."""
     wanted = os.environ.get("KERAKIT_TEST_BACKENDS", "tensorflow,jax,torch").split(",")
     pytest = [str(PYTHON), "-m", "pytest", "-q"]
+    first, others = (["-m", "not slow"], ["-m", "backends and not slow"]) if fast else ([], ["-m", "backends"])
     codes = []
     if "tensorflow" in wanted:
-        codes.append(subprocess.run(pytest + list(extra), cwd=ROOT, env=dict(env, KERAS_BACKEND="tensorflow")))
+        codes.append(subprocess.run(pytest + first + list(extra), cwd=ROOT,
+                                    env=dict(env, KERAS_BACKEND="tensorflow")))
     for backend in ("jax", "torch"):
         if backend not in wanted:
             continue
@@ -82,7 +122,7 @@ def run_tests(extra, env):
                   f"(pip install -e '.[{backend}]' to run them)", flush=True)
             continue
         print(f"[dev] backend-neutral tests on KERAS_BACKEND={backend}", flush=True)
-        codes.append(subprocess.run(pytest + ["-m", "backends", *extra], cwd=ROOT,
+        codes.append(subprocess.run(pytest + others + list(extra), cwd=ROOT,
                                     env=dict(env, KERAS_BACKEND=backend)))
     return max((getattr(c, "returncode", 0) or 0 for c in codes), default=0)
 

@@ -132,10 +132,7 @@ def test_spec_config_is_plain_json_and_rebuilds_the_spec():
     assert kk.ProblemSpec.from_config({"task": "binary", "added_in_a_later_version": 1}) == SPECS["binary"]
 
 
-def test_old_import_path_and_lazy_keras():
-    from kerakit.builders import spec_of as old_spec_of
-
-    assert old_spec_of is spec_of
+def test_metadata_imports_no_keras():
     code = ("import sys, kerakit.metadata, kerakit.metrics_registry, kerakit.builders; "
             "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -171,33 +168,6 @@ print("ok")
 # One metric table -----------------------------------------------------------------------
 
 
-def test_the_former_three_default_metric_tables_agree():
-    from kerakit import runs
-    from kerakit.active.learner import _LOWER_IS_BETTER, _default_metric
-    from kerakit.analysis.metrics import DEFAULT_METRIC, METRICS, get_metric
-    from kerakit.crossval import objective_direction
-
-    def report_name(name, task=None):  # analysis's names → report names
-        if name == "accuracy" and task == "multilabel":
-            return "subset_accuracy"  # analysis's accuracy: rows with every label right
-        return {"auc": "roc_auc"}.get(name, name)
-
-    for task, spec in [("binary", SPECS["binary"]), ("multiclass", SPECS["multiclass_sparse"]),
-                       ("multilabel", SPECS["multilabel"]), ("regression", SPECS["regression"])]:
-        default = metrics_registry.default_metric(task)
-        assert runs.KEY_METRICS[task][0] == default
-        assert runs.key_metric({"spec": {"task": task}, "metrics": {default: 0.5, "n": 3}}) == (default, 0.5)
-        assert _default_metric(spec) == default
-        name, _ = get_metric("auto", spec)
-        assert name == DEFAULT_METRIC[task] and report_name(name, task) == default
-    # Directions: analysis, active learning and tuning objectives read the same table.
-    for name, metric in METRICS.items():
-        assert metric.greater_is_better == metrics_registry.greater_is_better(report_name(name))
-    for info in metrics_registry.METRICS.values():
-        assert (info.name in _LOWER_IS_BETTER) == (info.direction == "min")
-        assert objective_direction(f"val_{info.name}") == info.direction
-
-
 def test_objective_directions_of_keras_log_names_are_unchanged():
     from kerakit.crossval import objective_direction
 
@@ -213,32 +183,3 @@ def test_objective_directions_of_keras_log_names_are_unchanged():
     assert metrics_registry.direction("my_own_metric") is None
     with pytest.raises(kk.KerakitError, match="Did you mean 'roc_auc'"):
         metrics_registry.get("roc_acu")
-
-
-@pytest.mark.parametrize("key", sorted(SPECS))
-def test_registry_computes_what_evaluate_reports(key):
-    from kerakit.training import metrics_report
-
-    spec = SPECS[key]
-    rng = np.random.default_rng(1)
-    n = 60
-    if spec.task == "binary":
-        y, pred = rng.integers(0, 2, n), rng.random((n, 1))
-    elif spec.task == "multiclass":
-        y = rng.integers(0, spec.num_classes, n)
-        y[: spec.num_classes] = np.arange(spec.num_classes)
-        pred = rng.dirichlet(np.ones(spec.num_classes), n)
-        if spec.label_format == "onehot":
-            y = np.eye(spec.num_classes)[y]
-    elif spec.task == "multilabel":
-        y, pred = rng.integers(0, 2, (n, spec.num_labels)), rng.random((n, spec.num_labels))
-    else:
-        y, pred = rng.normal(size=(n, 2)), rng.normal(size=(n, 2))
-    report = metrics_report(spec, y, pred)
-    names = {m.name for m in metrics_registry.for_task(spec.task)}
-    assert names == set(report) - {"n"}
-    labels = kk.validate_labels(spec, y)
-    for name in names:
-        assert metrics_registry.compute(name, spec, labels, pred) == pytest.approx(report[name]), name
-    with pytest.raises(kk.KerakitError, match="not reported for task"):
-        metrics_registry.compute("r2" if spec.is_classification else "accuracy", spec, labels, pred)

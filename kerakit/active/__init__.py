@@ -10,9 +10,7 @@ callbacks work as everywhere else.
 """
 
 from kerakit.active.learner import MIN_EPOCH_BATCHES, ActiveLearner
-from kerakit.active.sampling import MC_MAX_ROWS, predictive_samples
-from kerakit.active.simulation import Simulation, simulate, simulate_active_learning
-from kerakit.active.strategies import (
+from kerakit.active.queries import (
     CLASSIFICATION,
     MEASURES,
     REGRESSION,
@@ -24,13 +22,14 @@ from kerakit.active.strategies import (
     get_strategy,
     random_sampling,
     register_query_strategy,
-    register_strategy,
     uncertainty,
 )
+from kerakit.active.sampling import MC_MAX_ROWS, predict_mean, predictive_samples
+from kerakit.active.simulation import Simulation, simulate
 
 __all__ = [
     "ActiveLearner", "CLASSIFICATION", "MC_MAX_ROWS", "MEASURES", "MIN_EPOCH_BATCHES", "Measure",
     "QueryResult", "REGRESSION", "STRATEGIES", "Simulation", "Strategy", "diverse", "get_strategy",
-    "predictive_samples", "random_sampling", "register_query_strategy", "register_strategy", "simulate",
-    "simulate_active_learning", "uncertainty",
+    "predict_mean", "predictive_samples", "random_sampling", "register_query_strategy", "simulate",
+    "uncertainty",
 ]

@@ -3,9 +3,10 @@
 import numpy as np
 
 from kerakit import metrics_registry
-from kerakit.active.sampling import _predict_mean, predictive_samples
-from kerakit.active.strategies import get_strategy
+from kerakit.active.queries import get_strategy
+from kerakit.active.sampling import predict_mean, predictive_samples
 from kerakit.backend import set_random_seed
+from kerakit.checks import check_callbacks, check_count
 from kerakit.errors import ConfigError, DataError, unknown_name
 from kerakit.metadata import attach_spec, spec_of, spec_output
 
@@ -13,12 +14,6 @@ from kerakit.metadata import attach_spec, spec_of, spec_output
 # least this many batches: Keras spends ~10 ms per epoch outside the steps,
 # which dominates when a few dozen labels make one batch.
 MIN_EPOCH_BATCHES = 10
-
-
-def _check_int(value, option, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"`{option}` must be an integer of at least {minimum}. Received: {option}={value!r}")
-    return int(value)
 
 
 class ActiveLearner:
@@ -94,16 +89,16 @@ class ActiveLearner:
             )
         self.build = build
         self.model_options = model_options
-        self.ensemble_size = _check_int(ensemble_size, "ensemble_size", 1)
+        self.ensemble_size = check_count("ensemble_size", ensemble_size, 1)
         self._check_sampling()
-        self.epochs = _check_int(epochs, "epochs", 1)
-        self.teach_epochs = _check_int(teach_epochs, "teach_epochs", 1)
-        self.batch_size = _check_int(batch_size, "batch_size", 1)
-        self.repeat = repeat if repeat == "auto" else _check_int(repeat, "repeat", 1)
+        self.epochs = check_count("epochs", epochs, 1)
+        self.teach_epochs = check_count("teach_epochs", teach_epochs, 1)
+        self.batch_size = check_count("batch_size", batch_size, 1)
+        self.repeat = repeat if repeat == "auto" else check_count("repeat", repeat, 1)
         self.warm_start = bool(warm_start)
-        self.callbacks = callbacks
+        self.callbacks = check_callbacks(callbacks)
         self.validation_data = validation_data
-        self.seed = _check_int(seed, "seed", 0)
+        self.seed = check_count("seed", seed, 0)
         self.verbose = verbose
         self.x_labeled_ = validate_features(x_labeled, what="x_labeled")
         self.y_labeled_ = validate_labels(spec, y_labeled)
@@ -241,7 +236,7 @@ class ActiveLearner:
         from kerakit.training import validate_features
 
         x_pool = validate_features(x_pool, (None,) + self.x_labeled_.shape[1:], what="x_pool")
-        n = _check_int(n, "n", 1)
+        n = check_count("n", n, 1)
         if n > len(x_pool):
             raise ConfigError(f"Cannot pick n={n} rows from a pool of {len(x_pool)}. Ask for at most {len(x_pool)}.")
         options = dict(self.strategy_options)
@@ -260,7 +255,7 @@ class ActiveLearner:
         if return_std:
             samples = predictive_samples(self.model_, x, passes)
             return samples.mean(axis=0), samples.std(axis=0)
-        return _predict_mean(self.model_, x)
+        return predict_mean(self.model_, x)
 
     def export_model(self):
         """Returns one plain `keras.Model` that predicts like the learner.
@@ -281,14 +276,20 @@ class ActiveLearner:
 
     def evaluate(self, x, y):
         """Held-out metrics (`kerakit.training.metrics_report`) of the current model."""
-        from kerakit.training import metrics_report
+        from kerakit.training import metrics_report, validate_features
 
+        x = validate_features(x, (None,) + self.x_labeled_.shape[1:], what="x")
+        if y is None or len(x) != len(y):
+            raise DataError(
+                f"`x` has {len(x)} rows but `y` has {None if y is None else len(y)}. Pass one "
+                f"label per row."
+            )
         return metrics_report(self.spec, y, self.predict(x))
 
     def score(self, x, y, metric="auto"):
         """One held-out metric: accuracy (classification) or R² (regression) by default."""
         report = self.evaluate(x, y)
-        metric = _default_metric(self.spec) if metric == "auto" else metric
+        metric = metrics_registry.default_metric(self.spec.task) if metric == "auto" else metric
         if metric not in report:
             raise unknown_name("metric", metric, [k for k in report if k != "n"])
         return report[metric]
@@ -306,10 +307,3 @@ def _binary_labels(spec, y):
 
         raise LabelError(f"A binary spec expects labels 0 and 1. Found {sorted(values)[:8]}.")
     return y.astype(np.float32)
-
-
-_LOWER_IS_BETTER = frozenset(n for n, m in metrics_registry.METRICS.items() if m.direction == "min")
-
-
-def _default_metric(spec):
-    return metrics_registry.default_metric(spec.task)

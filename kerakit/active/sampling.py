@@ -11,6 +11,7 @@ import weakref
 
 import numpy as np
 
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError
 
 # Monte-Carlo passes are run as one batch of tiled rows; chunks of the pool
@@ -127,8 +128,7 @@ def predictive_samples(model, x, passes=20):
             )
         x = _validated_pool(model[0], x)
         return np.concatenate([_run(member, x, 1, False) for member in model], axis=0)
-    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 2:
-        raise ConfigError(f"`passes` must be an integer of at least 2. Received: passes={passes!r}")
+    passes = check_count("passes", passes, minimum=2)
     dropout, batchnorm = _stochastic_layers(model)
     if not dropout:
         raise ConfigError(
@@ -146,8 +146,17 @@ def predictive_samples(model, x, passes=20):
             variable.assign(value)
 
 
-def _predict_mean(model, x):
-    if isinstance(model, (list, tuple)):
-        x = _validated_pool(model[0], x)
-        return np.mean([_run(member, x, 1, False)[0] for member in model], axis=0)
-    return _run(model, _validated_pool(model, x), 1, False)[0]
+def predict_mean(model, x):
+    """Plain predictions (dropout off) of a model, or the mean over a deep ensemble's members.
+
+    Example:
+
+    ```python
+    proba = predict_mean(members, x_pool)
+    ```
+    """
+    from kerakit.training import predict_in_chunks
+
+    members = model if isinstance(model, (list, tuple)) else [model]
+    x = _validated_pool(members[0], x)
+    return np.mean([predict_in_chunks(member, x) for member in members], axis=0).astype(np.float64)

@@ -2,8 +2,10 @@
 
 import numpy as np
 
-from kerakit.active.learner import _LOWER_IS_BETTER, ActiveLearner, _check_int, _default_metric
-from kerakit.active.strategies import CLASSIFICATION, get_strategy
+from kerakit import metrics_registry
+from kerakit.active.learner import ActiveLearner
+from kerakit.active.queries import CLASSIFICATION, get_strategy
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, DataError, unknown_name
 
 
@@ -23,7 +25,7 @@ class Simulation:
         self.labels = np.asarray(labels)
         self.curves = curves
         self.metric = metric
-        self.higher_is_better = metric not in _LOWER_IS_BETTER
+        self.higher_is_better = metrics_registry.direction(metric) != "min"
         self.baseline = baseline
         self.seeds = tuple(seeds)
         self.seconds = dict(seconds)
@@ -243,7 +245,7 @@ def simulate(spec, x_pool, y_pool, x_val, y_val, *, strategies=("margin", "entro
     import time
 
     from kerakit.spec import validate_labels
-    from kerakit.training import metrics_report, validate_features
+    from kerakit.training import validate_features
 
     x_pool = validate_features(x_pool, what="x_pool")
     y_pool = validate_labels(spec, y_pool)
@@ -258,18 +260,18 @@ def simulate(spec, x_pool, y_pool, x_val, y_val, *, strategies=("margin", "entro
             raise DataError(f"`x_{split}` has {len(x)} rows but `y_{split}` has {len(y)}.")
     if len(x_pool) != len(y_pool):
         raise DataError(f"`x_pool` has {len(x_pool)} rows but `y_pool` has {len(y_pool)}.")
-    initial = _check_int(initial, "initial", 1)
-    step = _check_int(step, "step", 1)
-    budget = _check_int(budget, "budget", initial + 1)
+    initial = check_count("initial", initial, 1)
+    step = check_count("step", step, 1)
+    budget = check_count("budget", budget, initial + 1)
     if budget > len(x_pool):
         raise ConfigError(f"`budget`={budget} is larger than the pool ({len(x_pool)} rows). Lower it.")
-    seeds = [_check_int(s, "seed", 0) for s in seeds]
+    seeds = [check_count("seed", s, 0) for s in seeds]
     if not seeds:
         raise ConfigError("`seeds` is empty. Pass at least one seed, e.g. seeds=(0, 1, 2).")
-    metric = _default_metric(spec) if metric == "auto" else metric
-    probe = metrics_report(spec, held_out["val"][1], _dummy_predictions(spec, len(held_out["val"][1])))
-    if metric not in probe:
-        raise unknown_name("metric", metric, [k for k in probe if k != "n"])
+    metric = metrics_registry.default_metric(spec.task) if metric == "auto" else metric
+    reported = [m.name for m in metrics_registry.for_task(spec.task)]
+    if metric not in reported:
+        raise unknown_name("metric", metric, reported)
     options = dict(strategy_options or {})
     named = {}
     for identifier in [baseline, *[s for s in strategies if s != baseline]]:
@@ -309,29 +311,13 @@ def simulate(spec, x_pool, y_pool, x_val, y_val, *, strategies=("margin", "entro
     return Simulation(labels, curves, metric, get_strategy(baseline).name, seeds, seconds)
 
 
-# The top-level name (`kk.simulate_active_learning`) says what is simulated;
-# `kk.simulate` stays as the short name.
-simulate_active_learning = simulate
-
-
 def _curve_scorer(spec, metric, y):
-    """`score(predictions) -> float` for one held-out split, called after every round."""
-    from kerakit.spec import class_indices, validate_labels
-    from kerakit.training import metrics_report
+    """`score(predictions) -> float` for one held-out split, called after every round.
+
+    One metric from the registry, not the whole report: ROC-AUC and log loss
+    would cost more than a training round.
+    """
+    from kerakit.spec import validate_labels
 
     y = validate_labels(spec, y)
-    if metric == "accuracy" and spec.task in CLASSIFICATION:
-        # The full report (ROC-AUC, log loss, ...) costs more than a training round.
-        truth = class_indices(spec, y)
-        if spec.task == "binary":
-            return lambda p: float(np.mean((p.reshape(-1) >= 0.5) == truth))
-        return lambda p: float(np.mean(p.argmax(axis=1) == truth))
-    return lambda p: metrics_report(spec, y, p)[metric]
-
-
-def _dummy_predictions(spec, rows):
-    """Uniform predictions, only to learn which metric names a report has."""
-    width = spec.num_outputs
-    if spec.task == "multiclass":
-        return np.full((rows, width), 1.0 / width)
-    return np.full((rows, width), 0.5)
+    return lambda p: metrics_registry.compute(metric, spec, y, p)

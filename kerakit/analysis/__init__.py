@@ -19,11 +19,11 @@ from kerakit.analysis.ensembles import (
     ensemble_from_tuner,
 )
 from kerakit.analysis.importance import Importance, permutation_importance
-from kerakit.analysis.loading import is_table_model, load_model, model_inputs, spec_from_model
+from kerakit.analysis.loading import is_table_model, model_inputs, spec_from_model
 from kerakit.analysis.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 
 __all__ = [
     "DEFAULT_METRIC", "METRICS", "Comparison", "Importance", "Metric", "compare",
     "compare_predictions", "ensemble", "ensemble_from_tuner", "get_metric", "is_table_model",
-    "load_model", "model_inputs", "permutation_importance", "spec_from_model",
+    "model_inputs", "permutation_importance", "spec_from_model",
 ]

@@ -9,9 +9,12 @@ import dataclasses
 
 import numpy as np
 
-from kerakit.analysis.loading import _predict, _resolve_spec, load_model, model_inputs
-from kerakit.analysis.metrics import _correct, get_metric
-from kerakit.errors import ConfigError, DataError
+from kerakit.analysis.loading import model_inputs, resolve_spec
+from kerakit.analysis.metrics import correct, get_metric
+from kerakit.checks import check_count, check_fraction
+from kerakit.errors import DataError
+from kerakit.saving import load_model
+from kerakit.training import predict_in_chunks
 
 # A/B comparison ----------------------------------------------------------------
 
@@ -95,8 +98,8 @@ def _mcnemar(spec, y, pred_a, pred_b):
     """McNemar's exact test: a binomial test on the rows exactly one model gets right."""
     from scipy.stats import binomtest
 
-    right_a = _correct(spec, y, pred_a).astype(bool)
-    right_b = _correct(spec, y, pred_b).astype(bool)
+    right_a = correct(spec, y, pred_a).astype(bool)
+    right_b = correct(spec, y, pred_b).astype(bool)
     only_a = int(np.sum(right_a & ~right_b))
     only_b = int(np.sum(~right_a & right_b))
     if only_a + only_b == 0:
@@ -138,10 +141,8 @@ def compare_predictions(y, predictions_a, predictions_b, spec, *, metric="auto",
     from kerakit.spec import validate_labels
 
     name, chosen = get_metric(metric, spec)
-    if not 0 < confidence < 1:
-        raise ConfigError(f"`confidence` must be in (0, 1), e.g. 0.95. Received: confidence={confidence!r}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
-        raise ConfigError(f"`resamples` must be an integer of at least 100. Received: resamples={resamples!r}")
+    check_fraction("confidence", confidence, example=0.95)
+    check_count("resamples", resamples, minimum=100)
     y = validate_labels(spec, y)
     preds = []
     for label, pred in (("A", predictions_a), ("B", predictions_b)):
@@ -220,8 +221,8 @@ def compare(model_a, model_b, x, y, spec=None, *, metric="auto", confidence=0.95
     ```
     """
     model_a, model_b = load_model(model_a), load_model(model_b)
-    spec = _resolve_spec(spec, (model_a, model_b), y)
-    pred_a = _predict(model_a, model_inputs(model_a, x))
-    pred_b = _predict(model_b, model_inputs(model_b, x))
+    spec = resolve_spec(spec, (model_a, model_b), y)
+    pred_a = np.asarray(predict_in_chunks(model_a, model_inputs(model_a, x)), dtype=np.float64)
+    pred_b = np.asarray(predict_in_chunks(model_b, model_inputs(model_b, x)), dtype=np.float64)
     return compare_predictions(y, pred_a, pred_b, spec, metric=metric, confidence=confidence,
                                resamples=resamples, seed=seed)

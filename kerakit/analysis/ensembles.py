@@ -6,16 +6,17 @@ Keras is imported only when a function needs it. The layer itself lives in
 
 import math
 
-from kerakit.analysis.loading import _input_struct, load_model, spec_from_model
+from kerakit.analysis.loading import input_structure, spec_from_model
 from kerakit.errors import ConfigError, DataTypeError
 from kerakit.layers import weighted_average_class
 from kerakit.metadata import spec_output
+from kerakit.saving import load_model
 
 # Ensembles ---------------------------------------------------------------------
 
 
 def _signature(model):
-    struct = _input_struct(model)
+    struct = input_structure(model)
     if struct is None:
         return None
     if isinstance(struct, dict):

@@ -8,9 +8,12 @@ import dataclasses
 
 import numpy as np
 
-from kerakit.analysis.loading import _input_struct, _predict, _resolve_spec, load_model, model_inputs
+from kerakit.analysis.loading import input_structure, model_inputs, resolve_spec
 from kerakit.analysis.metrics import get_metric
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, DataError, DataTypeError
+from kerakit.saving import load_model
+from kerakit.training import predict_in_chunks
 
 # Permutation importance ---------------------------------------------------------
 
@@ -38,7 +41,7 @@ class _KerasScorer:
         )
 
     def __call__(self, estimator, x, y):
-        value = self.metric(self.spec, y, _predict(self.model, self.to_inputs(x)))
+        value = self.metric(self.spec, y, np.asarray(predict_in_chunks(self.model, self.to_inputs(x)), dtype=np.float64))
         return value if self.metric.greater_is_better else -value
 
 
@@ -74,7 +77,7 @@ def _feature_table(model, x, feature_names):
     """Returns (table, feature names, converter) for scikit-learn's column shuffling."""
     import pandas as pd
 
-    struct = _input_struct(model)
+    struct = input_structure(model)
     if isinstance(struct, dict):
         if isinstance(x, dict):
             # One column per input: (n, 1) arrays become plain columns.
@@ -147,10 +150,9 @@ def permutation_importance(model, x, y, spec=None, *, metric="auto", feature_nam
     from kerakit.spec import validate_labels
 
     model = load_model(model)
-    spec = _resolve_spec(spec, (model,), y)
+    spec = resolve_spec(spec, (model,), y)
     name, chosen = get_metric(metric, spec)
-    if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
-        raise ConfigError(f"`n_repeats` must be a positive integer. Received: n_repeats={n_repeats!r}")
+    check_count("n_repeats", n_repeats)
     table, names, to_inputs = _feature_table(model, x, feature_names)
     y = validate_labels(spec, y)
     if len(y) != len(table):

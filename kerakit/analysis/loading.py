@@ -1,73 +1,17 @@
-"""Models, inputs and predictions for `kerakit.analysis`: `load_model`, `spec_from_model`,
-`model_inputs` and the chunked eager `_predict`.
+"""Models and inputs for `kerakit.analysis`: `spec_from_model`, `model_inputs`,
+`input_structure` and `resolve_spec` (models load through `kerakit.saving.load_model`;
+predictions come from `kerakit.training.predict_in_chunks`).
 
 Only NumPy is imported with the module; Keras and TensorFlow load when a
 function needs them.
 """
 
-import os
-
 import numpy as np
 
 from kerakit.errors import DataError, DataTypeError
-from kerakit.metadata import attach_spec, spec_of
+from kerakit.metadata import spec_of
 
 # Models, inputs and predictions ---------------------------------------------------
-
-
-def load_model(model_or_path):
-    """Returns a `keras.Model`: the object itself, or one loaded from a `.keras` file or run.
-
-    A run directory (holding `model.keras` and `manifest.json`) is accepted
-    too. Files are loaded with `safe_mode=True`, so a model file cannot run
-    code; kerakit's own layers (raw-column models, weighted ensembles) are
-    registered first. The problem spec comes with the file (`kerakit.spec_of`);
-    for a file saved before models carried it, the run's manifest supplies it.
-
-    Example:
-
-    ```python
-    model = load_model("runs/digits/20250101-120000-ab12")
-    ```
-    """
-    import keras
-
-    from kerakit.runs import resolve_model_path
-
-    if isinstance(model_or_path, keras.Model):
-        return model_or_path
-    if not isinstance(model_or_path, (str, os.PathLike)):
-        raise DataTypeError(
-            f"Expected a keras.Model, a .keras file or a run directory. Received: {model_or_path!r}"
-        )
-    from kerakit.serving.models import load_model as load_keras_file
-
-    path, manifest = resolve_model_path(model_or_path)
-    # One safe-mode loader for the whole project: it registers kerakit's own
-    # layers and explains a refused Lambda layer.
-    model = load_keras_file(path)
-    if spec_of(model) is None:  # a file saved before models carried their spec
-        spec = _manifest_spec(manifest)
-        if spec is not None and getattr(spec, "num_outputs", None) == _output_width(model):
-            attach_spec(model, spec)
-    return model
-
-
-def _output_width(model):
-    shape = model.output_shape
-    return shape[-1] if isinstance(shape, tuple) else None
-
-
-def _manifest_spec(manifest):
-    from kerakit.spec import ProblemSpec
-
-    fields = (manifest or {}).get("spec")
-    if not isinstance(fields, dict):
-        return None
-    try:
-        return ProblemSpec(**fields)
-    except (TypeError, ValueError):
-        return None
 
 
 def is_table_model(model):
@@ -77,7 +21,7 @@ def is_table_model(model):
     return any(layer.name == OUTPUT_LAYER for layer in getattr(model, "layers", ()))
 
 
-def _input_struct(model):
+def input_structure(model):
     """The model's symbolic inputs: a dict for raw-column models, else a tensor."""
     try:
         return model.input
@@ -98,7 +42,7 @@ def model_inputs(model, x):
         from kerakit.data import table_inputs
 
         return table_inputs(model, x)
-    struct = _input_struct(model)
+    struct = input_structure(model)
     if isinstance(struct, dict):
         return _column_inputs(struct, x)
     if hasattr(x, "to_numpy") and not isinstance(x, dict):
@@ -117,8 +61,6 @@ def model_inputs(model, x):
 
 
 def _column_inputs(struct, x):
-    import tensorflow as tf
-
     if hasattr(x, "columns"):
         columns = {name: x[name].to_numpy() for name in x.columns}
     elif isinstance(x, dict):
@@ -142,8 +84,9 @@ def _column_inputs(struct, x):
         value = columns[name]
         shape = (len(value),) + tuple(1 if d is None else d for d in tensor.shape[1:])
         if tensor.dtype == "string":
+            # NumPy strings: kerakit.training.predict_in_chunks makes them string tensors.
             value = np.array(["" if v is None else str(v) for v in value.ravel()], dtype=object)
-            out[name] = tf.constant(value.reshape(shape), dtype=tf.string)
+            out[name] = value.reshape(shape)
         else:
             try:
                 value = value.astype(tensor.dtype)
@@ -154,30 +97,6 @@ def _column_inputs(struct, x):
                 ) from None
             out[name] = value.reshape(shape)
     return out
-
-
-def _num_rows(x):
-    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
-
-
-def _predict(model, x, batch_size=4096):
-    """Predictions for inputs already converted by `model_inputs`.
-
-    Calls the model eagerly in chunks: permutation importance makes hundreds
-    of calls, and `model.predict` would trace a new function for each new
-    batch shape (TensorFlow then warns about retracing).
-    """
-    import keras
-
-    n = _num_rows(x)
-    parts = []
-    for start in range(0, n, batch_size):
-        chunk = (
-            {k: v[start:start + batch_size] for k, v in x.items()}
-            if isinstance(x, dict) else x[start:start + batch_size]
-        )
-        parts.append(np.asarray(keras.ops.convert_to_numpy(model(chunk, training=False)), dtype=np.float64))
-    return np.concatenate(parts) if parts else np.zeros((0,))
 
 
 # Output activation → task, for models whose spec is recorded nowhere (built outside
@@ -208,8 +127,9 @@ def spec_from_model(model):
     return ProblemSpec(task="regression", num_targets=int(width))
 
 
-def _resolve_spec(spec, models, y):
-    from kerakit.spec import infer_spec
+def resolve_spec(spec, models, y):
+    """`spec` when given, else the first one a model carries or shows, else `infer_spec(y)`."""
+    from kerakit.inference import infer_spec
 
     if spec is not None:
         return spec

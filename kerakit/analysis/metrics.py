@@ -13,32 +13,23 @@ from kerakit.errors import ConfigError, unknown_name
 
 # Metrics ----------------------------------------------------------------------
 #
-# Each metric is computed twice over: once with scikit-learn on the whole set
+# Each metric is computed twice over: once on the whole set by kerakit.metrics_registry
 # (the reported score, identical to `kerakit.evaluate`), and vectorised over a
 # batch of bootstrap resamples (2000 scikit-learn calls per model would take
 # tens of seconds). The tests check that both agree.
 
 
 def _labels(spec, y):
-    from kerakit.spec import class_indices
-
-    if spec.task == "multiclass":
-        return class_indices(spec, y).astype(np.int64)
-    if spec.task in ("binary", "multilabel"):
-        return y.astype(np.int64)
-    return y.reshape(len(y), -1).astype(np.float64)
+    """The registry's labels (`metrics_registry.truth`), as int64 classes or float64 targets."""
+    labels = metrics_registry.truth(spec, y)
+    return labels.astype(np.float64 if spec.task == "regression" else np.int64)
 
 
-def _decisions(spec, pred, threshold=0.5):
-    """Predicted classes: argmax for multiclass, `>= threshold` for sigmoid outputs."""
-    if spec.task == "multiclass":
-        return pred.argmax(axis=-1)
-    if spec.task == "binary":
-        return (pred.reshape(-1) >= threshold).astype(np.int64)
-    return (pred >= threshold).astype(np.int64)
+def _decisions(spec, pred):
+    return metrics_registry.decisions(spec, pred)
 
 
-def _correct(spec, y, pred):
+def correct(spec, y, pred):
     """Per-example 0/1 correctness (a multilabel row is correct when every label is)."""
     hit = _decisions(spec, pred) == _labels(spec, y)
     return hit.reshape(len(hit), -1).all(axis=1).astype(np.float64)
@@ -63,38 +54,11 @@ def _absolute_errors(spec, y, pred):
     return np.abs(_labels(spec, y) - pred.reshape(len(pred), -1)).mean(axis=1)
 
 
-# Whole-set scores, with scikit-learn.
+# Whole-set scores: the registry's own (kerakit.metrics_registry), as `kerakit.evaluate` reports them.
 
 
-def _sklearn_auc(spec, y, pred):
-    from sklearn.metrics import roc_auc_score
-
-    labels = _labels(spec, y)
-    if spec.task == "binary":
-        return roc_auc_score(labels, pred.reshape(-1))
-    if spec.task == "multiclass":
-        return roc_auc_score(labels, pred, multi_class="ovr", labels=np.arange(pred.shape[1]))
-    return roc_auc_score(labels, pred, average="macro")
-
-
-_AVERAGE = {"binary": "binary", "multiclass": "macro", "multilabel": "micro"}
-
-
-def _sklearn_counting(function_name):
-    def score(spec, y, pred):
-        import sklearn.metrics
-
-        function = getattr(sklearn.metrics, function_name)
-        return function(_labels(spec, y), _decisions(spec, pred), average=_AVERAGE[spec.task],
-                        zero_division=0)
-
-    return score
-
-
-def _sklearn_r2(spec, y, pred):
-    from sklearn.metrics import r2_score
-
-    return r2_score(_labels(spec, y), pred.reshape(len(pred), -1))
+def _registry(name):
+    return lambda spec, y, pred: metrics_registry.compute(name, spec, y, pred)
 
 
 # Batched versions: `idx` is a (resamples, n) matrix of row indices.
@@ -217,20 +181,20 @@ def _better(name):
 
 
 METRICS = {
-    "accuracy": Metric(_CLASSIFICATION, _better("accuracy"), "points", per_example=_correct),
-    "auc": Metric(_CLASSIFICATION, _better("roc_auc"), "points", score=_sklearn_auc, batched=_batched_auc),
-    "f1": Metric(_CLASSIFICATION, _better("f1"), "points", score=_sklearn_counting("f1_score"),
+    "accuracy": Metric(_CLASSIFICATION, _better("accuracy"), "points", per_example=correct),
+    "auc": Metric(_CLASSIFICATION, _better("roc_auc"), "points", score=_registry("roc_auc"), batched=_batched_auc),
+    "f1": Metric(_CLASSIFICATION, _better("f1"), "points", score=_registry("f1"),
                  batched=_batched_counting(lambda tp, fp, fn: (2 * tp, 2 * tp + fp + fn))),
     "precision": Metric(_CLASSIFICATION, _better("precision"), "points",
-                        score=_sklearn_counting("precision_score"),
+                        score=_registry("precision"),
                         batched=_batched_counting(lambda tp, fp, fn: (tp, tp + fp))),
-    "recall": Metric(_CLASSIFICATION, _better("recall"), "points", score=_sklearn_counting("recall_score"),
+    "recall": Metric(_CLASSIFICATION, _better("recall"), "points", score=_registry("recall"),
                      batched=_batched_counting(lambda tp, fp, fn: (tp, tp + fn))),
     "log_loss": Metric(("binary", "multiclass"), _better("log_loss"), per_example=_log_losses),
     "mse": Metric(("regression",), _better("mse"), per_example=_squared_errors),
     "rmse": Metric(("regression",), _better("rmse"), per_example=_squared_errors, finish=np.sqrt),
     "mae": Metric(("regression",), _better("mae"), per_example=_absolute_errors),
-    "r2": Metric(("regression",), _better("r2"), score=_sklearn_r2, batched=_batched_r2),
+    "r2": Metric(("regression",), _better("r2"), score=_registry("r2"), batched=_batched_r2),
 }
 
 # The metric used when none is named: the task's default in kerakit.metrics_registry.

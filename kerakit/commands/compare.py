@@ -9,7 +9,6 @@ metric), a 95 % confidence interval and a plain verdict.
 """
 
 import json
-import sys
 
 
 def add_arguments(parser):
@@ -65,7 +64,7 @@ def compare_runs(run_a, run_b, csv, *, target=None, metrics=None, confidence=0.9
     Returns `(comparisons, rows)`: one `kerakit.analysis.Comparison` per metric.
     """
     from kerakit.analysis import compare_predictions
-    from kerakit.runmodel import RunModel, read_csv
+    from kerakit.runs import RunModel, read_csv
 
     frame = read_csv(csv)
     a, b = RunModel(run_a), RunModel(run_b)
@@ -86,15 +85,9 @@ def compare_runs(run_a, run_b, csv, *, target=None, metrics=None, confidence=0.9
 
 
 def run(args):
-    from kerakit.errors import KerakitError
-
-    try:
-        results, rows, (a, b) = compare_runs(
-            args.run_a, args.run_b, args.csv, target=args.target, metrics=args.metric,
-            confidence=args.confidence, resamples=args.resamples, seed=args.seed)
-    except KerakitError as error:
-        print(f"kerakit compare: error: {error}", file=sys.stderr)
-        return 1
+    results, rows, (a, b) = compare_runs(
+        args.run_a, args.run_b, args.csv, target=args.target, metrics=args.metric,
+        confidence=args.confidence, resamples=args.resamples, seed=args.seed)
     if args.json:
         print(json.dumps({"a": str(a.path), "b": str(b.path), "csv": args.csv, "rows": rows,
                           "comparisons": [r.to_dict() for r in results]}, indent=2))

@@ -1,7 +1,6 @@
 """`kerakit evaluate RUN_OR_MODEL --csv test.csv`: held-out metrics of a trained model on CSV rows."""
 
 import json
-import sys
 
 
 def add_arguments(parser):
@@ -16,16 +15,14 @@ def add_arguments(parser):
 
 
 def run(args):
-    from kerakit.errors import KerakitError
-    from kerakit.runmodel import RunModel, read_csv
+    from kerakit.backend import import_tensorflow_quietly
+    from kerakit.runs import RunModel, check_label_columns, read_csv
 
-    try:
-        frame = read_csv(args.csv)
-        run_model = RunModel(args.model)
-        report = run_model.evaluate(frame, target=args.target, threshold=args.threshold)
-    except KerakitError as error:
-        print(f"kerakit evaluate: error: {error}", file=sys.stderr)
-        return 1
+    frame = read_csv(args.csv)
+    check_label_columns(frame, args.model, args.target)  # a wrong CSV is refused before TensorFlow loads
+    import_tensorflow_quietly()
+    run_model = RunModel(args.model)
+    report = run_model.evaluate(frame, target=args.target, threshold=args.threshold)
     if args.json:
         print(json.dumps({"model": str(run_model.path), "csv": args.csv, "metrics": report}, indent=2))
         return 0

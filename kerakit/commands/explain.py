@@ -9,7 +9,8 @@ raw column (a categorical column counts as one feature).
 """
 
 import json
-import sys
+
+from kerakit.commands.arguments import positive_int
 
 
 def add_arguments(parser):
@@ -18,11 +19,13 @@ def add_arguments(parser):
                         help="held-out rows with the feature columns and the label column")
     parser.add_argument("--target", metavar="COLUMN", default=None,
                         help="label column (default: the run's target, or 'target')")
+    from kerakit.analysis.metrics import DEFAULT_METRIC
+
+    defaults = ", ".join(f"{name} for {task}" for task, name in DEFAULT_METRIC.items())
     parser.add_argument("--metric", default="auto",
-                        help="accuracy, auc, f1, ..., rmse, mae, r2 (default: accuracy for "
-                             "classification, rmse for regression)")
-    parser.add_argument("--repeats", type=int, default=5, help="shuffles per feature (default 5)")
-    parser.add_argument("--top", type=int, default=20, help="features to print and plot (default 20)")
+                        help=f"accuracy, auc, f1, ..., rmse, mae, r2 (default: {defaults})")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="shuffles per feature (default 5)")
+    parser.add_argument("--top", type=positive_int, default=20, help="features to print and plot (default 20)")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="save a bar plot of the importances to this PNG file")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
@@ -32,7 +35,7 @@ def add_arguments(parser):
 def explain_run(model, csv, *, target=None, metric="auto", repeats=5, seed=0):
     """Permutation importance of a run's model (or a .keras file) on a CSV's rows."""
     from kerakit.analysis import permutation_importance
-    from kerakit.runmodel import RunModel, read_csv
+    from kerakit.runs import RunModel, read_csv
 
     frame = read_csv(csv)
     run_model = RunModel(model)
@@ -54,14 +57,8 @@ def explain_run(model, csv, *, target=None, metric="auto", repeats=5, seed=0):
 
 
 def run(args):
-    from kerakit.errors import KerakitError
-
-    try:
-        result, run_model = explain_run(args.model, args.csv, target=args.target,
-                                        metric=args.metric, repeats=args.repeats, seed=args.seed)
-    except KerakitError as error:
-        print(f"kerakit explain: error: {error}", file=sys.stderr)
-        return 1
+    result, run_model = explain_run(args.model, args.csv, target=args.target,
+                                    metric=args.metric, repeats=args.repeats, seed=args.seed)
     if args.plot:
         from kerakit.atomic import atomic_path
         from kerakit.plots import plot_importance

@@ -13,7 +13,6 @@ when refused, so a CI/CD pipeline can gate on it (1 is an error).
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from kerakit.commands.compare import add_comparison_arguments
@@ -55,15 +54,9 @@ def promote(candidate, current, csv, export_dir, **options):
 
 
 def run(args):
-    from kerakit.errors import KerakitError
-
-    try:
-        promoted, comparisons, version = promote(
-            args.candidate, args.current, args.csv, args.export, target=args.target,
-            metrics=args.metric, confidence=args.confidence, resamples=args.resamples, seed=args.seed)
-    except KerakitError as error:
-        print(f"kerakit promote: error: {error}", file=sys.stderr)
-        return 1
+    promoted, comparisons, version = promote(
+        args.candidate, args.current, args.csv, args.export, target=args.target,
+        metrics=args.metric, confidence=args.confidence, resamples=args.resamples, seed=args.seed)
     if args.json:
         print(json.dumps({"promoted": promoted, "version": None if version is None else str(version),
                           "comparisons": [c.to_dict() for c in comparisons]}, indent=2))

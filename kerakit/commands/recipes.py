@@ -1,7 +1,6 @@
 """`kerakit recipes`: list the recipes that `kerakit run` can find by name."""
 
 import json
-import sys
 
 
 def add_arguments(parser):
@@ -12,13 +11,7 @@ def add_arguments(parser):
 
 def run(args):
     from kerakit import recipes
-    from kerakit.errors import KerakitError
-
-    try:
-        found = recipes.available(args.recipes_dir)
-    except KerakitError as error:
-        print(f"kerakit: error: {error}", file=sys.stderr)
-        return 1
+    found = recipes.available(args.recipes_dir)
     rows = [
         {"name": info.name, "source": info.source, "title": info.title,
          "location": str(info.path) if info.path else info.entry_point}

@@ -53,8 +53,8 @@ def add_arguments(parser):
                         help="open connections at most; more get 503 (default auto: 1000, or the "
                              "open-file limit minus 128 when lower)")
     parser.add_argument("--drift-reference", default=None, metavar="JSON",
-                        help="training statistics for GET .../drift, from kerakit.serving.save_reference "
-                             "(default: drift_reference.json beside the model, if any)")
+                        help="training statistics for GET .../drift, from kerakit.serving.save_reference; "
+                             "checked at start-up (default: drift_reference.json beside the model, if any)")
 
 
 def _positive_int(text):
@@ -99,11 +99,7 @@ def run(args):
               keep_alive_timeout=args.keep_alive_timeout,
               max_connections=args.max_connections if args.max_connections == "auto"
               else _positive_int(args.max_connections))
-    except KerakitError as error:
+    except KerakitError as error:  # a taken port too: serve names the address
         print(f"kerakit serve: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the port is taken, or the address is not this machine's
-        print(f"kerakit serve: cannot listen on {args.host}:{args.port} ({error}). Pick another "
-              f"--port (0 picks a free one) or --host.", file=sys.stderr)
         return 2
     return 0

@@ -105,9 +105,11 @@ def _set_role(args):
 def tune_recipe(args, rest):
     """Loads the recipe, tunes on its splits (kerakit.tuning.tune_splits); returns the report dict."""
     from kerakit import recipes
+    from kerakit.backend import import_tensorflow_quietly
     from kerakit.tuning import Distribution, Refit, tune_splits
 
-    _check_counts(args)
+    _check_counts(args)  # before TensorFlow loads: a bad count is refused at once
+    import_tensorflow_quietly()
     module = recipes.load(args.recipe, args.recipes_dir)
     name = module.__kerakit_recipe__.name
     _set_role(args)

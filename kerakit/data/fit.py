@@ -58,6 +58,7 @@ def fit_table(
     max_categories=100,
     cross_bins=64,
     verbose=0,
+    tracking_uri=None,
     **build_options,
 ):
     """Trains a model that takes raw rows, from a CSV, a DataFrame or arrays, in one call.
@@ -107,6 +108,11 @@ def fit_table(
         max_categories: vocabulary cap per categorical column. Defaults to 100.
         cross_bins: hash buckets per cross. Defaults to 64.
         verbose: 0 silent; 1 prints the schema, the Keras progress and the report.
+        tracking_uri: an MLflow tracking URI (e.g. "sqlite:///mlflow.db"):
+            the call becomes an MLflow run with these options as params, each
+            epoch's metrics (step = epoch), the report as `validation_*` and
+            `test_*` metrics, and the model (`model.keras`). Defaults to
+            $MLFLOW_TRACKING_URI, else no tracking (`kerakit.tracking`).
         **build_options: `body` ("table", the default, see
             `kerakit.data.bodies`; or "mlp", the earlier default, or any
             registered body) and its options: for "table" members, units,
@@ -150,8 +156,26 @@ def fit_table(
                            "Load it in memory with streaming=False, or use KERAS_BACKEND=tensorflow.")
         from kerakit.data.streaming import fit_csv_streaming
 
-        return fit_csv_streaming(data, target, options)
-    return _fit_in_memory(data, target, y, options)
+        return _tracked(tracking_uri, fit_csv_streaming, data, target, options)
+    return _tracked(tracking_uri, _fit_in_memory, data, target, y, options)
+
+
+def _tracked(tracking_uri, fit, *args):
+    """Runs `fit(*args)`, as an MLflow run when a tracking URI is set (kerakit.tracking)."""
+    from kerakit import tracking
+
+    target, options = args[1], args[-1]
+    params = {"target": target, **dataclasses.asdict(options.reading),
+              **{k: v for k, v in vars(options).items() if k not in ("reading", "training")},
+              **{k: v for k, v in vars(options.training).items() if k != "callbacks"}}
+    with tracking.tracked_run(tracking_uri, "fit_table", params) as run:
+        if run is None:
+            return fit(*args)
+        options.training.callbacks = [*(options.training.callbacks or []), run.callback()]
+        result = fit(*args)
+        run.log_metrics({f"{split}_{k}": v for split, m in result.report.items() for k, v in m.items()})
+        run.log_model(result.model)
+        return result
 
 
 @dataclasses.dataclass

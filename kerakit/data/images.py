@@ -1,11 +1,13 @@
 """Images in: a folder of class sub-folders → arrays and a spec; a grid of mistakes out.
 
 `read_images(folder)` reads `folder/<class>/<image>` with Pillow (no
-TensorFlow, so it works on every Keras backend) into an N×H×W×C uint8 array,
-integer labels and a `ProblemSpec` whose `class_names` are the sub-folder
-names, so the model built from it keeps them. Bad input is refused before
-anything trains: a folder without class sub-folders, a class without images,
-unreadable files (named), mixed image sizes without `image_size=`.
+TensorFlow, so it works on every Keras backend) into an N×H×W×C array (uint8
+for 8-bit images; 16-bit and floating-point grayscale images keep their
+depth), integer labels and a `ProblemSpec` whose `class_names` are the
+sub-folder names, so the model built from it keeps them. Bad input is
+refused before anything trains: a folder without class sub-folders, a class
+without images, unreadable files and decompression bombs (named), mixed image
+sizes without `image_size=`, 8-bit images mixed with deeper ones.
 """
 
 import dataclasses
@@ -13,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kerakit.errors import DataError
+from kerakit.checks import check_count
+from kerakit.errors import ConfigError, DataError
 
 # Suffixes Pillow reads that people keep images in.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _MODES = {"auto": None, "grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
+# Pillow modes of one channel deeper than 8 bits: 16- and 32-bit integers, 32-bit floats.
+_DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 @dataclasses.dataclass
@@ -25,12 +30,17 @@ class ImageFolder:
     """What `read_images` returns.
 
     Attributes:
-        x: images, an N×H×W×C uint8 array (pixels 0–255).
+        x: images, an N×H×W×C array: uint8 (pixels 0–255) for 8-bit images,
+            uint16 (0–65535) for 16-bit ones, float32 (as stored) for
+            floating-point ones. Never rescaled.
         y: integer labels, indices into `class_names`.
         class_names: the class sub-folder names, sorted.
         paths: the file of each image, in the order of `x`.
         spec: a multiclass (or binary, for two classes) `ProblemSpec` with
             `class_names`; `build_model(spec, ...)` keeps it in the model.
+        max_value: the largest possible pixel value (255, or 65535 for 16-bit
+            images; None for floating-point ones), for
+            `build_model(..., max_value=...)`.
     """
 
     x: np.ndarray
@@ -38,6 +48,7 @@ class ImageFolder:
     class_names: list
     paths: list
     spec: object
+    max_value: object = 255
 
 
 def _class_folders(folder):
@@ -79,11 +90,17 @@ def read_images(folder, *, image_size=None, color_mode="auto", max_per_class=Non
         color_mode: "grayscale", "rgb", "rgba", or "auto" (grayscale when
             every image is, else RGB). Defaults to "auto".
         max_per_class: read at most this many images per class (the first in
-            name order). Defaults to all.
+            name order), a whole number >= 1. Defaults to all.
+
+    16-bit images (PNG, TIFF) come back as uint16 and 32-bit float TIFFs as
+    float32, grayscale, with their values as stored: no bit is dropped and
+    nothing is rescaled (`max_value` says the range). Pillow gives such
+    images one channel, so `color_mode` must be "auto" or "grayscale" for
+    them, and a folder may not mix them with 8-bit images.
 
     Returns:
-        An `ImageFolder` with `x` (N×H×W×C uint8), `y`, `class_names`,
-        `paths` and `spec`.
+        An `ImageFolder` with `x` (N×H×W×C), `y`, `class_names`, `paths`,
+        `spec` and `max_value`.
 
     Example:
 
@@ -93,7 +110,7 @@ def read_images(folder, *, image_size=None, color_mode="auto", max_per_class=Non
                            max_value=255)
     ```
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     from kerakit.spec import ProblemSpec
 
@@ -109,28 +126,27 @@ def read_images(folder, *, image_size=None, color_mode="auto", max_per_class=Non
                 f"`image_size` must be (height, width), two positive integers. "
                 f"Received: image_size={image_size!r}"
             )
+    max_per_class = check_count("max_per_class", max_per_class, allow_none=True)
     classes = _class_folders(folder)
     images, labels, paths, unreadable = [], [], [], []
     for label, class_folder in enumerate(classes):
-        files = _image_files(class_folder)
-        for path in files[:max_per_class]:
-            try:
-                with Image.open(path) as image:
-                    image.load()
-                    images.append(image.copy())
-            except (OSError, UnidentifiedImageError, ValueError) as error:
-                unreadable.append(f"{path} ({type(error).__name__})")
-                continue
-            labels.append(label)
-            paths.append(str(path))
+        for path in _image_files(class_folder)[:max_per_class]:
+            image = _open(path, unreadable)
+            if image is not None:
+                images.append(image)
+                labels.append(label)
+                paths.append(str(path))
     if unreadable:
         raise DataError(
             f"{len(unreadable)} file(s) could not be read as images: "
             f"{'; '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}. Remove or "
             f"re-save them."
         )
-    mode = _MODES[color_mode] or ("L" if all(i.mode in ("L", "1", "I", "I;16") for i in images)
-                                  else "RGB")
+    deep = _check_depth(images, paths, color_mode)
+    if deep:
+        mode = "F" if any(i.mode == "F" for i in images) else "I"
+    else:
+        mode = _MODES[color_mode] or ("L" if all(i.mode in ("L", "1") for i in images) else "RGB")
     if image_size is None:
         sizes = {}
         for image, path in zip(images, paths, strict=True):
@@ -146,13 +162,63 @@ def read_images(folder, *, image_size=None, color_mode="auto", max_per_class=Non
         image = image.convert(mode)
         if image_size is not None and image.size != image_size[::-1]:
             image = image.resize(image_size[::-1], Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
+        array = np.asarray(image)
         arrays.append(array[..., None] if array.ndim == 2 else array)
+    x, max_value = _stack(arrays, mode)
     names = [p.name for p in classes]
     task = "binary" if len(names) == 2 else "multiclass"
     spec = ProblemSpec(task=task, num_classes=len(names), class_names=names) \
         if task == "multiclass" else ProblemSpec(task=task, class_names=names)
-    return ImageFolder(np.stack(arrays), np.asarray(labels, dtype=np.int64), names, paths, spec)
+    return ImageFolder(x, np.asarray(labels, dtype=np.int64), names, paths, spec, max_value)
+
+
+def _open(path, unreadable):
+    """The loaded image, or None after noting why it could not be read in `unreadable`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{str(path)!r} is too large to open safely: more than twice Pillow's limit of "
+            f"{Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?). Remove it, or if it is "
+            f"a real image you trust, raise PIL.Image.MAX_IMAGE_PIXELS first."
+        ) from None
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        unreadable.append(f"{path} ({type(error).__name__})")
+        return None
+
+
+def _check_depth(images, paths, color_mode):
+    """True when the images are deeper than 8 bits; refuses a mix and a colour mode they lack."""
+    deep = [i.mode in _DEEP_MODES for i in images]
+    if not any(deep):
+        return False
+    if not all(deep):
+        shallow, other = deep.index(False), deep.index(True)
+        raise DataError(
+            f"The images mix 8-bit files (e.g. {paths[shallow]}) with 16-bit or floating-point "
+            f"ones (e.g. {paths[other]}); read together, one kind would lose its scale. Convert "
+            f"them to one bit depth first."
+        )
+    if color_mode not in ("auto", "grayscale"):
+        raise ConfigError(
+            f"The images are 16-bit or floating-point grayscale (e.g. {paths[0]}); read as "
+            f"{color_mode!r} they would be cut to 8 bits. Pass color_mode='grayscale' or 'auto'."
+        )
+    return True
+
+
+def _stack(arrays, mode):
+    """(x, max_value): 8-bit images as uint8, 16-bit as uint16, others as float32, unscaled."""
+    if mode not in ("I", "F"):
+        return np.stack(arrays).astype(np.uint8), 255
+    x = np.stack(arrays)
+    if mode == "I" and x.min() >= 0 and x.max() <= 65535:
+        return x.astype(np.uint16), 65535
+    return x.astype(np.float32), None
 
 
 def misclassified_grid(images, y_true, y_pred, *, class_names=None, max_images=25, columns=5):

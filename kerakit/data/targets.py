@@ -12,7 +12,8 @@ import numpy as np
 
 from kerakit.data.schema import _bool_values, _labels, _numbers
 from kerakit.errors import ConfigError, DataError, DataTypeError, LabelError
-from kerakit.spec import ProblemSpec, integer_labels_task
+from kerakit.inference import integer_labels_task
+from kerakit.spec import ProblemSpec
 
 # name → (apply log1p first, then standardize)
 TARGET_TRANSFORMS = {

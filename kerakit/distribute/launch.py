@@ -1,6 +1,9 @@
-"""Local multi-worker runs: N processes on 127.0.0.1, each with its own `TF_CONFIG`.
+"""Local multi-worker runs: N processes on 127.0.0.1, each told its place in the cluster.
 
-`python -m kerakit.distribute --workers 2 train.py` runs `main`.
+Each process gets `TF_CONFIG` (TensorFlow's `strategy="multiworker"`) and the
+`KERAS_DISTRIBUTION_*` variables that `keras.distribution.initialize()` reads
+(JAX: process 0 coordinates, collectives on CPU over gloo), so one launcher
+serves both backends. `python -m kerakit.distribute --workers 2 train.py` runs `main`.
 """
 
 import argparse
@@ -53,13 +56,28 @@ class WorkerResult:
         return f"WorkerResult(index={self.index}, returncode={self.returncode})"
 
 
+def jax_environment(num_workers, index, coordinator_port, host="127.0.0.1"):
+    """The variables `keras.distribution.initialize()` reads in process `index` of `num_workers`."""
+    return {
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"{host}:{coordinator_port}",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": str(num_workers),
+        "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+        # JAX's cross-process collectives on CPU (the default in recent JAX; named
+        # so that an older or differently configured JAX does the same).
+        "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
+    }
+
+
 def launch_local(command, num_workers=2, *, timeout=600, capture=False, env=None, cwd=None):
     """Runs `command` as `num_workers` workers of one cluster on 127.0.0.1.
 
     Each process gets a `TF_CONFIG` naming every worker (on free loopback
     ports) and its own index, which is what `strategy="multiworker"` reads —
     the same as on several machines, where each host runs the script with its
-    own `TF_CONFIG`. Processes are always cleaned up: if one fails, or the
+    own `TF_CONFIG`. On JAX, the same processes find each other through the
+    `KERAS_DISTRIBUTION_*` variables (see `jax_environment`):
+    `keras.distribution.initialize()`, or `kerakit.distribute.use_data_parallel()`,
+    joins them. Processes are always cleaned up: if one fails, or the
     time runs out, the others are killed.
 
     Args:
@@ -88,7 +106,7 @@ def launch_local(command, num_workers=2, *, timeout=600, capture=False, env=None
     command = [os.fspath(part) for part in command]
     if not command:
         raise ConfigError("`command` is empty; pass the program and its arguments, e.g. ['python', 'train.py'].")
-    ports = free_ports(num_workers)
+    *ports, coordinator = free_ports(num_workers + 1)
     processes = []
     outputs = []
     deadline = time.monotonic() + timeout
@@ -97,6 +115,7 @@ def launch_local(command, num_workers=2, *, timeout=600, capture=False, env=None
             worker_env = dict(os.environ, **(env or {}))
             worker_env["TF_CONFIG"] = tf_config(num_workers, index, ports)
             worker_env["KERAKIT_WORKER_INDEX"] = str(index)
+            worker_env.update(jax_environment(num_workers, index, coordinator))
             output = tempfile.TemporaryFile(mode="w+") if capture else None
             outputs.append(output)
             processes.append(
@@ -109,8 +128,11 @@ def launch_local(command, num_workers=2, *, timeout=600, capture=False, env=None
                     start_new_session=True,
                 )
             )
-        while any(p.poll() is None for p in processes):
-            if any(p.returncode not in (None, 0) for p in processes):
+        while True:
+            states = [p.poll() for p in processes]  # every one, so each returncode is fresh
+            if all(state is not None for state in states):
+                break
+            if any(state not in (None, 0) for state in states):
                 break  # a failed worker leaves the others waiting on it forever
             if time.monotonic() > deadline:
                 raise WorkerTimeoutError(
@@ -140,13 +162,14 @@ def main(argv=None):
     """`python -m kerakit.distribute --workers 2 train.py [args]`: a local multi-worker run.
 
     The command may also be any program: `... --workers 2 -- kerakit run NAME
-    --strategy multiworker`. A command starting with a `.py` file runs with
-    this Python.
+    --strategy multiworker` (TensorFlow) or `--strategy data_parallel` (JAX).
+    A command starting with a `.py` file runs with this Python.
     """
     parser = argparse.ArgumentParser(
         prog="python -m kerakit.distribute",
-        description="Run a command as N workers of one cluster on 127.0.0.1 (each with its "
-        "own TF_CONFIG), as strategy='multiworker' expects.",
+        description="Run a command as N workers of one cluster on 127.0.0.1: each gets its "
+        "own TF_CONFIG (TensorFlow, strategy='multiworker') and KERAS_DISTRIBUTION_* "
+        "variables (JAX, keras.distribution.initialize).",
     )
     parser.add_argument("--workers", type=int, default=2, help="number of workers (default 2)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before all are killed")

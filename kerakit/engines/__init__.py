@@ -5,7 +5,9 @@
 - `jax`: the arrays are put on the device once and each epoch is one jitted
   call: rows shuffled on the device, `lax.scan` over Keras's own stateless
   `train_step`, validation on the device too. Callbacks run at epoch
-  boundaries with the same logs and `History` as `model.fit`.
+  boundaries with the same logs and `History` as `model.fit`. Under
+  `keras.distribution` (DataParallel, ModelParallel, several processes) the
+  batches are sharded over the mesh's batch axis (`kerakit.engines.placement`).
 - `torch`: device-resident tensors, shuffled on the device, one Keras
   `train_step` per batch without Keras's per-batch data adapter.
 - `keras`: Keras's own `model.fit` on the arrays (any backend); the fallback
@@ -22,10 +24,12 @@ import warnings
 
 from kerakit.backend import is_dataset, require_tensorflow
 from kerakit.backend import name as backend
+from kerakit.engines.placement import pad_to_devices
 from kerakit.errors import ConfigError, unknown_name
+from kerakit.strategies import refuse_tf_distribute_off_tensorflow
 
 __all__ = ["BACKEND_ENGINES", "ENGINES", "FitOptions", "TrainingData", "choose", "get", "is_dataset",
-           "say_once"]
+           "pad_to_devices", "say_once"]
 
 # engine name → module with `fit(model, data, options)`
 ENGINES = {
@@ -89,10 +93,7 @@ def choose(model, x=None, strategy=None, engine="auto"):
             )
         return engine
     if strategy is not None:
-        require_tensorflow(
-            "A tf.distribute strategy",
-            "On JAX, distribute with keras.distribution (e.g. DataParallel) instead.",
-        )
+        refuse_tf_distribute_off_tensorflow(f"fit(strategy={strategy!r})")
     if name == "tensorflow":
         from kerakit.strategies import model_strategy
 

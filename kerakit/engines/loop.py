@@ -7,6 +7,8 @@ this loop calls Keras callbacks exactly as `model.fit` does with
 keys (`loss`, metrics, `val_*`), and returns the model's `History`.
 """
 
+from kerakit._compat import build_compiled_metrics
+
 
 def float_logs(logs):
     """Logs as Python floats (what `History` and CSVLogger expect)."""
@@ -50,15 +52,14 @@ def run_epochs(model, options, steps, train_epoch, validate=None):
 def build_for_training(model, batch):
     """Builds the optimizer's slots and the compiled metrics before the first step.
 
-    Keras builds compiled metrics on the first batch it sees; no public API
-    does that without running a step, so this uses `Trainer._symbolic_build`,
-    which is what `model.fit` itself calls first (keras/src/trainers/trainer.py).
+    Keras builds compiled metrics on the first batch it sees; see
+    `kerakit._compat.build_compiled_metrics` for why this needs Keras internals.
     """
     if not model.compiled:
         from kerakit.errors import ConfigError
 
         raise ConfigError("The model must be compiled before training: call model.compile(...) "
                           "or build it with kerakit.build_model.")
-    model._symbolic_build(data_batch=batch)
+    build_compiled_metrics(model, batch)
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)

@@ -32,6 +32,7 @@ from kerakit.recipes.flags import (
     parse_args,
     shell_message,
 )
+from kerakit.recipes.names import module_recipe_name
 from kerakit.recipes.registry import (
     BUILTIN_PACKAGE,
     ENTRY_POINT_GROUP,
@@ -44,7 +45,6 @@ from kerakit.recipes.registry import (
     data_file_command,
     find,
     load,
-    module_recipe_name,
     recipe_dirs,
     recipe_name,
     refuse_data_file,
@@ -64,16 +64,12 @@ from kerakit.recipes.runner import (
     wilson_interval,
 )
 
-# Public aliases (`kerakit.load_recipe`, `kerakit.run_recipe`).
-load_recipe = load
-run_recipe = execute
-
 __all__ = [
     "BUILTIN_PACKAGE", "COMMON_OPTIONS", "DATA_KEYS", "ENTRY_POINT_GROUP", "PATH_ENV",
     "REQUIRED_FIELDS", "RecipeInfo", "add_config_arguments", "available", "build_parser",
     "builtin_dir", "check", "check_data", "execute", "find", "format_report", "load",
-    "load_recipe", "main", "make_config", "module_recipe_name", "parse_args", "recipe_dirs",
-    "recipe_name", "run_command", "run_recipe", "split_data",
+    "main", "make_config", "module_recipe_name", "parse_args", "recipe_dirs",
+    "recipe_name", "run_command", "split_data",
     "FIELD_RULES", "check_config", "cli_message", "data_file_command", "measurement_warnings",
     "refuse_data_file", "shell_message", "wilson_interval",
 ]

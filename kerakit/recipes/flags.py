@@ -33,8 +33,15 @@ COMMON_OPTIONS = {
     "--quiet": dict(action="store_true", help="print nothing but errors"),
     "--strategy": dict(
         metavar="NAME", default=None,
-        help="tf.distribute strategy for every model the recipe builds: mirrored (all local "
-        "GPUs), multiworker (several machines, from TF_CONFIG) or default",
+        help="distribute every model the recipe builds: mirrored (all local GPUs), "
+        "multiworker (several machines, from TF_CONFIG) or default on TensorFlow; "
+        "data_parallel (keras.distribution over every device and process) on JAX",
+    ),
+    "--tracking-uri": dict(
+        metavar="URI", default=None,
+        help="log the run to MLflow (config, per-epoch and test metrics, plots, model): "
+        "e.g. sqlite:///mlflow.db (default: $MLFLOW_TRACKING_URI, else no tracking; "
+        "needs pip install 'kerakit[mlflow]')",
     ),
     "--json": dict(
         action="store_true", dest="json_output",
@@ -134,8 +141,11 @@ def _flag_options(name, hint, default):
 
 
 def _default_text(value):
+    """The default as help shows it, or None for an empty text (help shows no default then)."""
     if isinstance(value, (tuple, list)):
         return " ".join(str(v) for v in value) if value else "(empty)"
+    if value == "":
+        return None
     return "none" if value is None else str(value)
 
 
@@ -164,18 +174,30 @@ def add_config_arguments(parser, config_class):
             text = f"{text} (required)".strip()
         else:
             options["default"] = default
-            text = f"{text} (default: {_default_text(default)})".strip().replace("%%(", "%(")
+            shown = _default_text(default)
+            if shown is not None:
+                text = f"{text} (default: {shown})".strip().replace("%%(", "%(")
         group.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, help=text, **options)
 
 
 class _RecipeParser(argparse.ArgumentParser):
-    """An argparse parser whose unknown-flag error lists the valid flags."""
+    """An argparse parser whose unknown-flag error lists the valid flags.
+
+    A recipe that reads a file (`--path`) takes a lone file name given first
+    as that path: `kerakit run csv data.csv --target t`.
+    """
 
     def parse_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if args and not args[0].startswith("-") and self._takes_path() and "--path" not in args:
+            args = ["--path", *args]
         namespace, extras = self.parse_known_args(args, namespace)
         if extras:
             self.error(self._unknown_message(extras))
         return namespace
+
+    def _takes_path(self):
+        return any("--path" in a.option_strings for a in self._actions)
 
     def _unknown_message(self, extras):
         valid = sorted({s for a in self._actions for s in a.option_strings if s.startswith("--")})
@@ -183,7 +205,9 @@ class _RecipeParser(argparse.ArgumentParser):
         hint = closest(flag.split("=")[0], valid)
         did_you_mean = f" Did you mean '{hint}'?" if hint else ""
         if not flag.startswith("-"):
-            return f"unexpected argument '{flag}'. Flags take the form --name value. Valid flags: {', '.join(valid)}."
+            path_hint = f" Did you mean --path {flag}?" if self._takes_path() else ""
+            return (f"unexpected argument '{flag}'.{path_hint} Flags take the form --name value. "
+                    f"Valid flags: {', '.join(valid)}.")
         return f"unknown flag '{flag}'.{did_you_mean} Valid flags: {', '.join(valid)}."
 
     def error(self, message):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kerakit.errors import RecipeError, RecipeImportError, closest
 from kerakit.recipes.flags import COMMON_OPTIONS, PATH_ENV, dest_of
-from kerakit.recipes.names import module_recipe_name, recipe_name  # noqa: F401  module_recipe_name: old path
+from kerakit.recipes.names import recipe_name
 
 ENTRY_POINT_GROUP = "kerakit.recipes"
 BUILTIN_PACKAGE = "kerakit_recipes"  # the top-level recipes/ folder, as installed

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerakit.errors import DataTypeError
+from kerakit.errors import ConfigError, DataTypeError
 
 REFERENCE_FILE = "drift_reference.json"
 # PSI thresholds (the usual reading): below 0.1 stable, 0.1-0.25 moderate, above: drifted.
@@ -34,6 +34,13 @@ MODERATE, DRIFTED = 0.1, 0.25
 # A verdict needs this many served rows of a feature; fewer say "not enough data".
 MIN_ROWS = 100
 MAX_FEATURES = 512
+# Distinct served values kept per category column beyond the reference's own; the rest
+# are counted together as unseen, so memory stays bounded however many distinct strings arrive.
+MAX_CATEGORIES = 1000
+# The bucket those overflowing values are counted in (never a real category: JSON keys are strings).
+OVERFLOW = None
+# How far the shares of a reference may sum from 1.
+_SHARE_TOLERANCE = 0.01
 _EPSILON = 1e-4
 
 
@@ -143,19 +150,127 @@ def table_reference(model, table):
                                   "mean": mean, "std": std}
                 break
             if lookup is not None:
-                vocabulary = [str(v) for v in lookup.get_vocabulary()]
+                # Keras's lookup layers list their vocabulary with get_vocabulary() (it
+                # includes the OOV token, which served values never equal); kerakit's
+                # backend-neutral lookup holds it as a plain list.
+                listed = lookup.get_vocabulary() if hasattr(lookup, "get_vocabulary") else lookup.vocabulary
+                vocabulary = [str(v) for v in listed]
                 features[feed] = {"kind": "category", "vocabulary": vocabulary}
                 break
     return {"features": features} if features else None
 
 
 def load_reference(reference):
-    """A reference from a dict, a JSON file or training data."""
-    if reference is None or (isinstance(reference, dict) and "features" in reference):
-        return reference
+    """A validated reference from a dict, a JSON file or training data; None stays None.
+
+    Raises:
+        ConfigError: the file is missing or not JSON, or the reference is not
+            of the shape `reference_statistics` returns (see `check_reference`).
+    """
+    if reference is None:
+        return None
     if isinstance(reference, (str, Path)):
-        return json.loads(Path(reference).read_text())
+        path = Path(reference)
+        if not path.is_file():
+            raise ConfigError(
+                f"The drift reference file {str(path)!r} does not exist{' (it is a folder)' if path.is_dir() else ''}. "
+                f"Pass the JSON file written by kerakit.serving.save_reference(x_train, MODEL_PATH), "
+                f"or leave the drift reference out. Received: drift_reference={str(reference)!r}"
+            )
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise ConfigError(
+                f"The drift reference {str(path)!r} is not a readable JSON file ({error}). Write it "
+                f"with kerakit.serving.save_reference(x_train, MODEL_PATH). "
+                f"Received: drift_reference={str(reference)!r}"
+            ) from None
+        return check_reference(loaded, repr(str(path)))
+    if isinstance(reference, dict) and "features" in reference:
+        return check_reference(reference, "given as a dict")
     return reference_statistics(reference)
+
+
+def _finite_numbers(values):
+    return isinstance(values, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values)
+
+
+def _shares_problem(shares):
+    """Why a list of shares is unusable, or None."""
+    if any(v < 0 for v in shares):
+        return "holds negative shares"
+    if abs(sum(shares) - 1.0) > _SHARE_TOLERANCE:
+        return f"sums to {sum(shares):.4g}, not 1"
+    return None
+
+
+def _feature_problem(stats):
+    """Why one feature's statistics are unusable, or None."""
+    if not isinstance(stats, dict):
+        return f"is a {type(stats).__name__}, not an object"
+    kind = stats.get("kind")
+    if kind == "number":
+        edges, expected = stats.get("edges"), stats.get("expected")
+        if not _finite_numbers(edges):
+            return "has no list of finite numbers under 'edges'"
+        if any(b < a for a, b in zip(edges[:-1], edges[1:], strict=True)):
+            return "has 'edges' out of order (they must be sorted, ascending)"
+        if not _finite_numbers(expected):
+            return "has no list of finite numbers under 'expected'"
+        if len(expected) != len(edges) + 1:
+            return (f"has {len(edges)} edges and {len(expected)} shares; n edges make n + 1 bins, "
+                    f"so 'expected' needs {len(edges) + 1} shares")
+        problem = _shares_problem(expected)
+        return None if problem is None else f"has 'expected' shares that {problem}"
+    if kind == "category":
+        expected, vocabulary = stats.get("expected"), stats.get("vocabulary")
+        if expected is None and vocabulary is None:
+            return "has neither 'expected' (category shares) nor 'vocabulary'"
+        if vocabulary is not None and not isinstance(vocabulary, list):
+            return "has a 'vocabulary' that is not a list"
+        if expected is not None:
+            if not isinstance(expected, dict) or not _finite_numbers(list(expected.values())):
+                return "has 'expected' that is not an object of category: share"
+            problem = _shares_problem(list(expected.values()))
+            return None if problem is None else f"has 'expected' shares that {problem}"
+        return None
+    return f"has kind {kind!r}; expected 'number' or 'category'"
+
+
+def check_reference(reference, source="given"):
+    """Returns `reference` if the service can compare with it; else raises `ConfigError` naming why.
+
+    A reference is `{"features": {name: stats}}`, where `stats` is
+    `{"kind": "number", "edges": [ascending numbers], "expected": [len(edges) + 1
+    non-negative shares summing to 1]}` or `{"kind": "category", "expected":
+    {value: share}}` (or `"vocabulary": [values]`), as `reference_statistics` writes.
+
+    Args:
+        reference: the loaded reference.
+        source: where it came from, for the message (a quoted path).
+
+    Example:
+
+    >>> check_reference({"features": {"x": {"kind": "number", "edges": [0.0], "expected": [0.5, 0.5]}}})["features"]["x"]["kind"]
+    'number'
+    """
+    how = "Write it with kerakit.serving.save_reference(x_train, MODEL_PATH)."
+    if not isinstance(reference, dict) or not isinstance(reference.get("features"), dict):
+        shape = type(reference).__name__ if not isinstance(reference, dict) else \
+            f"an object with keys {sorted(reference)[:10]}"
+        raise ConfigError(
+            f"The drift reference {source} is not of the expected shape: it must be an object "
+            f"{{\"features\": {{name: statistics}}}}. {how} Received: {shape}"
+        )
+    for name, stats in reference["features"].items():
+        problem = _feature_problem(stats)
+        if problem is not None:
+            raise ConfigError(
+                f"The drift reference {source} cannot be used: feature {name!r} {problem}. "
+                f"{how} Received: {name}={json.dumps(stats, default=str)[:300]}"
+            )
+    return reference
 
 
 def psi(expected, actual):
@@ -174,15 +289,28 @@ def verdict(score):
 class DriftMonitor:
     """Running counts of served features in the reference's bins, and their PSI.
 
+    Memory is bounded: a category column keeps a count for each value of its
+    reference and for at most `max_categories` other distinct served values;
+    further unseen values are counted together, as unseen (the report's
+    `overflow_rows` says how many rows went there).
+
     Args:
         reference: `{"features": {name: stats}}` (see `reference_statistics`).
         min_rows: served rows a feature needs before it gets a verdict.
             Defaults to 100.
+        max_categories: distinct unseen values kept per category column.
+            Defaults to 1000.
     """
 
-    def __init__(self, reference, min_rows=MIN_ROWS):
-        self.reference = reference["features"]
+    def __init__(self, reference, min_rows=MIN_ROWS, max_categories=MAX_CATEGORIES):
+        if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 0:
+            raise ConfigError(f"`max_categories` must be an integer >= 0. Received: {max_categories!r}")
+        self.reference = check_reference(reference)["features"]
         self.min_rows = min_rows
+        self.max_categories = max_categories
+        self._known = {name: set(stats.get("vocabulary") or ()) | set(stats.get("expected") or ())
+                       for name, stats in self.reference.items() if stats["kind"] == "category"}
+        self._unseen_kept = dict.fromkeys(self._known, 0)  # distinct unseen values counted by name
         self.counts = {}
         for name, stats in self.reference.items():
             if stats["kind"] == "number":
@@ -217,9 +345,14 @@ class DriftMonitor:
                 self.counts[name] += np.bincount(np.searchsorted(stats["edges"], values, side="right"),
                                                  minlength=len(stats["edges"]) + 1)
             else:
-                seen = self.counts[name]
+                seen, known = self.counts[name], self._known[name]
                 for value in values:
-                    key = value.decode() if isinstance(value, bytes) else str(value)
+                    key = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+                    if key not in seen and key not in known:
+                        if self._unseen_kept[name] >= self.max_categories:
+                            key = OVERFLOW  # one bucket for the unseen values past the cap
+                        else:
+                            self._unseen_kept[name] += 1
                     seen[key] = seen.get(key, 0) + 1
         self.rows += rows
 
@@ -233,11 +366,17 @@ class DriftMonitor:
             return out
         total = sum(counts.values())
         out = {"kind": "category", "rows": total}
-        vocabulary = set(stats.get("vocabulary") or stats.get("expected", {}))
+        known = self._known[name]
+        overflow = counts.get(OVERFLOW, 0)
+        if overflow:
+            out["overflow_rows"] = overflow
+            out["note"] = (f"More than {self.max_categories} distinct unseen values were served; "
+                           f"{overflow} row(s) with further new values are counted together as unseen.")
         if total:
-            out["unseen_rate"] = sum(c for k, c in counts.items() if k not in vocabulary) / total
+            out["unseen_rate"] = sum(c for k, c in counts.items() if k not in known) / total
             if "expected" in stats:
-                keys = sorted(set(stats["expected"]) | set(counts))
+                # The overflow bucket sorts first under a key no category string can take.
+                keys = sorted(set(stats["expected"]) | set(counts), key=lambda k: (k is not None, k or ""))
                 out["psi"] = psi([stats["expected"].get(k, 0.0) for k in keys],
                                  [counts.get(k, 0) / total for k in keys])
         return out

@@ -6,12 +6,12 @@ import os
 import re
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from kerakit.errors import ConfigError, DataTypeError, RunError
+from kerakit.saving import load_model
 
 SIGNATURE = "serving_default"
 # Extra files inside a SavedModel go in assets.extra/ (TensorFlow Serving ignores them).
@@ -21,88 +21,6 @@ KERAKIT_ASSET = Path("assets.extra") / "kerakit.json"
 MAX_VERSION_DIGITS = 18
 VERSION_NAME = re.compile(rf"[0-9]{{1,{MAX_VERSION_DIGITS}}}")
 _AUTO_INPUT_NAME = re.compile(r"^(keras_tensor|input_layer|input)(_[0-9]+)?$")
-
-
-# Loading --------------------------------------------------------------------
-
-
-def load_model(path):
-    """Loads a `.keras` model file (or a run directory's `model.keras`) safely.
-
-    Always `safe_mode=True`: a file cannot run Python code (a `Lambda` layer's
-    code is refused). kerakit never calls
-    `keras.config.enable_unsafe_deserialization()`, which would turn that
-    protection off for the whole process. kerakit's own layers (raw-column
-    models, ensembles) are registered first, so its models load.
-
-    Args:
-        path: a `.keras` file, or a run directory (`runs/<recipe>/<id>/`)
-            holding `model.keras`. A `keras.Model` is returned as is.
-
-    Example:
-
-    ```python
-    model = kerakit.serving.load_model("runs/digits/20250101-120000/model.keras")
-    ```
-    """
-    import keras
-
-    if isinstance(path, keras.Model):
-        return path
-    if not isinstance(path, (str, os.PathLike)):
-        raise DataTypeError(f"Expected a keras.Model or the path of a .keras file. Received: {path!r}")
-    file = Path(path)
-    if file.is_dir():
-        # A run directory serves its model.keras even if SavedModel folders sit beside it.
-        if not is_run_directory(file) and (is_saved_model(file) or version_dirs(file)):
-            raise RunError(
-                f"{file} is a SavedModel export, not a .keras file. Serve it with "
-                f"`kerakit serve {file}` (or kerakit.serve), or load the .keras file it was "
-                f"exported from."
-            )
-        file = file / "model.keras"
-    if not file.is_file() or file.suffix != ".keras":
-        raise RunError(
-            f"No .keras model file at {str(path)!r}. Pass a .keras file or a run directory "
-            f"that holds model.keras."
-        )
-    _register_kerakit_layers(file)
-    try:
-        return keras.saving.load_model(file, safe_mode=True)
-    except ValueError as error:
-        if "safe_mode" not in str(error) and "unsafe" not in str(error):
-            raise
-        raise RunError(
-            f"{file} contains Python code (such as a Lambda layer), which kerakit refuses to "
-            f"load because loading would run it. Rebuild the model from registered layers "
-            f"(keras.saving.register_keras_serializable) instead of Lambda. Keras said: {error}"
-        ) from None
-
-
-def _register_kerakit_layers(file):
-    """Registers the kerakit layers a `.keras` file uses, so safe-mode loading can rebuild them.
-
-    Raw-column models use kerakit.data's layers; ensembles use the averaging
-    layer of `kerakit.layers` (defined only when a file needs it).
-    """
-    try:
-        with zipfile.ZipFile(file) as archive:
-            config = archive.read("config.json")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return  # Keras will say what is wrong with the file
-    if b"kerakit" not in config:
-        return
-    from kerakit.metadata import spec_layer_class
-
-    spec_layer_class()  # SpecOutput, the problem spec every kerakit model carries
-    try:
-        import kerakit.data.layers  # noqa: F401
-    except ImportError:
-        pass
-    if b"WeightedAverage" in config:
-        from kerakit.layers import weighted_average_class
-
-        weighted_average_class()
 
 
 def is_saved_model(path):
@@ -257,16 +175,18 @@ class Servable:
     Built from a `keras.Model` (`from_keras`) or a SavedModel folder
     (`from_saved_model`); both are called the same way, with a dict of
     batched NumPy arrays keyed by input name. `table` holds a raw-column
-    model's metadata (columns, kinds, class names), or None.
+    model's metadata (columns, kinds, class names), or None; `spec` the
+    model's `ProblemSpec` (task, class names in output order), or None.
     """
 
-    def __init__(self, name, version, inputs, outputs, call, source, table=None, keep=None):
+    def __init__(self, name, version, inputs, outputs, call, source, table=None, keep=None, spec=None):
         self.name = name
         self.version = int(version)
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self.source = source
         self.table = table
+        self.spec = spec
         self._call = call
         self._keep = keep  # a loaded SavedModel must outlive its signature function
 
@@ -295,7 +215,10 @@ class Servable:
             call, outputs = _padded_call(model, arrange), _name_outputs(model.output)
         inputs = [TensorInfo(n, tuple(t.shape[1:]), _dtype_name(t.dtype)) for n, t in zip(names, tensors, strict=True)]
         outputs = [TensorInfo(k, tuple(v.shape[1:]), _dtype_name(v.dtype)) for k, v in outputs.items()]
-        return cls(name, version, inputs, outputs, call, source, table_metadata(model), model)
+        from kerakit.metadata import spec_of
+
+        return cls(name, version, inputs, outputs, call, source, table_metadata(model), model,
+                   spec=spec_of(model))
 
     @classmethod
     def from_saved_model(cls, path, name, version=1):
@@ -315,9 +238,14 @@ class Servable:
         outputs = [TensorInfo(n, tuple(s.shape[1:]), _dtype_name(s.dtype))
                    for n, s in signature.structured_outputs.items()]
         extra = Path(path) / KERAKIT_ASSET
-        table = json.loads(extra.read_text(encoding="utf-8")).get("table") if extra.is_file() else None
+        asset = json.loads(extra.read_text(encoding="utf-8")) if extra.is_file() else {}
+        spec = None
+        if asset.get("spec"):
+            from kerakit.spec import ProblemSpec
+
+            spec = ProblemSpec.from_config(asset["spec"])
         return cls(name, version, inputs, outputs, lambda feeds: signature(**feeds), str(path),
-                   table, loaded)
+                   asset.get("table"), loaded, spec=spec)
 
     def predict(self, feeds):
         """Runs the model on `{input name: batched array}`; returns `{output name: array}`."""
@@ -395,7 +323,7 @@ def load_servables(model, name=None, versions="latest"):
         version = int(path.name) if numbered else 1
         name = clean_name(name or (path.resolve().parent.name if numbered else path.resolve().name))
         return name, {version: Servable.from_saved_model(path, name, version)}
-    keras_model = load_model(path)
+    keras_model = load_model(path)  # kerakit.saving: the one safe loader
     name = clean_name(name or _keras_file_name(path))
     return name, {1: Servable.from_keras(keras_model, name, source=str(path))}
 
@@ -441,9 +369,10 @@ def export(model, directory, version=None, overwrite=False):
     The version folder is written under a temporary name and renamed into
     place, so a server watching `directory` never sees half an export. Inputs
     are named: each `keras.Input`'s name, or "features" for a single unnamed
-    input. A raw-column model (from `kerakit.data`) also gets its columns,
-    kinds and class names in `assets.extra/kerakit.json`, so `kerakit serve`
-    accepts rows keyed by column name for the export too.
+    input. A model with a problem spec keeps it (task, class names in output
+    order) in `assets.extra/kerakit.json`, and a raw-column model (from
+    `kerakit.data`) its columns and kinds too, so `kerakit serve` names the
+    classes and accepts rows keyed by column name for the export as well.
 
     Args:
         model: a `keras.Model`, a `.keras` file or a run directory.
@@ -485,17 +414,20 @@ def export(model, directory, version=None, overwrite=False):
             f"Version {version} already exists at {target}. Pass another version, leave "
             f"version=None for the next one ({max(existing, default=0) + 1}), or overwrite=True."
         )
+    from kerakit.metadata import spec_of
+
     signature = input_signature(model)
     table = table_metadata(model)
+    spec = spec_of(model)
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
     try:
         saved = staging / "saved_model"
         model.export(str(saved), format="tf_saved_model", input_signature=signature, verbose=False)
-        if table is not None:
+        if table is not None or spec is not None:
+            asset = {"format": 1, "table": table, "spec": None if spec is None else spec.to_config()}
             (saved / KERAKIT_ASSET).parent.mkdir(parents=True, exist_ok=True)
-            (saved / KERAKIT_ASSET).write_text(json.dumps({"format": 1, "table": table}, indent=2),
-                                               encoding="utf-8")
+            (saved / KERAKIT_ASSET).write_text(json.dumps(asset, indent=2), encoding="utf-8")
         if target.exists():
             os.replace(target, staging / "replaced")
         os.replace(saved, target)

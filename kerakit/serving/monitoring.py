@@ -25,7 +25,11 @@ class ServingMetrics:
     - `kerakit_requests_total{model, version, method, status}`: answered requests;
     - `kerakit_request_latency_seconds{model, version, method}`: time to answer;
     - `kerakit_batch_size{model, version}`: rows in each model call (micro-batches);
-    - `kerakit_refusals_total{model, reason}`: requests answered 4xx/5xx, by reason.
+    - `kerakit_refusals_total{model, reason}`: requests answered 4xx/5xx, by reason:
+      the app's (`REFUSAL_REASONS`) and the connection layer's, made before a
+      request reaches the app (`invalid_http`: unparseable HTTP such as
+      `Content-Length: abc`; `header_timeout`: headers not whole within the
+      request timeout; `too_many_connections`: over the connection cap).
 
     Example:
 
@@ -60,6 +64,10 @@ class ServingMetrics:
         if status >= 400:
             reason = REFUSAL_REASONS.get(status, f"http_{status}")
             self.refusals.labels(self.model_name, reason).inc()
+
+    def observe_refusal(self, reason):
+        """Counts a refusal made outside the app (the connection layer), by reason."""
+        self.refusals.labels(self.model_name, reason).inc()
 
     def observe_batch(self, version, rows):
         self.batch_size.labels(self.model_name, str(version)).observe(rows)
