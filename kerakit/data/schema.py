@@ -32,7 +32,7 @@ def _is_missing(series):
     return series.isna().to_numpy()
 
 
-def _numbers(series):
+def parse_numbers(series):
     """Parses a column as numbers; returns (float64 values, mask of unparsable cells)."""
     import pandas as pd
 
@@ -43,7 +43,7 @@ def _numbers(series):
     return values, np.isnan(values) & ~_is_missing(series)
 
 
-def _bool_values(series):
+def bool_values(series):
     """Maps True/False cells (or their text) to 1.0/0.0, missing to NaN; None if not boolean."""
     if series.dtype.kind == "b":
         return series.to_numpy().astype(np.float32)
@@ -62,7 +62,8 @@ def _bool_values(series):
     return out
 
 
-def _labels(series, mask, limit=5):
+def row_labels(series, mask, limit=5):
+    """The index labels (line numbers, row names) of the first `limit` masked rows, as text."""
     labels = series.index[mask][:limit].tolist()
     more = ", ..." if int(mask.sum()) > limit else ""
     return ", ".join(str(v) for v in labels) + more
@@ -72,12 +73,12 @@ def _labels(series, mask, limit=5):
 
 
 def _to_numeric(series, name, where):
-    values, bad = _numbers(series)
+    values, bad = parse_numbers(series)
     if bad.any():
         sample = series[bad].head(3).tolist()
         raise DataTypeError(
             f"Column {name!r} is numeric but {int(bad.sum())} cell(s) are not numbers, such as "
-            f"{sample!r}, at {where} {_labels(series, bad)}. Fix those cells, pass "
+            f"{sample!r}, at {where} {row_labels(series, bad)}. Fix those cells, pass "
             f"na_values={sample[:1]!r} if they mean 'missing', or declare the column "
             f"categorical with types={{{name!r}: 'string_categorical'}}."
         )
@@ -91,7 +92,7 @@ def _to_integer(series, name, where):
     if fractional.any():
         raise DataTypeError(
             f"Column {name!r} holds integer category codes but has non-integer values such as "
-            f"{series[fractional].head(3).tolist()!r} at {where} {_labels(series, fractional)}. "
+            f"{series[fractional].head(3).tolist()!r} at {where} {row_labels(series, fractional)}. "
             f"Declare it numeric with types={{{name!r}: 'numeric'}}."
         )
     return np.where(present, values, MISSING_INTEGER).astype(np.int64)
@@ -111,7 +112,7 @@ def _text(value):
 
 
 def _to_boolean(series, name, where):
-    values = _bool_values(series)
+    values = bool_values(series)
     if values is None and series.dtype.kind in "iuf":
         # 0/1 numbers (as a JSON client may send them) mean False/True.
         numbers = series.to_numpy(dtype=np.float64)
@@ -254,19 +255,19 @@ def infer_kind(series, name, where="rows"):
             f"Column {name!r} is empty: all {len(series)} cells are missing. Drop it with "
             f"ignore=[{name!r}], or fill it."
         )
-    if _bool_values(series) is not None:
+    if bool_values(series) is not None:
         return "boolean"
     if series.dtype.kind in "iuf":
         values = series.to_numpy(dtype=np.float64)
     else:
-        values, bad = _numbers(series)
+        values, bad = parse_numbers(series)
         parsed = ~np.isnan(values)
         if bad.any() and parsed.any():
             minority, what = (bad, "text") if bad.sum() <= parsed.sum() else (parsed, "numbers")
             sample = series[minority].head(3).tolist()
             raise DataTypeError(
                 f"Column {name!r} mixes numbers and text: {int(minority.sum())} cell(s) are "
-                f"{what} (such as {sample!r}) at {where} {_labels(series, minority)}, the "
+                f"{what} (such as {sample!r}) at {where} {row_labels(series, minority)}, the "
                 f"other {int((parsed | bad).sum() - minority.sum())} are not. Fix those cells, "
                 f"pass na_values=[...] for tokens that mean 'missing', or say what the column "
                 f"is with types={{{name!r}: 'string_categorical'}} (or 'numeric')."

@@ -82,8 +82,7 @@ def load_model(path):
 def _register_kerakit_layers(file):
     """Registers the kerakit layers a `.keras` file uses, so safe-mode loading can rebuild them.
 
-    Raw-column models use kerakit.data's layers; ensembles use the averaging
-    layer of `kerakit.layers` (defined only when a file needs it).
+    Every kerakit layer lives in `kerakit.layers`, registered on import.
     """
     try:
         with zipfile.ZipFile(file) as archive:
@@ -92,17 +91,7 @@ def _register_kerakit_layers(file):
         return  # Keras will say what is wrong with the file
     if b"kerakit" not in config:
         return
-    from kerakit.metadata import spec_layer_class
-
-    spec_layer_class()  # SpecOutput, the problem spec every kerakit model carries
-    try:
-        import kerakit.data.layers  # noqa: F401
-    except ImportError:
-        pass
-    if b"WeightedAverage" in config:
-        from kerakit.layers import weighted_average_class
-
-        weighted_average_class()
+    import kerakit.layers  # noqa: F401  registers every kerakit layer
 
 
 def is_saved_model(path):

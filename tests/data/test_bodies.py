@@ -1,5 +1,5 @@
-"""Issue 13: the "table" body (robust scaling, piecewise-linear encodings, a TabM-style
-ensemble), the automatic target transform, and the defaults fit_table and the csv recipe share."""
+"""The "table" body (robust scaling, piecewise-linear encodings, a TabM-style ensemble), the
+automatic target transform, and the defaults fit_table and the csv recipe share."""
 
 import inspect
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import kerakit as kk
-from kerakit.data import layers
+from kerakit import layers
 from kerakit.data.bodies import TABLE_DEFAULTS, table_options
 from kerakit.data.targets import TargetEncoder, auto_target_transform
 from kerakit.errors import ConfigError
@@ -329,6 +329,6 @@ def test_fit_table_with_the_poisson_transform_predicts_positive_means(tmp_path):
 
 
 def test_kk_ensemble_stays_the_averaging_function_once_the_table_layers_load():
-    import kerakit.tabm  # noqa: F401  a module named kerakit.ensemble would shadow kk.ensemble
+    import kerakit.layers  # noqa: F401  a module named kerakit.ensemble would shadow kk.ensemble
 
     assert callable(kk.ensemble) and not inspect.ismodule(kk.ensemble)

@@ -1,7 +1,7 @@
 """kerakit.data without TensorFlow: reading, schema inference, every bad input, splits, targets.
 
-Each bad input in issue 3 has its own test; each asserts the error type and
-that the message names what was found and how to fix it.
+Each bad input has its own test; each asserts the error type and that the
+message names what was found and how to fix it.
 """
 
 import numpy as np
@@ -283,7 +283,7 @@ def test_streaming_scan_refuses_bad_rows_far_into_the_file(tmp_path, monkeypatch
     assert scan_csv(path, "y", drop_missing_target=True).schema.rows == 398
 
 
-# fit_table's arguments and inputs (issue 14, items 1, 2 and 4) ---------------------------
+# fit_table's arguments and inputs ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("option, value", [("epochs", -1), ("epochs", 2.5), ("batch_size", 0),
