@@ -220,7 +220,7 @@ def _fit_in_memory(data, target, y, options):
                        drop_missing_target=reading.drop_missing_target, na_values=reading.na_values,
                        encoding=reading.encoding)
     if options.training.verbose:
-        print(table.schema)
+        print(table.schema.summary(body=options.build_options.get("body", TABLE_DEFAULTS.body)))
     encoder, labels, parts = _split_and_encode(table, options)
     inputs = to_inputs(table.frame, table.schema, table.where)
     take = {name: {k: v[idx] for k, v in inputs.items()} for name, idx in parts.items()}

@@ -13,6 +13,9 @@ import numpy as np
 
 from kerakit.errors import ConfigError, DataError, DataTypeError, closest, unknown_name
 
+# A raw-column model has one Keras input and a few layers per column, so its build,
+# trace and save grow with the columns; past this many it is refused up front.
+MAX_FEATURE_COLUMNS = 1_000
 # An integer column with at most this many distinct values (and fewer distinct
 # values than half its rows) is read as integer-coded categories.
 INTEGER_CATEGORY_LIMIT = 10
@@ -82,7 +85,17 @@ def _to_numeric(series, name, where):
             f"na_values={sample[:1]!r} if they mean 'missing', or declare the column "
             f"categorical with types={{{name!r}: 'string_categorical'}}."
         )
-    return values.astype(np.float32)
+    out = values.astype(np.float32)
+    infinite = np.isinf(out)  # 'inf', '-inf', and numbers beyond float32 such as 1e400
+    if infinite.any():
+        sample = series[infinite].head(3).tolist()
+        raise DataError(
+            f"Column {name!r} has {int(infinite.sum())} infinite cell(s) (or numbers too large "
+            f"for float32), such as {sample!r}, at {where} {row_labels(series, infinite)}. A "
+            f"model needs finite numbers: fix those cells, or pass na_values={sample[:1]!r} if "
+            f"they mean 'missing'."
+        )
+    return out
 
 
 def _to_integer(series, name, where):
@@ -130,23 +143,31 @@ def _to_boolean(series, name, where):
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
-    """One column kind: its model-input dtype and its raw → input conversion."""
+    """One column kind: its raw-cell dtype and its raw → input conversion."""
 
     name: str
     dtype: str
     convert: object
-    description: str
 
 
 KINDS = {
-    "numeric": Kind("numeric", "float32", _to_numeric,
-                    "scaled with Normalization; missing → training mean + indicator"),
-    "integer_categorical": Kind("integer_categorical", "int64", _to_integer,
-                                "IntegerLookup one-hot; missing → its own code; unseen → OOV"),
-    "string_categorical": Kind("string_categorical", "string", _to_string,
-                               "StringLookup one-hot; missing → its own token; unseen → OOV"),
-    "boolean": Kind("boolean", "float32", _to_boolean,
-                    "0/1; missing → training rate + indicator"),
+    "numeric": Kind("numeric", "float32", _to_numeric),
+    "integer_categorical": Kind("integer_categorical", "int64", _to_integer),
+    "string_categorical": Kind("string_categorical", "string", _to_string),
+    "boolean": Kind("boolean", "float32", _to_boolean),
+}
+# What the model does with each kind, as the schema prints it: the "table" body
+# (kerakit.data.bodies.table_preprocessor) and every other body (make_preprocessor).
+_CATEGORIES = {
+    "integer_categorical": "one-hot over the training values; missing → its own code; unseen → OOV slot",
+    "string_categorical": "one-hot over the training values; missing → its own token; unseen → OOV slot",
+    "boolean": "0/1; missing → training rate + indicator",
+}
+ENCODINGS = {
+    "table": {"numeric": "missing → training median + indicator; SmoothClip (median, IQR); "
+                         "piecewise-linear over quantile bins", **_CATEGORIES},
+    "other": {"numeric": "missing → training mean + indicator; Normalization (mean, variance)",
+              **_CATEGORIES},
 }
 KIND_ALIASES = {
     "number": "numeric", "float": "numeric", "continuous": "numeric", "num": "numeric",
@@ -200,9 +221,9 @@ class TableSchema:
     >>> schema = infer_schema(frame, target="price")
     >>> print(schema)
     column  kind                 missing  distinct  encoding
-    rooms   integer_categorical        0         4  IntegerLookup one-hot; missing → its own code; unseen → OOV
-    city    string_categorical         0         2  StringLookup one-hot; missing → its own token; unseen → OOV
-    area    numeric                    0        40  scaled with Normalization; missing → training mean + indicator
+    rooms   integer_categorical        0         4  one-hot over the training values; missing → its own code; unseen → OOV slot
+    city    string_categorical         0         2  one-hot over the training values; missing → its own token; unseen → OOV slot
+    area    numeric                    0        40  missing → training median + indicator; SmoothClip (median, IQR); piecewise-linear over quantile bins
     target: 'price'; 40 rows
     >>> schema["rooms"].kind
     'integer_categorical'
@@ -211,6 +232,7 @@ class TableSchema:
     columns: list
     target: str | None = None
     rows: int = 0
+    body: str = "table"  # the body whose preprocessing `summary` describes
 
     def __getitem__(self, name):
         for column in self.columns:
@@ -231,14 +253,21 @@ class TableSchema:
         return cls([Column(**c) for c in config["columns"]], config.get("target"),
                    config.get("rows", 0))
 
-    def summary(self):
-        """Returns the schema as a text table (one line per column)."""
+    def summary(self, body=None):
+        """Returns the schema as a text table (one line per column).
+
+        Args:
+            body: the model body whose preprocessing the "encoding" column
+                describes ("table", or any other body, which shares one
+                preprocessing). Defaults to the schema's `body` ("table").
+        """
+        encodings = ENCODINGS["table" if (body or self.body) == "table" else "other"]
         width = max([len(c.name) for c in self.columns] + [6])
         lines = [f"{'column':<{width}}  {'kind':<19}  {'missing':>7}  {'distinct':>8}  encoding"]
         for c in self.columns:
             source = "" if c.inferred else " (given)"
             lines.append(f"{c.name:<{width}}  {c.kind:<19}  {c.missing:>7}  {c.distinct:>8}  "
-                         f"{KINDS[c.kind].description}{source}")
+                         f"{encodings[c.kind]}{source}")
         if self.target is not None:
             lines.append(f"target: {self.target!r}; {self.rows} rows")
         return "\n".join(lines)
@@ -276,7 +305,8 @@ def infer_kind(series, name, where="rows"):
             return "string_categorical"
     present = values[~np.isnan(values)]
     distinct = np.unique(present)
-    integral = bool(np.all(np.mod(distinct, 1) == 0))
+    with np.errstate(invalid="ignore"):  # inf cells are refused later, by name
+        integral = bool(np.all(np.mod(distinct, 1) == 0))
     if integral and len(distinct) <= INTEGER_CATEGORY_LIMIT and len(distinct) * 2 <= len(present):
         return "integer_categorical"
     return "numeric"
@@ -339,10 +369,16 @@ def infer_schema(frame, target=None, types=None, ignore=None, where="rows"):
         check_target(columns, target)
         if target in types:
             raise ConfigError(f"`types` names the target {target!r}; it applies to feature columns.")
+    features = [n for n in columns if n != target and n not in ignore]
+    if len(features) > MAX_FEATURE_COLUMNS:
+        raise ConfigError(
+            f"The table has {len(features)} feature columns; a raw-column model takes at most "
+            f"{MAX_FEATURE_COLUMNS} (one Keras input and a few layers each, so wider tables build "
+            f"and save too slowly). Leave columns out with ignore=[...], or train on the numbers "
+            f"as one matrix with kk.fit(kk.build_model(spec, input_shape=(columns,)), x, y)."
+        )
     out = []
-    for name in columns:
-        if name == target or name in ignore:
-            continue
+    for name in features:
         series = _plain(frame[name])
         given = name in types
         kind = get_kind(types[name]).name if given else infer_kind(series, name, where)

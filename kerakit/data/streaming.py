@@ -165,6 +165,12 @@ def scan_csv(path, target, *, types=None, ignore=None, task="auto", target_trans
     ```
     """
     reader = CsvReader(path)
+    if reader.file != reader.path:
+        raise DataError(
+            f"{os.fspath(path)!r} ends its lines with a lone '\\r' (old Mac files); the streaming "
+            f"reader reads lines ending in '\\n'. Pass streaming=False to read it in memory, or "
+            f"re-save it with '\\n' line ends."
+        )
     check_target(reader.columns, target)
     blocks = reader.blocks()
     first_line, first = next(blocks)
@@ -375,7 +381,7 @@ def fit_csv_streaming(path, target, options):
                     seed=seed, drop_missing_target=drop_missing_target, na_values=na_values,
                     max_categories=max_categories)
     if verbose:
-        print(scan.schema)
+        print(scan.schema.summary(body=build_options.get("body", TABLE_DEFAULTS.body)))
     batch_size = 1024 if batch_size == "auto" else int(batch_size)
     # The same default body as in memory; its learning-rate schedule spans every planned step.
     build_options = {"body": TABLE_DEFAULTS.body, **build_options}

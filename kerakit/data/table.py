@@ -73,6 +73,12 @@ def _as_frame(data, y, target, columns):
             f"`data` must be a CSV path, a pandas DataFrame, a dict of columns or a 2-D NumPy "
             f"array. Received: {type(data).__name__}."
         )
+    repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
+    if repeated:
+        raise DataError(
+            f"The data has duplicate column names {repeated}. Rename them so each column has "
+            f"its own name (e.g. frame.columns = [...], or columns=[...] for an array)."
+        )
     if y is not None:
         target = target or "target"
         if target in frame.columns:
