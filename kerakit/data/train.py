@@ -49,20 +49,16 @@ def split_at_features(train_model):
 
 
 def encode_rows(encode, x):
-    """Runs the preprocessing once over raw rows (a dict of columns) → a float32 matrix."""
-    import keras
+    """Runs the preprocessing once over raw rows (a dict of columns) → a float32 matrix.
 
-    from kerakit.backend import name as backend_name
+    Every preprocessing layer is plain `keras.ops` (text is looked up in the
+    graph on TensorFlow, given as host codes elsewhere), so `predict` compiles
+    it on every backend.
+    """
     from kerakit.data.preprocess import backend_inputs
 
     x = backend_inputs(encode, x)
-    if backend_name() == "tensorflow":
-        return np.asarray(encode.predict(x, batch_size=ENCODE_BATCH, verbose=0), dtype=np.float32)
-    # One eager call per chunk: the encoding runs once, so compiling it would cost more.
-    rows = len(next(iter(x.values())))
-    chunks = [encode({k: v[i:i + ENCODE_BATCH] for k, v in x.items()}, training=False)
-              for i in range(0, rows, ENCODE_BATCH)]
-    return np.concatenate([keras.ops.convert_to_numpy(c) for c in chunks]).astype(np.float32)
+    return np.asarray(encode.predict(x, batch_size=ENCODE_BATCH, verbose=0), dtype=np.float32)
 
 
 def train_table_model(model, train_model, x, y, *, spec, encoder, validation_data=None,
