@@ -224,8 +224,10 @@ def run(config, data, run):
     run.save_history(history, units=history_units(data))
     run.save_model(model)
     run.save_json("schema", schema.to_dict())
-    # Text columns as this backend's model takes them (codes off TensorFlow).
-    return kk.evaluate(model, backend_inputs(model, data["x_test"]), data["y_test"], spec)
+    # Text columns as this backend's model takes them (codes off TensorFlow), here and
+    # in the run's standard plots, which predict `x_test` with the saved model.
+    data["x_test"] = backend_inputs(model, data["x_test"])
+    return kk.evaluate(model, data["x_test"], data["y_test"], spec)
 
 
 if __name__ == "__main__":

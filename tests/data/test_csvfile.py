@@ -77,7 +77,7 @@ def test_run_csv_reads_a_utf16_file(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run(
-        [sys.executable, "-c", "import sys; from kerakit.cli import main; sys.exit(main())", "run", "csv", "--path", str(path), "--target", "busy",
+        [sys.executable, "-c", "import sys; from kerakit.cli import main; sys.exit(main())", "run", str(ROOT / "recipes" / "csv_.py"), "--path", str(path), "--target", "busy",
          "--encoding", "utf-16", "--smoke", "--runs-dir", str(tmp_path / "runs")],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
