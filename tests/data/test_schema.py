@@ -321,3 +321,13 @@ def test_table_target_with_a_stray_value_is_refused_before_training():
     # Said explicitly, it is a class like the others.
     encoder = TargetEncoder(task="classification").fit(frame["label"], "label")
     assert len(encoder.class_names_) == 5
+
+
+def test_printed_schema_says_what_each_body_does_with_numbers(mixed_csv):
+    schema = read_table(str(mixed_csv[0]), target="price").schema
+    table = schema.summary()
+    assert "SmoothClip" in table and "piecewise-linear" in table and "median" in table
+    assert "Normalization" not in table
+    mlp = schema.summary(body="mlp")
+    assert "Normalization" in mlp and "mean" in mlp and "SmoothClip" not in mlp
+    assert str(schema) == table
