@@ -51,14 +51,22 @@ def split_at_features(train_model):
 def encode_rows(encode, x):
     """Runs the preprocessing once over raw rows (a dict of columns) → a float32 matrix.
 
-    Every preprocessing layer is plain `keras.ops` (text is looked up in the
-    graph on TensorFlow, given as host codes elsewhere), so `predict` compiles
-    it on every backend.
+    On TensorFlow through `predict` (a graph; text is looked up in it). On
+    JAX and PyTorch eagerly, chunk by chunk, with text as host codes: the
+    encoding runs once, and compiling it with XLA costs more than running it.
     """
+    import keras
+
+    from kerakit.backend import name as backend_name
     from kerakit.data.preprocess import backend_inputs
 
     x = backend_inputs(encode, x)
-    return np.asarray(encode.predict(x, batch_size=ENCODE_BATCH, verbose=0), dtype=np.float32)
+    if backend_name() == "tensorflow":
+        return np.asarray(encode.predict(x, batch_size=ENCODE_BATCH, verbose=0), dtype=np.float32)
+    rows = len(next(iter(x.values())))
+    chunks = [encode({k: v[i:i + ENCODE_BATCH] for k, v in x.items()}, training=False)
+              for i in range(0, rows, ENCODE_BATCH)]
+    return np.concatenate([keras.ops.convert_to_numpy(c) for c in chunks]).astype(np.float32)
 
 
 def train_table_model(model, train_model, x, y, *, spec, encoder, validation_data=None,
