@@ -112,6 +112,29 @@ def test_duplicate_column_names_are_refused():
         kk.read_table(frame, target="y")
 
 
+def test_streaming_reads_text_columns_through_tf_data_on_any_backend(tmp_path):
+    pytest.importorskip("tensorflow")
+    frame = shops(200, seed=3)
+    path = tmp_path / "shops.csv"
+    frame.to_csv(path, index=False)
+    result = kk.fit_table(str(path), target="busy", streaming=True, epochs=1, members=2, units=(8,))
+    assert result.splits["train"] > 100 and "accuracy" in result.report["test"]
+    proba = kk.predict_table(result.model, ODD_ROWS, proba=True)
+    assert np.isfinite(proba).all() and proba.shape == (3, 2)
+
+
+def test_streaming_is_refused_by_name_where_tensorflow_is_absent(tmp_path, monkeypatch):
+    import importlib.util
+
+    path = tmp_path / "shops.csv"
+    shops(40).to_csv(path, index=False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorflow" else find_spec(name, *a))
+    with pytest.raises(ConfigError, match="TensorFlow is not installed.*streaming=False"):
+        kk.fit_table(str(path), target="busy", streaming=True)
+
+
 # Across backends (subprocesses) -------------------------------------------------------------
 
 FIT = """
