@@ -14,6 +14,7 @@ from kerakit.data.schema import MAX_FEATURE_COLUMNS
 from kerakit.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.backends
 ROWS = ["size,city,busy", "1.5,Oslo,yes", "2.5,Rome,no", "3.5,Oslo,yes", "4.0,Rome,no"]
 
 
