@@ -440,7 +440,7 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
     """
     metadata = table_metadata(model)
     inputs = table_inputs(model, rows)
-    output = _predict_in_chunks(model, inputs, batch_size)
+    output = predict_in_chunks(model, inputs, batch_size)
     if metadata["task"] == "regression":
         return output[:, 0] if output.shape[1] == 1 else output
     names = np.asarray(metadata["class_names"], dtype=object)
@@ -450,7 +450,7 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
     return output if proba else names[output.argmax(axis=1)]
 
 
-def _predict_in_chunks(model, inputs, batch_size):
+def predict_in_chunks(model, inputs, batch_size):
     """`predict_on_batch` over chunks padded to a power of two rows (at most `batch_size`).
 
     `model.predict` traces its step function again for each new number of
