@@ -27,6 +27,7 @@ from kerakit.layers._base import PACKAGE
 # The dtype of each column kind's model input; a text column's (and on JAX an integer's) depends on the backend.
 INPUT_DTYPES = {"numeric": "float32", "boolean": "float32", "integer_categorical": "int64"}
 CROSS_PRIME = 1_000_003
+OOV_TOKEN = "[UNK]"  # index 0, as Keras's StringLookup names it
 
 
 def text_in_graph():
@@ -127,6 +128,10 @@ class CategoryLookup(keras.layers.Layer):
     def size(self):
         """Width of the one-hot output: the vocabulary plus the out-of-vocabulary slot."""
         return len(self.vocabulary) + 1
+
+    def get_vocabulary(self):
+        """The categories in index order, as Keras's lookup layers list theirs: OOV token first."""
+        return [OOV_TOKEN, *self.vocabulary]
 
     def codes(self, values):
         """Host-side indices of `values` (NumPy, any shape) as an int32 column; 0 if unknown.

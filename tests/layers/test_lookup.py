@@ -15,6 +15,7 @@ def test_text_lookup_one_hots_known_values_and_sends_the_rest_to_slot_zero():
     cells = np.array([["Bergen"], ["Paris"], [""], ["Oslo"]], dtype=object)
     codes = layer.codes(cells)
     assert codes.ravel().tolist() == [2, 0, 3, 1] and codes.dtype == np.int32
+    assert layer.get_vocabulary() == ["[UNK]", "Oslo", "Bergen", ""]  # index order, as Keras lists it
     # The text itself on TensorFlow, the host's codes elsewhere: the same one-hot rows.
     if text_in_graph():
         import tensorflow as tf
