@@ -91,6 +91,18 @@ def test_table_inputs_give_text_as_the_backend_takes_it(trained):
         assert inputs["city"].ravel().tolist() == lookup.codes(frame["city"].head(3).fillna("")).ravel().tolist()
 
 
+def test_served_raw_rows_answer_as_predict_table(trained):
+    httpx = pytest.importorskip("httpx")
+    folder, _, result = trained
+    path = kk.save_table_model(result.model, folder / "served.keras")
+    rows = [{**row, "open": {"true": True, "false": False}.get(row["open"])} for row in ODD_ROWS]
+    expected = kk.predict_table(result.model, rows, proba=True)[:, 1]
+    with kk.serve(path, port=0, block=False, name="shops") as running, httpx.Client() as client:
+        answer = client.post(running.model_url + ":predict", json={"instances": rows})
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(np.ravel(answer.json()["predictions"]), expected, atol=1e-5)
+
+
 def keras_backend():
     import keras
 
