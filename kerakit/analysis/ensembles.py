@@ -8,7 +8,6 @@ import math
 
 from kerakit.analysis.loading import input_structure, spec_from_model
 from kerakit.errors import ConfigError, DataTypeError
-from kerakit.layers import weighted_average_class
 from kerakit.metadata import spec_output
 from kerakit.saving import load_model
 
@@ -109,7 +108,9 @@ def ensemble(models, weights=None, *, spec=None, name="ensemble"):
     if weights is None or len(set(weights)) == 1:
         averaged = keras.layers.Average(name="average")(outputs)
     else:
-        averaged = weighted_average_class()(weights, name="average")(outputs)
+        from kerakit.layers import WeightedAverage
+
+        averaged = WeightedAverage(weights, name="average")(outputs)
     spec = spec or spec_from_model(members[0])
     if spec is not None:  # saved with the ensemble, as build_model saves it
         averaged = spec_output(averaged, spec)
