@@ -78,10 +78,12 @@ def _named_inputs(model):
 
 
 def _raw_column_inputs(model):
-    """Names of a raw-column model's column inputs: its own layers fill and encode their cells."""
-    from kerakit.layers import TableInput
+    """Names of a raw-column model's column inputs: its own layers fill and encode their cells.
 
-    return {layer.name for layer in getattr(model, "layers", ()) if isinstance(layer, TableInput)}
+    `kerakit.layers.TableInput` marks itself with `raw_column = True` (that
+    package imports this module, so the class is not imported here).
+    """
+    return {layer.name for layer in getattr(model, "layers", ()) if getattr(layer, "raw_column", False)}
 
 
 def validate_input_dict(model, x, what="x"):

@@ -69,6 +69,10 @@ class TableInput(keras.layers.InputLayer):
     ```
     """
 
+    # kerakit.checks leaves these inputs to the model's own layers (missing
+    # cells are filled, categories looked up inside the model)
+    raw_column = True
+
     def __init__(self, kind="numeric", **kwargs):
         kwargs["dtype"] = input_dtype(kind)
         super().__init__(**kwargs)
