@@ -121,7 +121,7 @@ def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemb
 
     A kerakit `tune` search keeps fold weights rather than Keras Tuner's
     per-trial checkpoints; ask it for its fold ensemble instead:
-    `kk.tune(..., cv=5, ensemble=True).ensemble`.
+    `kk.tune(..., cv=5, refit=kk.tuning.Refit(ensemble=True)).ensemble`.
 
     Example:
 
@@ -132,7 +132,8 @@ def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemb
     if hasattr(tuner, "tuner") or type(tuner).__module__.startswith("kerakit."):
         raise ConfigError(
             "ensemble_from_tuner takes a plain keras_tuner tuner. For a kerakit.tune search, "
-            "pass ensemble=True with cv=k (kk.tune(..., cv=5, ensemble=True)) and use "
+            "pass refit=kk.tuning.Refit(ensemble=True) with cv=k (kk.tune(..., cv=5, "
+            "refit=kk.tuning.Refit(ensemble=True))) and use "
             "result.ensemble, or build members with kk.ensemble([...])."
         )
     if not hasattr(tuner, "get_best_models"):
