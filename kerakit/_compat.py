@@ -57,3 +57,69 @@ def build_compiled_metrics(model, batch):
     (keras/src/trainers/trainer.py).
     """
     model._symbolic_build(data_batch=batch)
+
+
+# Keras Tuner (kerakit.tuning) ------------------------------------------------------------
+
+
+def set_worker_call_timeout(seconds):
+    """Caps how long each call of a distributed Keras Tuner worker to its chief may wait.
+
+    Why no public API serves: Keras Tuner's gRPC client waits up to an hour
+    per call (`keras_tuner.src.distribute.oracle_client.TIMEOUT`) and offers
+    no argument or setting for it; a worker whose chief died would hang.
+    """
+    from keras_tuner.src.distribute import oracle_client
+
+    oracle_client.TIMEOUT = float(seconds)
+
+
+def oracle_chief_service():
+    """Keras Tuner's gRPC oracle service: `(OracleServicer, add_to_server, exit_chief)`.
+
+    Why no public API serves: Keras Tuner starts its chief only through
+    `Tuner.search`, whose loop sleeps 20 s between checks and never gives up
+    when no worker calls. kerakit runs Keras Tuner's own servicer in a loop
+    of its own (`kerakit.tuning.distributed.serve_chief`), which needs the
+    servicer class, the generated gRPC registration and the "search over"
+    check from `keras_tuner.src.distribute.oracle_chief` and `keras_tuner.src.protos`.
+    """
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    return (oracle_chief.OracleServicer, protos.get_service_grpc().add_OracleServicer_to_server,
+            oracle_chief.exit_chief)
+
+
+def hyperband_round_sizes(oracle):
+    """Trials of each round of each bracket of one Hyperband iteration of `oracle`.
+
+    Why no public API serves: `HyperbandOracle` sizes its brackets in the
+    private `_get_num_brackets`, `_get_num_rounds` and `_get_size`; kerakit
+    prints the number of trials before the search starts ("up to 30
+    candidates"), so it asks the oracle itself rather than copy its formula.
+    """
+    brackets = oracle._get_num_brackets()
+    return [oracle._get_size(bracket, round_) for bracket in range(brackets)
+            for round_ in range(oracle._get_num_rounds(bracket))]
+
+
+def tuner_is_worker(tuner):
+    """Whether a Keras Tuner tuner is a distributed worker (`BaseTuner._is_worker`).
+
+    Why no public API serves: the role is read from Keras Tuner's
+    environment variables by this private method only; a worker's oracle is
+    a client of the chief, whose trials it must not list or save.
+    """
+    return tuner._is_worker()
+
+
+def tuner_state_file(tuner):
+    """The path of a Keras Tuner tuner's state file (`BaseTuner._get_tuner_fname`).
+
+    Why no public API serves: Keras Tuner reloads a search only when this
+    file exists and writes it non-atomically in `save`; kerakit writes it
+    atomically (a search killed mid-write must still resume) and creates it
+    before the first trial ends, and only this private method names it.
+    """
+    return tuner._get_tuner_fname()

@@ -356,7 +356,7 @@ def table(spec, hp):
     same names as the "mlp" body where they mean the same.
     `build_model` puts one output layer per member after it and averages.
     """
-    from kerakit.tabm import ensemble_stack
+    from kerakit.layers import ensemble_stack
 
     members = hp.Int("members", 1, 32, default=8)
     depth = hp.Int("depth", 1, 4, default=len(_TABLE_UNITS))

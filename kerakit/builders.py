@@ -166,7 +166,7 @@ def _head(spec, features, ensemble=False):
     import keras
 
     if ensemble:
-        from kerakit.tabm import ensemble_output
+        from kerakit.layers import ensemble_output
 
         return ensemble_output(spec, features)
     return keras.layers.Dense(

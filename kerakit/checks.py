@@ -77,21 +77,32 @@ def _named_inputs(model):
     return {t.name: t for t in structure if isinstance(getattr(t, "name", None), str)}
 
 
+def _raw_column_inputs(model):
+    """Names of a raw-column model's column inputs: its own layers fill and encode their cells.
+
+    `kerakit.layers.TableInput` marks itself with `raw_column = True` (that
+    package imports this module, so the class is not imported here).
+    """
+    return {layer.name for layer in getattr(model, "layers", ()) if getattr(layer, "raw_column", False)}
+
+
 def validate_input_dict(model, x, what="x"):
     """Checks a dict of inputs as one array is checked: names, numbers, finite cells, equal rows.
 
-    Each numeric input must hold finite numbers (string inputs of the model
-    are left to its own lookup layers); every input must have the same
+    Each numeric input must hold finite numbers (string inputs, and the
+    column inputs of a raw-column model, whose layers fill missing cells,
+    are left to the model's own layers); every input must have the same
     number of rows. Returns the dict with pandas columns turned into arrays.
     """
     check_input_names(model, x, what)
     inputs = _named_inputs(model)
+    raw_columns = _raw_column_inputs(model)
     out, counts = {}, {}
     for name, value in x.items():
         tensor = inputs.get(str(name))
         if hasattr(value, "to_numpy"):
             value = value.to_numpy()
-        if tensor is not None and "string" in str(getattr(tensor, "dtype", "")):
+        if str(name) in raw_columns or (tensor is not None and "string" in str(getattr(tensor, "dtype", ""))):
             out[name] = value
         else:
             shape = getattr(tensor, "shape", None)

@@ -7,10 +7,8 @@ with `keras.saving.load_model` — the way `kerakit.data`'s `TableOutput`
 carries a table's metadata. `spec_of(model)` is the one reader.
 
 Only the spec module is imported with this one; Keras loads when a layer is
-made. The layer class is registered with Keras (`kerakit>SpecOutput`) the
-first time kerakit builds or loads a model, and at import when Keras is
-already imported, so `import kerakit.metadata` before
-`keras.saving.load_model(path)` is enough.
+made. The layer class lives in `kerakit.layers` (registered as
+`kerakit>SpecOutput` when that package is imported).
 
 Example:
 
@@ -27,10 +25,7 @@ import weakref
 from kerakit.errors import ConfigError
 from kerakit.spec import ProblemSpec
 
-PACKAGE = "kerakit"
 SPEC_LAYER = "kerakit_spec"
-
-_CLASSES = {}
 
 # Specs of models kerakit did not build (a user's `build` function, an old
 # file with no spec layer): kerakit does not rewire someone else's graph, so
@@ -38,61 +33,6 @@ _CLASSES = {}
 # A weak mapping rather than an attribute on the model: the entry goes when
 # the model goes, and the model's own state is untouched.
 _ATTACHED = weakref.WeakKeyDictionary()
-
-
-def spec_layer_class():
-    """Returns the `SpecOutput` layer class, defining and registering it once (Keras is imported lazily)."""
-    if "SpecOutput" not in _CLASSES:
-        _CLASSES["SpecOutput"] = _define_spec_output()
-    return _CLASSES["SpecOutput"]
-
-
-def _define_spec_output():
-    import keras
-
-    @keras.saving.register_keras_serializable(package=PACKAGE)
-    class SpecOutput(keras.layers.Identity):
-        """Last layer of a kerakit model: passes the output through, holds the problem spec.
-
-        It has no weights and never casts (`autocast=False`): predictions,
-        parameter count and the output dtype (float32 under mixed precision)
-        are those of the layer before it. Its config holds `spec.to_config()`.
-
-        Args:
-            spec: a `ProblemSpec`, or its config dict.
-
-        Example:
-
-        ```python
-        outputs = SpecOutput(spec, name="kerakit_spec")(outputs)
-        ```
-        """
-
-        def __init__(self, spec=None, **kwargs):
-            kwargs.pop("autocast", None)
-            super().__init__(autocast=False, **kwargs)
-            self.problem_spec = _as_spec(spec)
-
-        def get_config(self):
-            spec = self.problem_spec
-            return {**super().get_config(), "spec": spec.to_config() if spec is not None else None}
-
-    SpecOutput.__qualname__ = "SpecOutput"  # picklable by name, as `kerakit.metadata.SpecOutput`
-    return SpecOutput
-
-
-def _as_spec(spec):
-    if spec is None or isinstance(spec, ProblemSpec):
-        return spec
-    if isinstance(spec, dict):
-        return ProblemSpec.from_config(spec)
-    raise ConfigError(f"`spec` must be a kerakit.ProblemSpec. Received: {spec!r}")
-
-
-def __getattr__(name):
-    if name == "SpecOutput":
-        return spec_layer_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def spec_output(outputs, spec, name=SPEC_LAYER):
@@ -107,15 +47,17 @@ def spec_output(outputs, spec, name=SPEC_LAYER):
     """
     if not isinstance(spec, ProblemSpec):
         raise ConfigError(f"`spec` must be a kerakit.ProblemSpec. Received: {spec!r}")
-    return spec_layer_class()(spec, name=name)(outputs)
+    from kerakit.layers import SpecOutput
+
+    return SpecOutput(spec, name=name)(outputs)
 
 
 def _spec_layer(model):
-    cls = _CLASSES.get("SpecOutput")
-    if cls is None:  # never defined in this process, so no model holds one
+    layers = sys.modules.get("kerakit.layers")
+    if layers is None:  # never imported in this process, so no model holds a SpecOutput
         return None
     for layer in reversed(list(getattr(model, "layers", None) or ())):
-        if isinstance(layer, cls):
+        if isinstance(layer, layers.SpecOutput):
             return layer
     return None
 
@@ -163,9 +105,8 @@ def spec_of(model):
     """Returns the `ProblemSpec` of a model, or None when nothing records one.
 
     Read, in order, from: the model's `SpecOutput` layer (models kerakit
-    built, saved or not); the spec `attach_spec` gave a model without that
-    layer; and the metadata of a raw-column model's `TableOutput` layer (files
-    saved before kerakit added the spec layer).
+    built, saved or not), and the spec `attach_spec` gave a model without
+    that layer.
 
     Example:
 
@@ -176,18 +117,6 @@ def spec_of(model):
     if layer is not None and layer.problem_spec is not None:
         return layer.problem_spec
     try:
-        spec = _ATTACHED.get(model)
+        return _ATTACHED.get(model)
     except TypeError:  # not weak-referenceable, so never attached
-        spec = None
-    if spec is not None:
-        return spec
-    # Other layers that know the spec expose `problem_spec` (TableOutput reads its metadata).
-    for layer in reversed(list(getattr(model, "layers", None) or ())):
-        spec = getattr(layer, "problem_spec", None)
-        if isinstance(spec, ProblemSpec):
-            return spec
-    return None
-
-
-if "keras" in sys.modules:  # registering is free once Keras is loaded
-    spec_layer_class()
+        return None

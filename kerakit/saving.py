@@ -17,7 +17,6 @@ has to import anything first. The problem spec a model carries is read with
 `kerakit.metadata.spec_of`.
 """
 
-import importlib
 import json
 import os
 import zipfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from kerakit.atomic import atomic_path
 from kerakit.errors import ConfigError, DataTypeError, RunError
-from kerakit.metadata import attach_spec, spec_layer_class, spec_of
+from kerakit.metadata import attach_spec, spec_of
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -44,19 +43,11 @@ SAFE_KERAS_PRIVATE_PREFIXES = (
     "keras.src.dtype_policies.",
 )
 _ACTIVATION_KEYS = ("activation", "recurrent_activation")
-# The raw-column layers (FillMissing, TableOutput...) sit above this floor, in
-# kerakit.data.layers: named by string until they move into kerakit.layers.
-_RAW_COLUMN_LAYERS = "kerakit.data.layers"
 
 
 def register_layers():
     """Registers every kerakit layer with Keras, so safe-mode loading can rebuild kerakit models."""
-    import kerakit.tabm  # noqa: F401  its layers register on import
-    from kerakit.layers import weighted_average_class
-
-    spec_layer_class()
-    weighted_average_class()
-    importlib.import_module(_RAW_COLUMN_LAYERS)
+    import kerakit.layers  # noqa: F401  every kerakit layer registers on import
 
 
 def model_file(path_or_run):

@@ -166,7 +166,7 @@ def _training_data(model, x, y, spec, validation_split, validation_data, class_w
 # Prediction -----------------------------------------------------------------
 
 # Rows per call of the model in `predict_in_chunks`, unless the caller says otherwise.
-PREDICT_CHUNK = 4096
+PREDICT_CHUNK = 256
 
 
 def predict_in_chunks(model, x, batch_size=PREDICT_CHUNK):
@@ -174,17 +174,19 @@ def predict_in_chunks(model, x, batch_size=PREDICT_CHUNK):
 
     The model is called directly (`model(chunk, training=False)`), so no
     predict function is traced per model: cross-validation and permutation
-    importance call fresh models or the same model hundreds of times. Chunks
-    hold `batch_size` rows; the last one is padded with copies of its last
-    row up to a power of two (at most `batch_size`) and the padding dropped,
-    so any number of rows meets only a handful of shapes and JAX compiles
-    each op a handful of times, not once per row count.
+    importance call fresh models or the same model hundreds of times. Every
+    call gets exactly `batch_size` rows: the last chunk is padded with copies
+    of its last row and the padding dropped. One shape per model means JAX
+    compiles each op once, whatever the row count, and each row's prediction
+    does not depend on the rows it is predicted with (float32 matrix products
+    round differently for different batch sizes), which scikit-learn's
+    subset- and order-invariance checks rely on.
 
     Args:
         model: a `keras.Model`.
         x: an array (texts as an object array of strings), or a dict of
             arrays for a model with named inputs, as `prepare` returns them.
-        batch_size: rows per call. Defaults to `PREDICT_CHUNK` (4096).
+        batch_size: rows per call. Defaults to `PREDICT_CHUNK` (256).
 
     Returns:
         The outputs as a NumPy array (float32 for kerakit's models).
@@ -211,9 +213,8 @@ def predict_in_chunks(model, x, batch_size=PREDICT_CHUNK):
         for start in range(0, n, batch_size):
             chunk = _map(x, lambda v, s=start: v[s:s + batch_size])
             size = min(batch_size, n - start)
-            padded = min(int(batch_size), 1 << (size - 1).bit_length())
-            if padded > size:  # copies of the last row, dropped again below
-                chunk = _map(chunk, lambda v, extra=padded - size: _pad(v, extra))
+            if size < batch_size:  # copies of the last row, dropped again below
+                chunk = _map(chunk, lambda v, extra=int(batch_size) - size: _pad(v, extra))
             out = model(_map(chunk, _as_tensor), training=False)
             parts.append(np.asarray(keras.ops.convert_to_numpy(out))[:size])
     if not parts:

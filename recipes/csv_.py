@@ -205,11 +205,11 @@ def history_units(data):
 def run(config, data, run):
     """Builds the raw-column model, trains on the encoded target, reports on the test split."""
     import kerakit as kk
-    from kerakit.data import StatsAccumulator, build_table_model
+    from kerakit.data import StatsAccumulator, backend_inputs, build_table_model
     from kerakit.data.train import train_table_model
 
     spec, schema, encoder = data["spec"], data["schema"], data["encoder"]
-    run.print(schema)
+    run.print(schema.summary(body=config.body))
     stats = StatsAccumulator(schema).update(data["x_train"]).result()
     rows = len(data["y_train"])
     batch_size = config.batch_size or TABLE_DEFAULTS.batch_size_for(rows)
@@ -235,6 +235,9 @@ def run(config, data, run):
     run.save_history(history, units=history_units(data))
     run.save_model(model)
     run.save_json("schema", schema.to_dict())
+    # Text columns as this backend's model takes them (codes off TensorFlow), here and
+    # in the run's standard plots, which predict `x_test` with the saved model.
+    data["x_test"] = backend_inputs(model, data["x_test"])
     return kk.evaluate(model, data["x_test"], data["y_test"], spec)
 
 

@@ -36,10 +36,13 @@ it, and a fit on the 20,000-row tables within 60 seconds.
 
 `--out FILE` appends each fit as a JSON line and skips fits already there,
 so an interrupted run resumes; `--summary FILE` prints the tables of a
-finished run again.
+finished run again. `--backend jax` (or KERAS_BACKEND) picks the Keras
+backend kerakit's models train on; each line records it. `--rows N` keeps a
+seeded sample of N rows per table, for a quick comparison on a busy machine.
 
 Usage: python scripts/bench_tabular.py [--tables counts randhie ...] [--folds 5]
-       [--models new old hgb linear] [--out runs.jsonl] [--summary runs.jsonl]
+       [--models new old hgb linear] [--backend tensorflow|jax|torch] [--rows N]
+       [--out runs.jsonl] [--summary runs.jsonl]
 """
 
 import argparse
@@ -279,8 +282,9 @@ def _done(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run(tables, count, models, out=None):
-    rows = _done(out)
+def run(tables, count, models, out=None, sample=None):
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    rows = [r for r in _done(out) if r.get("backend", "tensorflow") == backend]
     have = {(r["table"], r["fold"], r["model"]) for r in rows}
     for table in tables:
         loaded = TABLES[table]()
@@ -288,6 +292,8 @@ def run(tables, count, models, out=None):
             print(f"{table}: skipped (statsmodels is not installed; pip install statsmodels)")
             continue
         frame, task, categorical = loaded
+        if sample and len(frame) > sample:
+            frame = frame.sample(sample, random_state=0).reset_index(drop=True)
         for fold, (train_rows, test_rows) in enumerate(folds(frame, task, count)):
             train, test = frame.iloc[train_rows], frame.iloc[test_rows]
             for name in models:
@@ -298,12 +304,14 @@ def run(tables, count, models, out=None):
                 seconds = time.perf_counter() - start
                 value = score(task, test["target"].to_numpy(), predicted)
                 row = {"table": table, "task": task, "rows": len(frame), "fold": fold,
-                       "model": name, "score": float(value), "seconds": seconds}
+                       "model": name, "score": float(value), "seconds": seconds,
+                       "backend": backend}
                 rows.append(row)
                 if out:
                     with open(out, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
-                print(f"{table:14s} fold {fold} {name:7s} {value:8.4f} {seconds:7.1f}s", flush=True)
+                print(f"{table:14s} fold {fold} {name:7s} {value:8.4f} {seconds:7.1f}s {backend}",
+                      flush=True)
     return [r for r in rows if r["table"] in tables and r["model"] in models]
 
 
@@ -368,11 +376,18 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--out", help="append each fit to this JSON-lines file; resume from it")
     parser.add_argument("--summary", help="print the summary of a finished JSON-lines file")
+    parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+                        help="the Keras backend of kerakit's models (default: KERAS_BACKEND)")
+    parser.add_argument("--rows", type=int, help="keep a seeded sample of this many rows per table")
     args = parser.parse_args()
+    if args.backend:  # before anything imports Keras
+        os.environ["KERAS_BACKEND"] = args.backend
     if args.summary:
-        rows = [r for r in _done(args.summary) if r["model"] in args.models]
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        rows = [r for r in _done(args.summary) if r["model"] in args.models
+                and r.get("backend", "tensorflow") == backend]
     else:
-        rows = run(args.tables, args.folds, args.models, args.out)
+        rows = run(args.tables, args.folds, args.models, args.out, args.rows)
     print(summary(rows, args.models))
 
 

@@ -22,10 +22,19 @@ best validation score after 10 and 25 trials (val_accuracy on digits,
 val_loss = MSE of the standardized target on load_diabetes), mean over
 seeds. Few epochs and small models, so it runs on CPU in minutes.
 
+Pruning (`--compare-pruning`): TPE with the median pruner against TPE
+without, same space (ORACLE_SPACE), budget, epochs and seeds, on digits
+(val_accuracy) and load_diabetes (val_loss, a regression table). Reported
+per dataset: wall time and fits of each, the time ratio (target <= 0.6) and
+the best validation score of each (mean over seeds; "within noise" is judged
+against the spread over seeds, which is printed too).
+
 Usage: python scripts/bench_tune.py [--trials 10] [--epochs 10] [--repeats 1]
        [--memory-trials 100] [--skip-memory] [--json]
        python scripts/bench_tune.py --compare-oracles [--budgets 10 25] [--seeds 2]
        [--oracle-epochs 3] [--log runs.jsonl] [--json]
+       python scripts/bench_tune.py --compare-pruning [--pruning-trials 20] [--seeds 2]
+       [--pruning-epochs 15] [--json]
 """
 
 import argparse
@@ -87,6 +96,7 @@ def throughput(trials, epochs, seed, workdir):
     import numpy as np
 
     import kerakit as kk
+    from kerakit.tuning import CrossValidation
 
     x_train, y_train, x_val, y_val, x_test, y_test = digits()
     out = {}
@@ -109,7 +119,7 @@ def throughput(trials, epochs, seed, workdir):
     spec = kk.ProblemSpec(task="multiclass", num_classes=10)
     start = time.perf_counter()
     result = kk.tune(spec, x_train, y_train, SPACE, tuner="random", max_trials=trials,
-                     objective="val_accuracy", validation_data=(x_val, y_val), epochs=epochs,
+                     objective="val_accuracy", cv=CrossValidation(validation_data=(x_val, y_val)), epochs=epochs,
                      patience=None, batch_size=32, seed=seed, directory=workdir,
                      project_name=f"kerakit{seed}", overwrite=True, refit=False, verbose=0)
     seconds = time.perf_counter() - start
@@ -160,6 +170,7 @@ def compare_oracles(budgets, seeds, epochs, workdir, log=None):
     `log`, each finished search is appended to that file as one JSON line.
     """
     import kerakit as kk
+    from kerakit.tuning import CrossValidation
 
     x_train, y_train, x_val, y_val, _, _ = digits()
     tables = {
@@ -173,7 +184,8 @@ def compare_oracles(budgets, seeds, epochs, workdir, log=None):
             for tuner in ("random", "bayesian", "tpe"):
                 start = time.perf_counter()
                 result = kk.tune(spec, xt, yt, ORACLE_SPACE, tuner=tuner, max_trials=max(budgets),
-                                 objective=objective, validation_data=(xv, yv), epochs=epochs,
+                                 objective=objective, cv=CrossValidation(validation_data=(xv, yv)),
+                                 epochs=epochs,
                                  patience=None, batch_size=64, seed=seed, directory=workdir,
                                  project_name=f"{data_name}-{tuner}-{seed}", overwrite=True,
                                  refit=False, verbose=0)
@@ -206,6 +218,59 @@ def summarize(runs, budgets):
     return out
 
 
+def compare_pruning(trials, seeds, epochs, workdir):
+    """TPE with pruner="median" against no pruner: time, fits and best score per dataset."""
+    import numpy as np
+
+    import kerakit as kk
+    from kerakit.tuning import CrossValidation
+
+    x_train, y_train, x_val, y_val, _, _ = digits()
+    tables = {
+        "digits": (kk.ProblemSpec(task="multiclass", num_classes=10), (x_train, y_train, x_val, y_val),
+                   "val_accuracy"),
+        "diabetes": (kk.ProblemSpec(task="regression"), diabetes(), "val_loss"),
+    }
+    summary = {}
+    for name, (spec, (xt, yt, xv, yv), objective) in tables.items():
+        runs = {"none": [], "median": []}
+        # Warm up (imports, first traces), so the first timed search does not pay for them.
+        kk.tune(spec, xt, yt, ORACLE_SPACE, tuner="tpe", max_trials=1, objective=objective,
+                cv=CrossValidation(validation_data=(xv, yv)), epochs=1, directory=workdir,
+                project_name=f"{name}-warmup", overwrite=True, refit=False, verbose=0)
+        for seed in range(seeds):
+            for pruner in ("none", "median"):
+                start = time.perf_counter()
+                result = kk.tune(spec, xt, yt, ORACLE_SPACE, tuner="tpe", max_trials=trials,
+                                 objective=objective, cv=CrossValidation(validation_data=(xv, yv)),
+                                 epochs=epochs, patience=None, batch_size=64, seed=seed,
+                                 pruner=None if pruner == "none" else pruner, directory=workdir,
+                                 project_name=f"{name}-{pruner}-{seed}", overwrite=True, refit=False,
+                                 verbose=0)
+                runs[pruner].append({"seconds": time.perf_counter() - start, "fits": result.fits,
+                                     "best": result.best_score,
+                                     "pruned": int((result.trials["status"] == "PRUNED").sum())})
+        row = {pruner: {key: float(np.mean([r[key] for r in rs])) for key in rs[0]}
+               for pruner, rs in runs.items()}
+        for pruner, rs in runs.items():
+            row[pruner]["best_std_over_seeds"] = float(np.std([r["best"] for r in rs]))
+        row["time_ratio"] = row["median"]["seconds"] / row["none"]["seconds"]
+        row["objective"] = objective
+        summary[name] = row
+    return summary
+
+
+def print_pruning(summary, trials, seeds, epochs):
+    print(f"TPE, {trials} trials x {epochs} epochs, mean over {seeds} seed(s): median pruner vs none")
+    for name, row in summary.items():
+        for pruner in ("none", "median"):
+            r = row[pruner]
+            print(f"  {name:9s} {pruner:7s} {r['seconds']:7.1f} s  {r['fits']:5.1f} fits  "
+                  f"{r['pruned']:4.1f} pruned  best {row['objective']} {r['best']:.4f} "
+                  f"(± {r['best_std_over_seeds']:.4f} over seeds)")
+        print(f"  {name:9s} time ratio {row['time_ratio']:.2f} (target <= 0.6)")
+
+
 def print_oracles(summary, budgets, seeds, epochs):
     print(f"oracles: best validation score after {budgets} trials, mean over {seeds} seeds, "
           f"{epochs} epochs per trial")
@@ -227,7 +292,8 @@ def memory_run(trials, isolate, workdir):
     from sklearn.datasets import load_digits
 
     import kerakit as kk
-    from kerakit.tuning.trials import _memory_mb
+    from kerakit.tuning import Distribution
+    from kerakit.tuning.trials import memory_mb
 
     x, y = load_digits(return_X_y=True)
     x, y = (x[:200] / 16).astype("float32"), y[:200]
@@ -236,12 +302,12 @@ def memory_run(trials, isolate, workdir):
     # Warm up: TensorFlow, Keras and one model, so the baseline is a ready process.
     kk.tune(spec, x, y, space, max_trials=1, epochs=1, directory=workdir, project_name="warmup",
             overwrite=True, verbose=0)
-    before, _ = _memory_mb()
+    before, _ = memory_mb()
     start = time.perf_counter()
     kk.tune(spec, x, y, space, max_trials=trials, epochs=1, directory=workdir, project_name="search",
-            overwrite=True, verbose=0, isolate=isolate, refit=False)
+            overwrite=True, verbose=0, distribution=Distribution(isolate=isolate), refit=False)
     seconds = time.perf_counter() - start
-    after, peak = _memory_mb()
+    after, peak = memory_mb()
     child = 0.0
     if isolate:
         infos = [json.load(open(p)) for p in glob.glob(os.path.join(workdir, "search", "trial_*",
@@ -276,8 +342,20 @@ def main():
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--oracle-epochs", type=int, default=3)
     parser.add_argument("--log", default=None, help="append each finished search to this JSON-lines file")
+    parser.add_argument("--compare-pruning", action="store_true",
+                        help="TPE with the median pruner vs without: time and best score")
+    parser.add_argument("--pruning-trials", type=int, default=20)
+    parser.add_argument("--pruning-epochs", type=int, default=15)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench_tune_")
+
+    if args.compare_pruning:
+        summary = compare_pruning(args.pruning_trials, args.seeds, args.pruning_epochs, workdir)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print_pruning(summary, args.pruning_trials, args.seeds, args.pruning_epochs)
+        return
 
     if args.compare_oracles:
         summary = compare_oracles(sorted(args.budgets), args.seeds, args.oracle_epochs, workdir, args.log)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import kerakit as kk
-from kerakit import metadata, metrics_registry
+from kerakit import metrics_registry
 from kerakit.metadata import SPEC_LAYER, attach_spec, spec_of
 
 SPECS = {
@@ -106,7 +106,7 @@ def test_old_model_without_spec_layer_loads_with_the_fallbacks(tmp_path):
     assert spec_from_model(bare) == kk.ProblemSpec(task="multiclass", num_classes=3)
 
 
-def test_old_raw_column_model_gets_its_spec_from_table_metadata(tmp_path):
+def test_raw_column_model_keeps_its_spec_through_save(tmp_path):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["u", "v"], 60),
                           "kind": rng.choice(["red", "green", "blue"], 60)})
@@ -114,15 +114,6 @@ def test_old_raw_column_model_gets_its_spec_from_table_metadata(tmp_path):
     assert spec_of(result.model).class_names == ("blue", "green", "red")
     result.model.save(tmp_path / "new.keras")
     assert spec_of(kk.load_table_model(tmp_path / "new.keras")) == spec_of(result.model)
-    # Rebuilt as before the spec layer: TableOutput straight on the output Dense.
-    table_layer = result.model.get_layer("table_output")
-    from kerakit.data.layers import TableOutput
-
-    head = result.model.get_layer("output").output
-    old = keras.Model(result.model.inputs, TableOutput(table_layer.metadata, name="table_output")(head))
-    assert all(layer.name != SPEC_LAYER for layer in old.layers)
-    old.save(tmp_path / "old.keras")
-    assert spec_of(kk.load_table_model(tmp_path / "old.keras")) == spec_of(result.model)
 
 
 def test_spec_config_is_plain_json_and_rebuilds_the_spec():
@@ -132,12 +123,14 @@ def test_spec_config_is_plain_json_and_rebuilds_the_spec():
     assert kk.ProblemSpec.from_config({"task": "binary", "added_in_a_later_version": 1}) == SPECS["binary"]
 
 
-def test_metadata_imports_no_keras():
+def test_metadata_imports_no_keras_and_spec_output_lives_in_layers():
+    from kerakit.layers import SpecOutput
+
+    assert isinstance(kk.build_model(SPECS["binary"], input_shape=(3,)).layers[-1], SpecOutput)
     code = ("import sys, kerakit.metadata, kerakit.metrics_registry, kerakit.builders; "
             "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
-    assert metadata.SpecOutput is metadata.spec_layer_class()
 
 
 @pytest.mark.slow
@@ -154,7 +147,7 @@ x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
 model.fit(x, np.array([0, 1, 2, 0, 1, 2]), epochs=1, verbose=0)
 before = model.predict(x, verbose=0)
 model.save({str(tmp_path / 'm.keras')!r})
-import kerakit.metadata  # registers SpecOutput for plain keras.saving.load_model
+import kerakit.layers  # registers SpecOutput for plain keras.saving.load_model
 loaded = keras.saving.load_model({str(tmp_path / 'm.keras')!r}, safe_mode=True)
 assert spec_of(loaded) == spec, spec_of(loaded)
 np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-6)

@@ -10,7 +10,6 @@ import math
 
 from kerakit.analysis.loading import input_structure, spec_from_model
 from kerakit.errors import ConfigError, DataTypeError
-from kerakit.layers import weighted_average_class
 from kerakit.metadata import spec_output
 from kerakit.saving import load_model
 
@@ -111,7 +110,9 @@ def ensemble(models, weights=None, *, spec=None, name="ensemble"):
     if weights is None or len(set(weights)) == 1:
         averaged = keras.layers.Average(name="average")(outputs)
     else:
-        averaged = weighted_average_class()(weights, name="average")(outputs)
+        from kerakit.layers import WeightedAverage
+
+        averaged = WeightedAverage(weights, name="average")(outputs)
     spec = spec or spec_from_model(members[0])
     if spec is not None:  # saved with the ensemble, as build_model saves it
         averaged = spec_output(averaged, spec)
@@ -123,7 +124,7 @@ def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemb
 
     A kerakit `tune` search keeps fold weights rather than Keras Tuner's
     per-trial checkpoints; ask it for its fold ensemble instead:
-    `kk.tune(..., cv=5, ensemble=True).ensemble`.
+    `kk.tune(..., cv=5, refit=kk.tuning.Refit(ensemble=True)).ensemble`.
 
     Example:
 
@@ -134,7 +135,8 @@ def ensemble_from_tuner(tuner, top_k=5, *, weights=None, spec=None, name="ensemb
     if hasattr(tuner, "tuner") or type(tuner).__module__.startswith("kerakit."):
         raise ConfigError(
             "ensemble_from_tuner takes a plain keras_tuner tuner. For a kerakit.tune search, "
-            "pass ensemble=True with cv=k (kk.tune(..., cv=5, ensemble=True)) and use "
+            "pass refit=kk.tuning.Refit(ensemble=True) with cv=k (kk.tune(..., cv=5, "
+            "refit=kk.tuning.Refit(ensemble=True))) and use "
             "result.ensemble, or build members with kk.ensemble([...])."
         )
     if not hasattr(tuner, "get_best_models"):

@@ -7,7 +7,8 @@ import sys
 def add_arguments(parser):
     parser.description = (
         "Run a recipe by name (see `kerakit recipes`) or by path to a .py file. Its config "
-        "fields are flags: `kerakit run NAME --help` lists them with their defaults."
+        "fields are flags: `kerakit run NAME --help` lists them with their defaults. "
+        "`--tracking-uri URI` (or $MLFLOW_TRACKING_URI) also logs the run to MLflow."
     )
     parser.add_argument("recipe", nargs="?", help="recipe name, or path to a recipe .py file")
     parser.add_argument("--recipes-dir", metavar="DIR", action="append", default=None,

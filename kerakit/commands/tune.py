@@ -6,9 +6,11 @@ validation rows with `--cv`), the best candidate is refit and reported once
 on the test split. A recipe may define `search_space(config)` returning a
 space (dict, list of dicts or build(hp) function); otherwise the default
 space of the body named by --body ("mlp" unless given; "table" is the
-TabM-style ensemble of fit_table's default) is searched. With kerakit's own spaces, features are
-standardized inside the model with statistics of the tuning rows; a
-build(hp) function builds its whole model, preprocessing included.
+TabM-style ensemble of fit_table's default) is searched. The work is
+`kerakit.tuning.tune_splits` (callable from Python): numeric features are
+standardized inside the model, raw table columns are encoded by the body's
+preprocessing and the best network is joined back to it; this command
+parses, calls it and prints.
 
 Distributed search uses Keras Tuner's chief/worker mode: start
 `kerakit tune RECIPE --chief --oracle-port 8000` and, anywhere that reaches
@@ -19,8 +21,6 @@ it, `kerakit tune RECIPE --worker w1 --oracle-ip HOST --oracle-port 8000`
 import argparse
 import json
 import sys
-
-TUNERS = ("random", "grid", "bayesian", "hyperband", "tpe")  # kept in step with kerakit.tuning.TUNERS
 
 
 def add_arguments(parser):
@@ -34,7 +34,12 @@ def add_arguments(parser):
 
 
 def add_options(parser):
+    from kerakit.tuning.options import TUNERS
+    from kerakit.tuning.pruning import PRUNERS
+
     parser.add_argument("--tuner", choices=TUNERS, default="random", help="search algorithm (default: random)")
+    parser.add_argument("--pruner", choices=PRUNERS, default=None,
+                        help="stop trials that trail the others epoch by epoch (Optuna's pruners; default: none)")
     parser.add_argument("--body", default="mlp",
                         help="body whose default space is searched: mlp, table (the TabM-style "
                              "ensemble of fit_table), cnn, sequence, or a registered name (default: mlp)")
@@ -75,114 +80,55 @@ def _config(module, args, rest, name):
     return config
 
 
-def _features(data, key):
-    import numpy as np
+def _check_counts(args):
+    """Refuses nonsense counts by their flag, before anything loads."""
+    from kerakit.checks import check_count
 
-    from kerakit.errors import DataTypeError
-
-    value = data[key]
-    if isinstance(value, dict):
-        raise DataTypeError(
-            f"kerakit tune needs numeric feature arrays, or raw columns with the recipe's "
-            f"'schema' and 'encoder' (as `kerakit run csv` returns), but the recipe's {key} is a "
-            f"dict of raw columns without them. Return those from data(config), or tune in "
-            f"Python with kerakit.tune(..., space=build) on a build(hp) function that adds the "
-            f"column preprocessing."
-        )
-    return np.asarray(value, dtype="float32")
+    for flag, value, minimum in (("--max-trials", args.max_trials, 1), ("--epochs", args.epochs, 1),
+                                 ("--cv", args.cv, 2), ("--patience", args.patience, 0)):
+        if value is not None:
+            check_count(flag.lstrip("-").replace("-", "_"), value, minimum=minimum, spelled=flag)
 
 
-class _Table:
-    """A recipe of raw columns, encoded once by the body's preprocessing for the search."""
-
-    def __init__(self, data, body):
-        import numpy as np
-
-        from kerakit.data import StatsAccumulator
-        from kerakit.data.table import table_encoder
-        from kerakit.data.train import encode_rows
-
-        self.schema, self.encoder, self.body = data["schema"], data["encoder"], body
-        stats = StatsAccumulator(self.schema).update(data["x_train"]).result()
-        self.encode = table_encoder(self.schema, stats, body=body)
-        self.x_test, self.y_test = data["x_test"], data["y_test"]
-        # The network trains on class indices or the transformed target.
-        forward = (lambda v: v) if self.encoder.task_ == "classification" else self.encoder.forward
-        self.data = {**data, **{f"x_{k}": encode_rows(self.encode, data[f"x_{k}"])
-                                for k in ("train", "val", "test")},
-                     "y_train": forward(np.asarray(data["y_train"])),
-                     "y_val": forward(np.asarray(data["y_val"]))}
-
-    def join(self, network, x, y, validation):
-        """The raw-column model: preprocessing → the searched network → answers in target units."""
-        from kerakit.data.table import join_table_model
-        from kerakit.data.train import set_smearing
-
-        model = join_table_model(self.encode, network, self.schema, self.encoder, body=self.body)
-        if self.encoder.transform_.get("log1p"):
-            rows, targets = validation if validation is not None else (x, y)
-            set_smearing(model, network, rows, targets, self.encoder)
-        return model
-
-
-def tune_recipe(args, rest):
-    """Loads the recipe, tunes on its data, reports on its test split; returns the result dict."""
-    import functools
-
-    from kerakit.backend import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    import keras
-    import keras_tuner
-    import numpy as np
-
-    import kerakit as kk
-    from kerakit import recipes
+def _set_role(args):
+    from kerakit.errors import ConfigError
     from kerakit.tuning import distributed
 
-    module = recipes.load(args.recipe, args.recipes_dir)
-    name = module.__kerakit_recipe__.name
     if args.chief:
         distributed.set_environment("chief", args.oracle_ip, args.oracle_port)
     elif args.worker:
         if "chief" in args.worker:
-            from kerakit.errors import ConfigError
-
             raise ConfigError(f"A worker name must not contain 'chief'. Received: --worker {args.worker}")
         distributed.set_environment(args.worker, args.oracle_ip, args.oracle_port)
+
+
+def tune_recipe(args, rest):
+    """Loads the recipe, tunes on its splits (kerakit.tuning.tune_splits); returns the report dict."""
+    from kerakit import recipes
+    from kerakit.backend import import_tensorflow_quietly
+    from kerakit.tuning import Distribution, Refit, tune_splits
+
+    _check_counts(args)  # before TensorFlow loads: a bad count is refused at once
+    import_tensorflow_quietly()
+    module = recipes.load(args.recipe, args.recipes_dir)
+    name = module.__kerakit_recipe__.name
+    _set_role(args)
     config = _config(module, args, rest, name)
     data = recipes.check_data(module.data(config), name)
-    spec = data["spec"]
-    table = None
-    if isinstance(data["x_train"], dict) and {"schema", "encoder"} <= set(data):
-        table = _Table(data, args.body)  # raw columns (kerakit run csv): encoded once
-        data = table.data
-    x_train, x_val = _features(data, "x_train"), _features(data, "x_val")
-    y_train, y_val = np.asarray(data["y_train"]), np.asarray(data["y_val"])
-    if args.cv:
-        x, y, validation = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]), None
-    else:
-        x, y, validation = x_train, y_train, (x_val, y_val)
-    # Standardize inside the model: the saved model takes the recipe's raw rows.
-    preprocessor = functools.partial(keras.layers.Normalization, mean=x.mean(axis=0),
-                                     variance=np.maximum(x.var(axis=0), 1e-12))
-    if table is not None:
-        preprocessor = None  # the table's own preprocessing encoded the rows
     space = module.search_space(config) if hasattr(module, "search_space") else None
-    if space is not None and (callable(space) or isinstance(space, keras_tuner.HyperModel)):
-        preprocessor = None  # a build(hp) function builds its whole model, scaling included
     # --smoke: seconds, as for `kerakit run`: 2 epochs and 2 candidates unless asked otherwise.
     smoke = bool(getattr(config, "smoke", False))
-    epochs = args.epochs or (2 if smoke else getattr(config, "epochs", None) or 50)
-    max_trials = args.max_trials or (2 if smoke else "auto")
+    epochs = args.epochs if args.epochs is not None else (2 if smoke else getattr(config, "epochs", None) or 50)
+    max_trials = args.max_trials if args.max_trials is not None else (2 if smoke else "auto")
     quiet = args.quiet or args.json_output
-    result = kk.tune(
-        spec, x, y, space, tuner=args.tuner, max_trials=max_trials, cv=args.cv,
-        objective=args.objective, validation_data=validation, epochs=epochs,
-        patience=args.patience, body=args.body, preprocessor=preprocessor, directory=args.directory,
+    found = tune_splits(
+        data, space, tuner=args.tuner, max_trials=max_trials, cv=args.cv, objective=args.objective,
+        epochs=epochs, patience=args.patience, body=args.body, directory=args.directory,
         project_name=args.project_name or name, overwrite=args.overwrite, seed=config.seed,
-        ensemble=args.ensemble, isolate=args.isolate, verbose=0 if quiet else 1,
-        worker_timeout=args.worker_timeout, chief_timeout=args.chief_timeout)
+        refit=Refit(ensemble=args.ensemble), pruner=args.pruner, verbose=0 if quiet else 1,
+        distribution=Distribution(isolate=args.isolate, worker_timeout=args.worker_timeout,
+                                  chief_timeout=args.chief_timeout))
+    result = found.search
     report = {"recipe": name, "role": result.role, "directory": str(result.directory),
               "plan": result.plan, "fits": result.fits}
     if result.role == "worker":
@@ -194,29 +140,18 @@ def tune_recipe(args, rest):
                   best_hyperparameters={k: (list(v) if isinstance(v, tuple) else v)
                                         for k, v in result.best_hyperparameters.items()},
                   trials=int(len(result.trials)))
-    from kerakit.atomic import atomic_path
-
-    if result.best_model is not None and table is not None:
-        model = table.join(result.best_model, x, y, validation)
-        report["test_metrics"] = kk.evaluate(model, table.x_test, table.y_test, spec)
-        with atomic_path(result.directory / "table_model.keras") as tmp:
-            model.save(tmp)
-        report["table_model"] = str(result.directory / "table_model.keras")
-    elif result.best_model is not None:
-        report["test_metrics"] = kk.evaluate(result.best_model, _features(data, "x_test"),
-                                             data["y_test"], spec)
-    if result.ensemble is not None:
-        ensemble = result.ensemble if table is None else table.join(result.ensemble, x, y, validation)
-        report["ensemble_test_metrics"] = (
-            kk.evaluate(ensemble, _features(data, "x_test"), data["y_test"], spec) if table is None
-            else kk.evaluate(ensemble, table.x_test, table.y_test, spec))
-        with atomic_path(result.directory / "ensemble.keras") as tmp:
-            ensemble.save(tmp)
+    if found.test_metrics is not None:
+        report["test_metrics"] = found.test_metrics
+    if found.model_path is not None and found.model_path.name == "table_model.keras":
+        report["table_model"] = str(found.model_path)
+    if found.ensemble_test_metrics is not None:
+        report["ensemble_test_metrics"] = found.ensemble_test_metrics
     report["_trials"] = result.trials
     return report
 
 
-def _print_report(report):
+def print_report(report):
+    """Prints what the search found, the best trials first, and where its files are."""
     trials = report.pop("_trials", None)
     if report["role"] == "worker":
         print(f"Worker done: ran trials {report['trials_run']} ({report['fits']} fits).")
@@ -239,8 +174,6 @@ def _print_report(report):
 
 
 def run(args):
-    from kerakit.errors import KerakitError
-
     options = argparse.ArgumentParser(prog="kerakit tune", allow_abbrev=False, add_help=False)
     add_options(options)
     args, rest = options.parse_known_args(args.recipe_args, namespace=args)
@@ -249,15 +182,11 @@ def run(args):
     # --json: stdout carries the JSON alone; anything a library prints on the
     # way (Keras Tuner's "Reloading Tuner from ..." on resume) goes to stderr.
     quiet_stdout = contextlib.redirect_stdout(sys.stderr) if args.json_output else contextlib.nullcontext()
-    try:
-        with quiet_stdout:
-            report = tune_recipe(args, rest)
-    except KerakitError as error:
-        print(f"kerakit: error: {error}", file=sys.stderr)
-        return 1
+    with quiet_stdout:
+        report = tune_recipe(args, rest)
     if args.json_output:
         report.pop("_trials", None)
         print(json.dumps(report, default=str))
     elif not args.quiet:
-        _print_report(report)
+        print_report(report)
     return 0

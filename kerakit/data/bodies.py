@@ -13,7 +13,7 @@ BENCHMARKS.md):
 - AdamW with a linear warm-up and a cosine decay over the planned steps;
   early stopping restores the best epoch's weights.
 
-Every piece is a Keras layer (`kerakit.data.layers`), so the saved
+Every piece is a Keras layer (`kerakit.layers`), so the saved
 `.keras` file still predicts from raw rows.
 """
 
@@ -127,7 +127,7 @@ def quantile_edges(sample, bins):
 
 
 def _encode_number(column, stats, tensor, name, bins):
-    from kerakit.data.layers import (
+    from kerakit.layers import (
         FillMissing,
         MissingIndicator,
         PiecewiseLinearEncoding,
@@ -149,8 +149,15 @@ def _encode_number(column, stats, tensor, name, bins):
 def table_preprocessor(schema, stats, crosses=(), cross_bins=64, bins=TABLE_DEFAULTS.bins):
     """Like `make_preprocessor`, with robust scaling and piecewise-linear encodings for numbers."""
 
-    from kerakit.data.preprocess import ENCODERS, check_crosses, join_features, layer_names
+    from kerakit.data.preprocess import (
+        ENCODERS,
+        check_cross_bins,
+        check_crosses,
+        join_features,
+        layer_names,
+    )
 
+    check_cross_bins(cross_bins)
     names = layer_names(schema)
     crosses = check_crosses(crosses, schema)
 
@@ -191,7 +198,7 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, loss
             the warm-up + cosine schedule; None keeps the rate constant.
         seed: seeds the weights.
         loss, metrics: "auto" for the spec's; or as given (a log-link target
-            trains on `kerakit.data.layers.log_poisson`, without metrics).
+            trains on `kerakit.layers.log_poisson`, without metrics).
         **options: `TABLE_OPTIONS` (members, units, dropout, learning_rate,
             weight_decay, warmup; bins is the preprocessor's).
 
@@ -202,8 +209,8 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, loss
 
     from kerakit import heads
     from kerakit.backend import set_random_seed
+    from kerakit.layers import ensemble_output, ensemble_stack
     from kerakit.metadata import spec_output
-    from kerakit.tabm import ensemble_output, ensemble_stack
 
     settings = table_options(**options)
     if seed is not None:

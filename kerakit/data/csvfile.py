@@ -11,6 +11,8 @@ import codecs
 import csv
 import io
 import os
+import tempfile
+import weakref
 
 import numpy as np
 
@@ -62,6 +64,44 @@ def sniff_separator(path, encoding="utf-8"):
     return found
 
 
+def _plain_copy(path, encoding):
+    """Why a file is read through a UTF-8 copy with "\n" line ends (None: read it as it is).
+
+    Blocks are cut at b"\n", which needs an encoding where "\n" is that one
+    byte (not UTF-16 or UTF-32), and a file whose lines end in "\n" (not the
+    lone "\r" of old Mac files).
+    """
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        return "wide"
+    with open(path, "rb") as f:
+        sample = f.read(SNIFF_BYTES)
+    return "old_mac" if b"\r" in sample and b"\n" not in sample else None
+
+
+def _copy_as_utf8(path, encoding, old_mac):
+    """Writes `path` as UTF-8 with "\n" line ends to a temporary file; returns its path."""
+    handle, temp = tempfile.mkstemp(prefix="kerakit-", suffix=".csv")
+    try:
+        with open(path, encoding=encoding, newline="") as source, \
+                os.fdopen(handle, "w", encoding="utf-8", newline="") as target:
+            line = 1
+            while chunk := source.read(1 << 20):
+                if old_mac:
+                    chunk = chunk.replace("\r", "\n")
+                target.write(chunk)
+                line += chunk.count("\n")
+    except UnicodeDecodeError as error:
+        os.remove(temp)
+        raise DataError(
+            f"{path!r} is not valid {encoding}: near line {line}, {error.reason}. Pass the "
+            f"file's encoding (e.g. encoding='utf-16' or encoding='latin-1'), or re-save it as UTF-8."
+        ) from None
+    except BaseException:
+        os.remove(temp)
+        raise
+    return temp
+
+
 def _lines_text(lines, limit=5):
     text = ", ".join(str(line) for line in lines[:limit])
     return text + (", ..." if len(lines) > limit else "")
@@ -101,15 +141,22 @@ class CsvReader:
                 f"Unknown text encoding {encoding!r} for {self.path!r}. Pass a Python codec "
                 f"name, e.g. encoding='utf-8', encoding='latin-1' or encoding='cp1252'."
             ) from None
+        # What is read: the file, or a UTF-8 copy of it with "\n" line ends (messages name the file).
+        self.file = self.path
+        copy = _plain_copy(self.path, encoding)
+        if copy is not None:
+            self.file = _copy_as_utf8(self.path, encoding, old_mac=copy == "old_mac")
+            self.encoding = "utf-8"
+            weakref.finalize(self, os.remove, self.file)
         if sep is None:
-            sep = sniff_separator(self.path, encoding)
+            sep = sniff_separator(self.file, self.encoding)
         if not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n\"":
             raise DataError(
                 f"The CSV separator must be one character other than a quote or a line end, "
                 f"such as ',' or ';'. Received: sep={sep!r}."
             )
         self.sep = sep
-        with open(self.path, "rb") as f:
+        with open(self.file, "rb") as f:
             header = f.readline()
             while header and not header.strip():
                 header = f.readline()
@@ -155,7 +202,7 @@ class CsvReader:
     def blocks(self):
         """Yields `(first_line_number, bytes)` blocks of whole data lines, each checked."""
         seen_rows = False
-        with open(self.path, "rb") as f:
+        with open(self.file, "rb") as f:
             f.seek(self._data_start)
             line = 2
             carry = b""

@@ -1,18 +1,18 @@
 """`fit_table`: a CSV (or DataFrame, or arrays) and a target column → a trained raw-column model."""
 
 import dataclasses
+import importlib.util
 import os
 
-from kerakit.backend import require_tensorflow
 from kerakit.checks import check_count
 from kerakit.data.bodies import TABLE_DEFAULTS
-from kerakit.data.preprocess import StatsAccumulator
+from kerakit.data.preprocess import StatsAccumulator, check_cross_bins
 from kerakit.data.schema import to_inputs
 from kerakit.data.table import (
     STREAMING_BYTES,
     TableResult,
-    _is_path,
     build_table_model,
+    is_path,
     read_table,
     split_table,
 )
@@ -20,13 +20,15 @@ from kerakit.data.targets import TargetEncoder
 from kerakit.errors import ConfigError, DataError
 
 
-def _check_counts(epochs, batch_size, patience):
+def _check_counts(epochs, batch_size, patience, max_categories, cross_bins):
     """Refuses counts that would train nothing, before any data is read."""
     check_count("epochs", epochs)
     if batch_size != "auto":
         check_count("batch_size", batch_size)
     if patience is not None:
         check_count("patience", patience, minimum=0)
+    check_count("max_categories", max_categories)
+    check_cross_bins(cross_bins)
 
 
 def _auto_batch_size(rows):
@@ -58,6 +60,7 @@ def fit_table(
     max_categories=100,
     cross_bins=64,
     verbose=0,
+    tracking_uri=None,
     **build_options,
 ):
     """Trains a model that takes raw rows, from a CSV, a DataFrame or arrays, in one call.
@@ -68,7 +71,8 @@ def fit_table(
     builds a model with that preprocessing inside (`build_table_model`),
     trains with early stopping on the validation split, and reports metrics
     on validation and — once, at the end — on test. A CSV larger than 256 MiB
-    (or `streaming=True`) is streamed from disk through `tf.data`.
+    (or `streaming=True`) is streamed from disk through `tf.data` (any
+    backend, where TensorFlow is installed).
 
     Args:
         data: a CSV path, DataFrame, dict of columns or 2-D NumPy features.
@@ -107,6 +111,11 @@ def fit_table(
         max_categories: vocabulary cap per categorical column. Defaults to 100.
         cross_bins: hash buckets per cross. Defaults to 64.
         verbose: 0 silent; 1 prints the schema, the Keras progress and the report.
+        tracking_uri: an MLflow tracking URI (e.g. "sqlite:///mlflow.db"):
+            the call becomes an MLflow run with these options as params, each
+            epoch's metrics (step = epoch), the report as `validation_*` and
+            `test_*` metrics, and the model (`model.keras`). Defaults to
+            $MLFLOW_TRACKING_URI, else no tracking (`kerakit.tracking`).
         **build_options: `body` ("table", the default, see
             `kerakit.data.bodies`; or "mlp", the earlier default, or any
             registered body) and its options: for "table" members, units,
@@ -128,11 +137,11 @@ def fit_table(
     """
     if streaming not in (True, False, "auto"):
         raise ConfigError(f"`streaming` must be True, False or 'auto'. Received: {streaming!r}")
-    _check_counts(epochs, batch_size, patience)
-    if _is_path(data) and not os.path.isfile(data):
+    _check_counts(epochs, batch_size, patience, max_categories, cross_bins)
+    if is_path(data) and not os.path.isfile(data):
         raise DataError(f"No CSV file at {os.fspath(data)!r}. Check the path.")
     if streaming == "auto":
-        streaming = _is_path(data) and os.path.getsize(data) > STREAMING_BYTES
+        streaming = is_path(data) and os.path.getsize(data) > STREAMING_BYTES
     options = TableOptions(
         reading=ReadOptions(types=types, ignore=ignore, drop_missing_target=drop_missing_target,
                             na_values=na_values, encoding=encoding, max_categories=max_categories),
@@ -141,17 +150,40 @@ def fit_table(
         training=TrainOptions(class_weight=class_weight, epochs=epochs, batch_size=batch_size,
                               patience=patience, callbacks=callbacks, verbose=verbose))
     if streaming:
-        if not _is_path(data):
+        if not is_path(data):
             raise ConfigError("`streaming=True` reads a CSV file; pass its path as `data`.")
         if encoding.lower().replace("-", "") != "utf8":
             raise ConfigError("The streaming reader needs a UTF-8 file; re-save it as UTF-8.")
-        require_tensorflow("Streaming a CSV through tf.data (streaming=True, or a file over "
-                           f"{STREAMING_BYTES >> 20} MiB)",
-                           "Load it in memory with streaming=False, or use KERAS_BACKEND=tensorflow.")
+        if importlib.util.find_spec("tensorflow") is None:
+            # tf.data reads the file for any backend (Keras feeds a tf.data pipeline to
+            # JAX and PyTorch models too); only its absence stops streaming.
+            raise ConfigError(
+                f"Streaming a CSV (streaming=True, or a file over {STREAMING_BYTES >> 20} MiB) "
+                f"reads it with tf.data, and TensorFlow is not installed. Load it in memory "
+                f"with streaming=False, or pip install tensorflow."
+            )
         from kerakit.data.streaming import fit_csv_streaming
 
-        return fit_csv_streaming(data, target, options)
-    return _fit_in_memory(data, target, y, options)
+        return _tracked(tracking_uri, fit_csv_streaming, data, target, options)
+    return _tracked(tracking_uri, _fit_in_memory, data, target, y, options)
+
+
+def _tracked(tracking_uri, fit, *args):
+    """Runs `fit(*args)`, as an MLflow run when a tracking URI is set (kerakit.tracking)."""
+    from kerakit import tracking
+
+    target, options = args[1], args[-1]
+    params = {"target": target, **dataclasses.asdict(options.reading),
+              **{k: v for k, v in vars(options).items() if k not in ("reading", "training")},
+              **{k: v for k, v in vars(options.training).items() if k != "callbacks"}}
+    with tracking.tracked_run(tracking_uri, "fit_table", params) as run:
+        if run is None:
+            return fit(*args)
+        options.training.callbacks = [*(options.training.callbacks or []), run.callback()]
+        result = fit(*args)
+        run.log_metrics({f"{split}_{k}": v for split, m in result.report.items() for k, v in m.items()})
+        run.log_model(result.model)
+        return result
 
 
 @dataclasses.dataclass
@@ -212,7 +244,7 @@ def _fit_in_memory(data, target, y, options):
                        drop_missing_target=reading.drop_missing_target, na_values=reading.na_values,
                        encoding=reading.encoding)
     if options.training.verbose:
-        print(table.schema)
+        print(table.schema.summary(body=options.build_options.get("body", TABLE_DEFAULTS.body)))
     encoder, labels, parts = _split_and_encode(table, options)
     inputs = to_inputs(table.frame, table.schema, table.where)
     take = {name: {k: v[idx] for k, v in inputs.items()} for name, idx in parts.items()}
@@ -271,9 +303,14 @@ def _train(model, train_model, take, encoder, parts, table, batch_size, options)
 
 def _report(model, take, labels, parts, spec, verbose):
     """Held-out metrics on the validation and test splits (the test split is used only here)."""
-    from kerakit.training import evaluate
+    from kerakit.data.preprocess import backend_inputs
+    from kerakit.data.table import predict_in_chunks
+    from kerakit.training import metrics_report
 
-    report = {name: evaluate(model, take[name], labels[parts[name]], spec)
+    # Chunks padded to a power of two rows: the splits share one compiled predict
+    # function with each other and with later `predict_table` calls (one XLA compile on JAX).
+    report = {name: metrics_report(spec, labels[parts[name]],
+                                   predict_in_chunks(model, backend_inputs(model, take[name]), 1024))
               for name in ("validation", "test") if name in parts}
     if verbose:
         for name, metrics in report.items():

@@ -4,9 +4,11 @@
 vocabularies, quantile boundaries for crosses) from blocks of converted
 inputs, so the same code learns from a DataFrame in one call or from a CSV
 streamed block by block. `make_preprocessor` turns those statistics into
-Keras's own layers — Normalization, IntegerLookup/StringLookup (one-hot with
-an out-of-vocabulary bucket), Discretization and HashedCrossing — plus the
-`FillMissing`/`MissingIndicator` layers, all inside the model.
+layers inside the model: Keras's Normalization and Discretization, and
+kerakit's `CategoryLookup` (one-hot with an out-of-vocabulary slot),
+`CrossHash`, `FillMissing` and `MissingIndicator`, which run on every
+backend. `backend_inputs` gives a model its text columns as the backend
+takes them (the text itself on TensorFlow, vocabulary codes elsewhere).
 """
 
 import collections
@@ -14,12 +16,9 @@ import re
 
 import numpy as np
 
-from kerakit.data.schema import KINDS
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError
 
-# IntegerLookup maps its oov_token to the OOV bucket; keep it clear of real codes
-# (and of -1, the code for a missing integer).
-OOV_INTEGER = -(2**62)
 QUANTILE_SAMPLE = 20_000
 # Past this many distinct values a vocabulary counter keeps only its most common
 # entries, so an ID-like column cannot grow without bound while streaming.
@@ -46,7 +45,7 @@ class StatsAccumulator:
 
     def __init__(self, schema, max_categories=100):
         self.schema = schema
-        self.max_categories = int(max_categories)
+        self.max_categories = check_count("max_categories", max_categories)
         self._moments = {c.name: np.zeros(3) for c in schema.columns}  # count, sum, sum of squares
         self._missing = collections.Counter()
         self._counts = {c.name: collections.Counter() for c in schema.columns}
@@ -103,6 +102,11 @@ UPDATES = {
 }
 
 
+def check_cross_bins(cross_bins):
+    """Refuses a cross with fewer than two hash buckets (0 would train a zero-width layer)."""
+    return check_count("cross_bins", cross_bins, minimum=2)
+
+
 def layer_names(schema):
     """Maps each column to a unique name that is safe for a Keras layer."""
     names, used = {}, set()
@@ -118,18 +122,45 @@ def layer_names(schema):
 
 
 def make_inputs(schema):
-    """One `keras.Input` of shape (1,) per column, keyed by the column's name."""
-    import keras
+    """One `TableInput` of shape (1,) per column, keyed by the column's name.
+
+    A text column's input takes the text on TensorFlow and vocabulary codes
+    elsewhere (`kerakit.layers.TableInput`); `backend_inputs` feeds it.
+    """
+    from kerakit.layers import table_input
 
     names = layer_names(schema)
-    return {c.name: keras.Input(shape=(1,), dtype=KINDS[c.kind].dtype, name=names[c.name])
-            for c in schema.columns}
+    return {c.name: table_input(c.kind, names[c.name]) for c in schema.columns}
+
+
+def backend_inputs(model, inputs):
+    """Raw column arrays (`to_inputs`) → what `model` takes on this backend.
+
+    A text column whose model input is not a string tensor (JAX, PyTorch)
+    gets each cell's code in the vocabulary of the `CategoryLookup` layer
+    that reads it, computed here on the host; every other column is passed
+    as it is. Works for any model built on `make_inputs` (the raw-column
+    model, its training view, or the encoder alone).
+    """
+    from kerakit.layers import CategoryLookup
+
+    tensors = model.input if isinstance(model.input, dict) else {}
+    lookups = {}
+    for layer in model.layers:
+        if isinstance(layer, CategoryLookup) and layer.text:
+            lookups.setdefault(id(layer.input), layer)
+    out = dict(inputs)
+    for name, tensor in tensors.items():
+        if name in out and "string" not in str(tensor.dtype) and id(tensor) in lookups \
+                and np.asarray(out[name]).dtype.kind in "OUS":  # text, not codes already
+            out[name] = lookups[id(tensor)].codes(out[name])
+    return out
 
 
 def _encode_numeric(column, stats, tensor, name):
     import keras
 
-    from kerakit.data.layers import FillMissing, MissingIndicator
+    from kerakit.layers import FillMissing, MissingIndicator
 
     filled = FillMissing(stats["mean"], name=f"{name}_fill")(tensor)
     parts = [keras.layers.Normalization(mean=stats["mean"], variance=stats["variance"],
@@ -140,7 +171,7 @@ def _encode_numeric(column, stats, tensor, name):
 
 
 def _encode_boolean(column, stats, tensor, name):
-    from kerakit.data.layers import FillMissing, MissingIndicator
+    from kerakit.layers import FillMissing, MissingIndicator
 
     parts = [FillMissing(stats["mean"], name=f"{name}_fill")(tensor)]
     if stats["missing"]:
@@ -148,39 +179,34 @@ def _encode_boolean(column, stats, tensor, name):
     return parts
 
 
-def _encode_integer(column, stats, tensor, name):
-    import keras
-
-    layer = keras.layers.IntegerLookup(vocabulary=[int(v) for v in stats["vocabulary"]],
-                                       oov_token=OOV_INTEGER, output_mode="one_hot",
-                                       name=f"{name}_lookup")
-    return [layer(tensor)]
+def _vocabulary(column, stats):
+    convert = str if column.kind == "string_categorical" else int
+    return [convert(v) for v in stats.get("vocabulary", ())]
 
 
-def _encode_string(column, stats, tensor, name):
-    import keras
+def _encode_category(column, stats, tensor, name):
+    from kerakit.layers import CategoryLookup
 
-    layer = keras.layers.StringLookup(vocabulary=[str(v) for v in stats["vocabulary"]],
-                                      output_mode="one_hot", name=f"{name}_lookup")
-    return [layer(tensor)]
+    return [CategoryLookup(_vocabulary(column, stats), name=f"{name}_lookup")(tensor)]
 
 
 ENCODERS = {
     "numeric": _encode_numeric,
     "boolean": _encode_boolean,
-    "integer_categorical": _encode_integer,
-    "string_categorical": _encode_string,
+    "integer_categorical": _encode_category,
+    "string_categorical": _encode_category,
 }
 
 
 def _cross_member(column, stats, tensor, name, cross_bins):
-    """Categorical inputs cross as they are; numbers are bucketed into quantiles first."""
+    """Categories cross by their vocabulary index; numbers are bucketed into quantiles first."""
     import keras
 
-    from kerakit.data.layers import FillMissing
+    from kerakit.layers import CategoryLookup, FillMissing
 
     if column.kind in ("integer_categorical", "string_categorical"):
-        return tensor
+        return CategoryLookup(_vocabulary(column, stats), output_mode="int",
+                              name=f"{name}_cross_index")(tensor)
     sample = stats.get("sample", np.zeros(1))
     bins = max(2, min(cross_bins, 10))
     edges = np.unique(np.quantile(sample, np.linspace(0, 1, bins + 1)[1:-1])).tolist()
@@ -209,10 +235,10 @@ def make_preprocessor(schema, stats, crosses=(), cross_bins=64):
     Args:
         schema: the `TableSchema`.
         stats: `StatsAccumulator.result()` learned from the training rows.
-        crosses: column-name tuples to cross with `HashedCrossing`.
+        crosses: column-name tuples to cross with `CrossHash`.
         cross_bins: hash buckets per cross. Defaults to 64.
     """
-
+    check_cross_bins(cross_bins)
     names = layer_names(schema)
     crosses = check_crosses(crosses, schema)
 
@@ -234,13 +260,16 @@ def join_features(parts, crosses, schema, stats, inputs, names, cross_bins):
     """Adds one hashed one-hot crossing per column group to `parts`, then concatenates them."""
     import keras
 
+    from kerakit.layers import CrossHash
+
+    indices = {}  # one index per column, however many crosses it joins
     for cross in crosses:
-        members = tuple(
-            _cross_member(schema[n], stats[n], inputs[n], names[n], cross_bins) for n in cross
-        )
+        for n in cross:
+            if n not in indices:
+                indices[n] = _cross_member(schema[n], stats[n], inputs[n], names[n], cross_bins)
+        members = tuple(indices[n] for n in cross)
         label = "_x_".join(names[n] for n in cross)
-        parts.append(keras.layers.HashedCrossing(num_bins=cross_bins, output_mode="one_hot",
-                                                 name=f"cross_{label}")(members))
+        parts.append(CrossHash(cross_bins, name=f"cross_{label}")(list(members)))
     if len(parts) == 1:
         return keras.layers.Identity(name=FEATURES_LAYER)(parts[0])
     return keras.layers.Concatenate(name=FEATURES_LAYER)(parts)

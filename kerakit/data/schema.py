@@ -13,6 +13,9 @@ import numpy as np
 
 from kerakit.errors import ConfigError, DataError, DataTypeError, closest, unknown_name
 
+# A raw-column model has one Keras input and a few layers per column, so its build,
+# trace and save grow with the columns; past this many it is refused up front.
+MAX_FEATURE_COLUMNS = 1_000
 # An integer column with at most this many distinct values (and fewer distinct
 # values than half its rows) is read as integer-coded categories.
 INTEGER_CATEGORY_LIMIT = 10
@@ -32,7 +35,7 @@ def _is_missing(series):
     return series.isna().to_numpy()
 
 
-def _numbers(series):
+def parse_numbers(series):
     """Parses a column as numbers; returns (float64 values, mask of unparsable cells)."""
     import pandas as pd
 
@@ -43,7 +46,7 @@ def _numbers(series):
     return values, np.isnan(values) & ~_is_missing(series)
 
 
-def _bool_values(series):
+def bool_values(series):
     """Maps True/False cells (or their text) to 1.0/0.0, missing to NaN; None if not boolean."""
     if series.dtype.kind == "b":
         return series.to_numpy().astype(np.float32)
@@ -62,7 +65,8 @@ def _bool_values(series):
     return out
 
 
-def _labels(series, mask, limit=5):
+def row_labels(series, mask, limit=5):
+    """The index labels (line numbers, row names) of the first `limit` masked rows, as text."""
     labels = series.index[mask][:limit].tolist()
     more = ", ..." if int(mask.sum()) > limit else ""
     return ", ".join(str(v) for v in labels) + more
@@ -72,16 +76,26 @@ def _labels(series, mask, limit=5):
 
 
 def _to_numeric(series, name, where):
-    values, bad = _numbers(series)
+    values, bad = parse_numbers(series)
     if bad.any():
         sample = series[bad].head(3).tolist()
         raise DataTypeError(
             f"Column {name!r} is numeric but {int(bad.sum())} cell(s) are not numbers, such as "
-            f"{sample!r}, at {where} {_labels(series, bad)}. Fix those cells, pass "
+            f"{sample!r}, at {where} {row_labels(series, bad)}. Fix those cells, pass "
             f"na_values={sample[:1]!r} if they mean 'missing', or declare the column "
             f"categorical with types={{{name!r}: 'string_categorical'}}."
         )
-    return values.astype(np.float32)
+    out = values.astype(np.float32)
+    infinite = np.isinf(out)  # 'inf', '-inf', and numbers beyond float32 such as 1e400
+    if infinite.any():
+        sample = series[infinite].head(3).tolist()
+        raise DataError(
+            f"Column {name!r} has {int(infinite.sum())} infinite cell(s) (or numbers too large "
+            f"for float32), such as {sample!r}, at {where} {row_labels(series, infinite)}. A "
+            f"model needs finite numbers: fix those cells, or pass na_values={sample[:1]!r} if "
+            f"they mean 'missing'."
+        )
+    return out
 
 
 def _to_integer(series, name, where):
@@ -91,7 +105,7 @@ def _to_integer(series, name, where):
     if fractional.any():
         raise DataTypeError(
             f"Column {name!r} holds integer category codes but has non-integer values such as "
-            f"{series[fractional].head(3).tolist()!r} at {where} {_labels(series, fractional)}. "
+            f"{series[fractional].head(3).tolist()!r} at {where} {row_labels(series, fractional)}. "
             f"Declare it numeric with types={{{name!r}: 'numeric'}}."
         )
     return np.where(present, values, MISSING_INTEGER).astype(np.int64)
@@ -111,7 +125,7 @@ def _text(value):
 
 
 def _to_boolean(series, name, where):
-    values = _bool_values(series)
+    values = bool_values(series)
     if values is None and series.dtype.kind in "iuf":
         # 0/1 numbers (as a JSON client may send them) mean False/True.
         numbers = series.to_numpy(dtype=np.float64)
@@ -129,23 +143,31 @@ def _to_boolean(series, name, where):
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
-    """One column kind: its model-input dtype and its raw → input conversion."""
+    """One column kind: its raw-cell dtype and its raw → input conversion."""
 
     name: str
     dtype: str
     convert: object
-    description: str
 
 
 KINDS = {
-    "numeric": Kind("numeric", "float32", _to_numeric,
-                    "scaled with Normalization; missing → training mean + indicator"),
-    "integer_categorical": Kind("integer_categorical", "int64", _to_integer,
-                                "IntegerLookup one-hot; missing → its own code; unseen → OOV"),
-    "string_categorical": Kind("string_categorical", "string", _to_string,
-                               "StringLookup one-hot; missing → its own token; unseen → OOV"),
-    "boolean": Kind("boolean", "float32", _to_boolean,
-                    "0/1; missing → training rate + indicator"),
+    "numeric": Kind("numeric", "float32", _to_numeric),
+    "integer_categorical": Kind("integer_categorical", "int64", _to_integer),
+    "string_categorical": Kind("string_categorical", "string", _to_string),
+    "boolean": Kind("boolean", "float32", _to_boolean),
+}
+# What the model does with each kind, as the schema prints it: the "table" body
+# (kerakit.data.bodies.table_preprocessor) and every other body (make_preprocessor).
+_CATEGORIES = {
+    "integer_categorical": "one-hot over the training values; missing → its own code; unseen → OOV slot",
+    "string_categorical": "one-hot over the training values; missing → its own token; unseen → OOV slot",
+    "boolean": "0/1; missing → training rate + indicator",
+}
+ENCODINGS = {
+    "table": {"numeric": "missing → training median + indicator; SmoothClip (median, IQR); "
+                         "piecewise-linear over quantile bins", **_CATEGORIES},
+    "other": {"numeric": "missing → training mean + indicator; Normalization (mean, variance)",
+              **_CATEGORIES},
 }
 KIND_ALIASES = {
     "number": "numeric", "float": "numeric", "continuous": "numeric", "num": "numeric",
@@ -199,9 +221,9 @@ class TableSchema:
     >>> schema = infer_schema(frame, target="price")
     >>> print(schema)
     column  kind                 missing  distinct  encoding
-    rooms   integer_categorical        0         4  IntegerLookup one-hot; missing → its own code; unseen → OOV
-    city    string_categorical         0         2  StringLookup one-hot; missing → its own token; unseen → OOV
-    area    numeric                    0        40  scaled with Normalization; missing → training mean + indicator
+    rooms   integer_categorical        0         4  one-hot over the training values; missing → its own code; unseen → OOV slot
+    city    string_categorical         0         2  one-hot over the training values; missing → its own token; unseen → OOV slot
+    area    numeric                    0        40  missing → training median + indicator; SmoothClip (median, IQR); piecewise-linear over quantile bins
     target: 'price'; 40 rows
     >>> schema["rooms"].kind
     'integer_categorical'
@@ -210,6 +232,7 @@ class TableSchema:
     columns: list
     target: str | None = None
     rows: int = 0
+    body: str = "table"  # the body whose preprocessing `summary` describes
 
     def __getitem__(self, name):
         for column in self.columns:
@@ -230,14 +253,21 @@ class TableSchema:
         return cls([Column(**c) for c in config["columns"]], config.get("target"),
                    config.get("rows", 0))
 
-    def summary(self):
-        """Returns the schema as a text table (one line per column)."""
+    def summary(self, body=None):
+        """Returns the schema as a text table (one line per column).
+
+        Args:
+            body: the model body whose preprocessing the "encoding" column
+                describes ("table", or any other body, which shares one
+                preprocessing). Defaults to the schema's `body` ("table").
+        """
+        encodings = ENCODINGS["table" if (body or self.body) == "table" else "other"]
         width = max([len(c.name) for c in self.columns] + [6])
         lines = [f"{'column':<{width}}  {'kind':<19}  {'missing':>7}  {'distinct':>8}  encoding"]
         for c in self.columns:
             source = "" if c.inferred else " (given)"
             lines.append(f"{c.name:<{width}}  {c.kind:<19}  {c.missing:>7}  {c.distinct:>8}  "
-                         f"{KINDS[c.kind].description}{source}")
+                         f"{encodings[c.kind]}{source}")
         if self.target is not None:
             lines.append(f"target: {self.target!r}; {self.rows} rows")
         return "\n".join(lines)
@@ -254,19 +284,19 @@ def infer_kind(series, name, where="rows"):
             f"Column {name!r} is empty: all {len(series)} cells are missing. Drop it with "
             f"ignore=[{name!r}], or fill it."
         )
-    if _bool_values(series) is not None:
+    if bool_values(series) is not None:
         return "boolean"
     if series.dtype.kind in "iuf":
         values = series.to_numpy(dtype=np.float64)
     else:
-        values, bad = _numbers(series)
+        values, bad = parse_numbers(series)
         parsed = ~np.isnan(values)
         if bad.any() and parsed.any():
             minority, what = (bad, "text") if bad.sum() <= parsed.sum() else (parsed, "numbers")
             sample = series[minority].head(3).tolist()
             raise DataTypeError(
                 f"Column {name!r} mixes numbers and text: {int(minority.sum())} cell(s) are "
-                f"{what} (such as {sample!r}) at {where} {_labels(series, minority)}, the "
+                f"{what} (such as {sample!r}) at {where} {row_labels(series, minority)}, the "
                 f"other {int((parsed | bad).sum() - minority.sum())} are not. Fix those cells, "
                 f"pass na_values=[...] for tokens that mean 'missing', or say what the column "
                 f"is with types={{{name!r}: 'string_categorical'}} (or 'numeric')."
@@ -275,7 +305,8 @@ def infer_kind(series, name, where="rows"):
             return "string_categorical"
     present = values[~np.isnan(values)]
     distinct = np.unique(present)
-    integral = bool(np.all(np.mod(distinct, 1) == 0))
+    with np.errstate(invalid="ignore"):  # inf cells are refused later, by name
+        integral = bool(np.all(np.mod(distinct, 1) == 0))
     if integral and len(distinct) <= INTEGER_CATEGORY_LIMIT and len(distinct) * 2 <= len(present):
         return "integer_categorical"
     return "numeric"
@@ -338,10 +369,16 @@ def infer_schema(frame, target=None, types=None, ignore=None, where="rows"):
         check_target(columns, target)
         if target in types:
             raise ConfigError(f"`types` names the target {target!r}; it applies to feature columns.")
+    features = [n for n in columns if n != target and n not in ignore]
+    if len(features) > MAX_FEATURE_COLUMNS:
+        raise ConfigError(
+            f"The table has {len(features)} feature columns; a raw-column model takes at most "
+            f"{MAX_FEATURE_COLUMNS} (one Keras input and a few layers each, so wider tables build "
+            f"and save too slowly). Leave columns out with ignore=[...], or train on the numbers "
+            f"as one matrix with kk.fit(kk.build_model(spec, input_shape=(columns,)), x, y)."
+        )
     out = []
-    for name in columns:
-        if name == target or name in ignore:
-            continue
+    for name in features:
         series = _plain(frame[name])
         given = name in types
         kind = get_kind(types[name]).name if given else infer_kind(series, name, where)

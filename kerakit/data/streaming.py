@@ -27,7 +27,7 @@ import numpy as np
 
 from kerakit.data.csvfile import NA_TOKENS, CsvReader
 from kerakit.data.preprocess import StatsAccumulator
-from kerakit.data.schema import _labels, _numbers, check_target, infer_schema, to_inputs
+from kerakit.data.schema import check_target, infer_schema, parse_numbers, row_labels, to_inputs
 from kerakit.data.targets import LOG_LINK, TARGET_TRANSFORMS, TargetEncoder, class_value, resolve_task
 from kerakit.errors import ConfigError, DataError, DataTypeError
 
@@ -116,11 +116,11 @@ class _Targets:
                 out[rows] = self._slots(key, rows.size)
                 self.train_counts[key] += int(np.sum(out[rows] == TRAIN))
             return out
-        values, bad = _numbers(series)
+        values, bad = parse_numbers(series)
         if bad.any():
             raise DataTypeError(
                 f"A regression target must be numbers; {self.name!r} has text such as "
-                f"{series[bad].head(3).tolist()!r} at line(s) {_labels(series, bad)}. Fix those "
+                f"{series[bad].head(3).tolist()!r} at line(s) {row_labels(series, bad)}. Fix those "
                 f"cells or pass task='classification'."
             )
         out = self._slots("all", len(values))
@@ -130,7 +130,7 @@ class _Targets:
             if low.any():
                 raise DataError(
                     f"target_transform='log1p' needs target values above -1; {self.name!r} has "
-                    f"values at or below -1 at line(s) {_labels(series, low)}. Use "
+                    f"values at or below -1 at line(s) {row_labels(series, low)}. Use "
                     f"target_transform='standardize'."
                 )
             train = np.log1p(train)
@@ -165,6 +165,12 @@ def scan_csv(path, target, *, types=None, ignore=None, task="auto", target_trans
     ```
     """
     reader = CsvReader(path)
+    if reader.file != reader.path:
+        raise DataError(
+            f"{os.fspath(path)!r} ends its lines with a lone '\\r' (old Mac files); the streaming "
+            f"reader reads lines ending in '\\n'. Pass streaming=False to read it in memory, or "
+            f"re-save it with '\\n' line ends."
+        )
     check_target(reader.columns, target)
     blocks = reader.blocks()
     first_line, first = next(blocks)
@@ -289,6 +295,8 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
     """
     import tensorflow as tf
 
+    from kerakit.layers import text_in_graph
+
     converters, numeric = _converters(scan.na_values)
     used = [c.name for c in scan.schema.columns] + [scan.schema.target]
     select = sorted(scan.columns.index(n) for n in used)
@@ -300,11 +308,18 @@ def make_csv_dataset(scan, part, batch_size=1024, shuffle=False, seed=None, clas
         classes = _string_table(scan.class_tokens.keys(), scan.class_tokens.values(), -1, tf.int64)
     transform = encoder.transform_
     weights = None if class_weight is None else tf.constant(np.asarray(class_weight, np.float32))
+    codes = {}
+    if not text_in_graph():  # a JAX or PyTorch model takes text as codes in its vocabulary
+        for name, kind in kinds.items():
+            if kind == "string_categorical":
+                vocabulary = [str(v) for v in scan.stats[name].get("vocabulary", ())] or [""]
+                codes[name] = _string_table(vocabulary, range(1, len(vocabulary) + 1), 0, tf.int32)
 
     def parse(lines):
         fields = tf.io.decode_csv(lines, record_defaults=[""] * len(select), select_cols=select)
         cells = dict(zip(order, fields, strict=True))
         features = {name: converters[kind](cells[name]) for name, kind in kinds.items()}
+        features.update({name: table.lookup(features[name]) for name, table in codes.items()})
         raw = cells[scan.schema.target]
         if classes is not None:
             y = classes.lookup(raw)
@@ -366,7 +381,7 @@ def fit_csv_streaming(path, target, options):
                     seed=seed, drop_missing_target=drop_missing_target, na_values=na_values,
                     max_categories=max_categories)
     if verbose:
-        print(scan.schema)
+        print(scan.schema.summary(body=build_options.get("body", TABLE_DEFAULTS.body)))
     batch_size = 1024 if batch_size == "auto" else int(batch_size)
     # The same default body as in memory; its learning-rate schedule spans every planned step.
     build_options = {"body": TABLE_DEFAULTS.body, **build_options}
@@ -422,6 +437,7 @@ def _report(model, scan, part, spec, metrics_report):
     ys, predictions = [], []
     for features, y in make_csv_dataset(scan, part, 4096, labels="report"):
         # An eager call per large batch: no retracing for the short last batch.
+        features = {k: v.numpy() for k, v in features.items()}  # any backend's model takes NumPy
         predictions.append(np.asarray(model(features, training=False)))
         ys.append(y.numpy())
     return metrics_report(spec, np.concatenate(ys), np.concatenate(predictions))

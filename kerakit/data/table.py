@@ -12,14 +12,9 @@ import os
 
 import numpy as np
 
-from kerakit.data.preprocess import make_inputs, make_preprocessor
+from kerakit.data.preprocess import backend_inputs, make_inputs, make_preprocessor
 from kerakit.data.schema import TableSchema, check_target, infer_schema, to_inputs
-from kerakit.data.targets import (  # noqa: F401  encoder_from_metadata, spec_from_metadata: old paths
-    TargetEncoder,
-    check_missing_target,
-    encoder_from_metadata,
-    spec_from_metadata,
-)
+from kerakit.data.targets import check_missing_target
 from kerakit.errors import ConfigError, DataError, DataTypeError
 
 # Above this size a CSV path trains through the streaming reader by default.
@@ -41,7 +36,8 @@ class Table:
         return self.frame[self.schema.target]
 
 
-def _is_path(data):
+def is_path(data):
+    """True for a file path (`str` or `os.PathLike`): a CSV to read."""
     return isinstance(data, (str, os.PathLike))
 
 
@@ -76,6 +72,12 @@ def _as_frame(data, y, target, columns):
         raise DataTypeError(
             f"`data` must be a CSV path, a pandas DataFrame, a dict of columns or a 2-D NumPy "
             f"array. Received: {type(data).__name__}."
+        )
+    repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
+    if repeated:
+        raise DataError(
+            f"The data has duplicate column names {repeated}. Rename them so each column has "
+            f"its own name (e.g. frame.columns = [...], or columns=[...] for an array)."
         )
     if y is not None:
         target = target or "target"
@@ -124,7 +126,7 @@ def read_table(data, target=None, *, y=None, columns=None, types=None, ignore=No
     """
     from kerakit.data.csvfile import read_frame
 
-    if _is_path(data):
+    if is_path(data):
         frame = read_frame(data, encoding=encoding, sep=sep, na_values=na_values)
         where, source = "line(s)", os.fspath(data)
     else:
@@ -208,7 +210,7 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
         stats: per-column statistics from the training rows
             (`StatsAccumulator(schema).update(to_inputs(train, schema)).result()`).
         target_encoder: a fitted `TargetEncoder`.
-        crosses: column-name tuples crossed with `HashedCrossing`.
+        crosses: column-name tuples crossed with `kerakit.layers.CrossHash`.
         cross_bins: hash buckets per cross. Defaults to 64.
         na_values: extra cell texts that mean "missing", kept in the metadata
             so `predict_table` reads new rows the same way.
@@ -224,25 +226,16 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
     """
     import keras
 
-    from kerakit.data.layers import TableOutput
     from kerakit.heads import make_metrics
+    from kerakit.layers import TableOutput
 
-    strings = [c.name for c in schema.columns if c.kind == "string_categorical"]
-    if strings:
-        from kerakit.backend import require_tensorflow
-
-        require_tensorflow(
-            f"A raw-column model with text category columns ({', '.join(map(repr, strings[:5]))})",
-            "Keras models take no string inputs on JAX or PyTorch: run with "
-            "KERAS_BACKEND=tensorflow, or map those columns to integer codes first "
-            "(numbers and integer categories train on every backend).")
     spec = target_encoder.spec_
     inputs = make_inputs(schema)
     # A log-link target trains on the Poisson deviance of the log-mean; metrics
     # in that space mean nothing (the report measures in the target's units).
     objective = {}
     if target_encoder.transform_.get("link") == "log":
-        from kerakit.data.layers import log_poisson
+        from kerakit.layers import log_poisson
 
         objective = {"loss": log_poisson, "metrics": []}
     if body == "table":
@@ -316,7 +309,7 @@ def join_table_model(encoder_model, network, schema, target_encoder, *, na_value
     """
     import keras
 
-    from kerakit.data.layers import TableOutput
+    from kerakit.layers import TableOutput
 
     outputs = TableOutput(_metadata(schema, target_encoder, na_values, body),
                           name=OUTPUT_LAYER)(network(encoder_model.outputs[0]))
@@ -357,7 +350,7 @@ def _rows_frame(rows, na_values=()):
 
     if isinstance(rows, pd.DataFrame):
         return rows, "row(s)"
-    if _is_path(rows):
+    if is_path(rows):
         from kerakit.data.csvfile import read_frame
 
         return read_frame(rows, na_values=na_values), "line(s)"
@@ -376,6 +369,8 @@ def table_inputs(model, rows):
 
     Accepts a DataFrame, a CSV path, a dict of columns or a list of row dicts
     (as a JSON request would carry). Extra columns (the target, say) are ignored.
+    Text columns stay text on TensorFlow; on JAX and PyTorch they become codes
+    in the model's saved vocabularies (`kerakit.data.backend_inputs`).
 
     Example:
 
@@ -389,7 +384,7 @@ def table_inputs(model, rows):
     frame, where = _rows_frame(rows, na_values)
     if na_values:
         frame = frame.replace(na_values, np.nan)
-    return to_inputs(frame, schema, where)
+    return backend_inputs(model, to_inputs(frame, schema, where))
 
 
 @dataclasses.dataclass
@@ -445,7 +440,7 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
     """
     metadata = table_metadata(model)
     inputs = table_inputs(model, rows)
-    output = _predict_in_chunks(model, inputs, batch_size)
+    output = predict_in_chunks(model, inputs, batch_size)
     if metadata["task"] == "regression":
         return output[:, 0] if output.shape[1] == 1 else output
     names = np.asarray(metadata["class_names"], dtype=object)
@@ -455,7 +450,7 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
     return output if proba else names[output.argmax(axis=1)]
 
 
-def _predict_in_chunks(model, inputs, batch_size):
+def predict_in_chunks(model, inputs, batch_size):
     """`predict_on_batch` over chunks padded to a power of two rows (at most `batch_size`).
 
     `model.predict` traces its step function again for each new number of
@@ -499,7 +494,7 @@ def save_table_model(model, path):
 
 
 def load_table_model(path):
-    """Loads a raw-column model with `safe_mode=True` (kerakit's layers are registered).
+    """Loads a raw-column model through kerakit's one safe loader, `kerakit.saving.load_model`.
 
     Example:
 
@@ -508,10 +503,6 @@ def load_table_model(path):
     predict_table(model, [{"city": "Oslo", "rooms": 3}])
     ```
     """
-    import keras
+    from kerakit.saving import load_model
 
-    import kerakit.data.layers  # noqa: F401  registers FillMissing, MissingIndicator, TableOutput
-    from kerakit.metadata import spec_layer_class
-
-    spec_layer_class()  # registers SpecOutput, which holds the spec (kerakit.spec_of reads it)
-    return keras.saving.load_model(os.fspath(path), safe_mode=True)
+    return load_model(os.fspath(path))

@@ -10,7 +10,7 @@ layer inverts the transform, so it predicts in the target's own units.
 
 import numpy as np
 
-from kerakit.data.schema import _bool_values, _labels, _numbers
+from kerakit.data.schema import bool_values, parse_numbers, row_labels
 from kerakit.errors import ConfigError, DataError, DataTypeError, LabelError
 from kerakit.inference import integer_labels_task
 from kerakit.spec import ProblemSpec
@@ -77,7 +77,7 @@ def check_missing_target(series, name, where, drop):
     if missing.any() and not drop:
         raise DataError(
             f"Target {name!r} is missing in {int(missing.sum())} of {len(series)} rows "
-            f"({where} {_labels(series, missing)}). Drop those rows with "
+            f"({where} {row_labels(series, missing)}). Drop those rows with "
             f"drop_missing_target=True (keeps {int((~missing).sum())} rows), or fill them."
         )
     if missing.all():
@@ -101,15 +101,15 @@ def class_value(value):
 
 def infer_target_task(series, name, where="rows"):
     """Returns "classification" or "regression" for a (non-missing) target column."""
-    if _bool_values(series) is not None:
+    if bool_values(series) is not None:
         return "classification"
     if series.dtype.kind in "iuf":
         values = series.to_numpy(dtype=np.float64)
     else:
-        values, bad = _numbers(series)
+        values, bad = parse_numbers(series)
         if bad.any() and not bad.all():
             raise DataTypeError(
-                f"Target {name!r} mixes numbers and text ({where} {_labels(series, bad)} hold "
+                f"Target {name!r} mixes numbers and text ({where} {row_labels(series, bad)} hold "
                 f"text). Fix those cells, or pass task='classification' to treat every value "
                 f"as a class name."
             )
@@ -172,11 +172,11 @@ class TargetEncoder:
                     f"classification target. Received: target_transform={self.transform!r}"
                 )
             return self._fit_classes(series, name)
-        values, bad = _numbers(series)
+        values, bad = parse_numbers(series)
         if bad.any():
             raise DataTypeError(
                 f"A regression target must be numbers; {name!r} has text such as "
-                f"{series[bad].head(3).tolist()!r} ({where} {_labels(series, bad)}). Fix those "
+                f"{series[bad].head(3).tolist()!r} ({where} {row_labels(series, bad)}). Fix those "
                 f"cells or pass task='classification'."
             )
         rows = values if fit_rows is None else values[fit_rows]
@@ -243,7 +243,7 @@ class TargetEncoder:
     def labels(self, series):
         """Targets in report form: class indices, or float values in original units."""
         if self.task_ == "regression":
-            return _numbers(series)[0].astype(np.float32)
+            return parse_numbers(series)[0].astype(np.float32)
         index = {v: i for i, v in enumerate(self.class_names_)}
         labels = series.map(class_value)
         unknown = sorted({v for v in labels if v not in index}, key=str)

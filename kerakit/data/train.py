@@ -49,14 +49,20 @@ def split_at_features(train_model):
 
 
 def encode_rows(encode, x):
-    """Runs the preprocessing once over raw rows (a dict of columns) → a float32 matrix."""
+    """Runs the preprocessing once over raw rows (a dict of columns) → a float32 matrix.
+
+    On TensorFlow through `predict` (a graph; text is looked up in it). On
+    JAX and PyTorch eagerly, chunk by chunk, with text as host codes: the
+    encoding runs once, and compiling it with XLA costs more than running it.
+    """
     import keras
 
     from kerakit.backend import name as backend_name
+    from kerakit.data.preprocess import backend_inputs
 
+    x = backend_inputs(encode, x)
     if backend_name() == "tensorflow":
         return np.asarray(encode.predict(x, batch_size=ENCODE_BATCH, verbose=0), dtype=np.float32)
-    # Keras's lookup layers run eagerly on every backend, not inside a JAX/torch compiled step.
     rows = len(next(iter(x.values())))
     chunks = [encode({k: v[i:i + ENCODE_BATCH] for k, v in x.items()}, training=False)
               for i in range(0, rows, ENCODE_BATCH)]
@@ -80,8 +86,12 @@ def train_table_model(model, train_model, x, y, *, spec, encoder, validation_dat
         the `History`.
     """
     from kerakit import heads
+    from kerakit.data.preprocess import backend_inputs
     from kerakit.training import fit
 
+    x = backend_inputs(train_model, x)
+    if validation_data is not None:
+        validation_data = (backend_inputs(train_model, validation_data[0]), *validation_data[1:])
     encode, core = split_at_features(train_model)
     if core is not None:  # the same optimizer object: the saved model keeps its state
         log_link = encoder.transform_.get("link") == "log"
@@ -106,8 +116,8 @@ def train_table_model(model, train_model, x, y, *, spec, encoder, validation_dat
 
 def set_smearing(model, trained, x, y, encoder):
     """Sets the log1p smearing factor of `model`'s output layer from rows the network can predict."""
-    from kerakit.data.layers import TableOutput
     from kerakit.data.targets import smearing_factor
+    from kerakit.layers import TableOutput
     from kerakit.training import predict
 
     predicted = predict(trained, x)

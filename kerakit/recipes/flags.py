@@ -37,6 +37,12 @@ COMMON_OPTIONS = {
         "multiworker (several machines, from TF_CONFIG) or default on TensorFlow; "
         "data_parallel (keras.distribution over every device and process) on JAX",
     ),
+    "--tracking-uri": dict(
+        metavar="URI", default=None,
+        help="log the run to MLflow (config, per-epoch and test metrics, plots, model): "
+        "e.g. sqlite:///mlflow.db (default: $MLFLOW_TRACKING_URI, else no tracking; "
+        "needs pip install 'kerakit[mlflow]')",
+    ),
     "--json": dict(
         action="store_true", dest="json_output",
         help="print only the result as JSON on stdout (implies --quiet)",

@@ -128,7 +128,7 @@ def _silenced(quiet):
 
 
 def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_output=False,
-            recipes_dir=None, out=None, argv=None, strategy=None):
+            recipes_dir=None, out=None, argv=None, strategy=None, tracking_uri=None):
     """Runs a loaded recipe into a new run directory and returns the result dict.
 
     Seeds everything with `config.seed`, calls `data(config)` and
@@ -136,7 +136,10 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     (learning curves; confusion matrix and ROC, or predicted-vs-actual and
     residuals, on the test split), and writes `metrics.json` and
     `manifest.json`. Under `quiet` or `json_output` nothing is printed
-    (Keras's progress bar included).
+    (Keras's progress bar included). With a tracking URI the run is also an
+    MLflow run (see `kerakit.tracking`): the config as params, the saved
+    history's epochs (step = epoch), the test metrics as `test_<name>`, the
+    plots under `figures/`, the model and the manifest.
 
     Args:
         module: a recipe module (see `load`).
@@ -150,6 +153,8 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         argv: the command line, recorded in the manifest.
         strategy: a `tf.distribute` strategy name for every model the recipe
             builds (see `kerakit.distribute.set_default_strategy`). Defaults to None.
+        tracking_uri: an MLflow tracking URI to log the run to. Defaults to
+            $MLFLOW_TRACKING_URI, else no tracking (`kerakit.tracking.resolve_tracking_uri`).
 
     Returns:
         A dict: recipe, run_id, run_dir, metrics, key_metric, config.
@@ -166,6 +171,11 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
 
     check_config(module, config)
     import_tensorflow_quietly()
+    from kerakit import tracking
+
+    tracking_uri = tracking.resolve_tracking_uri(tracking_uri)
+    if tracking_uri is not None:
+        tracking.import_mlflow()  # a missing extra is refused before the run directory exists
     name = name or module_recipe_name(module)
     out = out or sys.stdout
     quiet = quiet or json_output
@@ -175,6 +185,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         runs_dir, quiet = use_strategy_for_run(strategy, runs_dir, quiet)
         # Only the chief reports: the other workers print nothing, JSON included.
         json_output = json_output and is_chief()
+        tracking_uri = tracking_uri if is_chief() else None
     run = runs_module.Run(name, root=runs_dir, quiet=quiet, out=out)
     started = time.time()
     run.write_manifest(
@@ -190,6 +201,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     )
     run.print(f"[kerakit] {name}: run directory {run.dir}")
     data_checked = False
+    tracked = None
     try:
         with _silenced(quiet):
             from kerakit.training import set_seed
@@ -199,6 +211,8 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
             data_checked = True
             summary, spec = _data_summary(data)
             run.write_manifest(data=summary, spec=spec)
+            tracked = tracking.start_run(tracking_uri, f"{name} {run.id}", dataclasses.asdict(config),
+                                         tags={"kerakit.recipe": name, "kerakit.run_dir": str(run.dir)})
             metrics = _check_metrics(module.run(config, data, run), name)
             skipped = _standard_plots(run, data)
     except BaseException as error:
@@ -211,6 +225,8 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         run.write_manifest(status=status, ended=runs_module.timestamp(),
                            duration_s=round(time.time() - started, 3),
                            error=f"{type(error).__name__}: {error}")
+        if tracked is not None:
+            tracked.end(status)
         raise
     warnings = measurement_warnings(data["spec"], data["y_test"], metrics)
     atomic_write_json(run.path(runs_module.METRICS), metrics)
@@ -220,6 +236,8 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
                        key_metric=key[0], plots=list(run.figures),
                        **({"plots_skipped": skipped} if skipped else {}),
                        **({"warnings": warnings} if warnings else {}))
+    if tracked is not None:
+        _log_run(tracked, run, metrics)
     result = {"recipe": name, "run_id": run.id, "run_dir": str(run.dir), "metrics": metrics,
               "key_metric": key[0], "config": dataclasses.asdict(config)}
     if warnings:
@@ -233,6 +251,23 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     elif not quiet:
         print(format_report(result, skipped), file=out, flush=True)
     return result
+
+
+def _log_run(tracked, run, metrics):
+    """Logs a finished run's epochs, test metrics, plots, model and manifest to its MLflow run."""
+    try:
+        if run.history:
+            tracked.log_history(run.history)
+        tracked.log_metrics({f"test_{key}": value for key, value in metrics.items()})
+        for png in sorted(run.dir.glob("*.png")):
+            tracked.log_artifact(png, "figures")
+        for file in (runs_module.MODEL, runs_module.MANIFEST):
+            if run.path(file).is_file():
+                tracked.log_artifact(run.path(file))
+    except BaseException:
+        tracked.end("failed")
+        raise
+    tracked.end("completed")
 
 
 def wilson_interval(proportion, n, z=1.96):

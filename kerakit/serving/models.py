@@ -213,6 +213,13 @@ class Servable:
                     f"raw-column model's text columns use), which run only on TensorFlow; the "
                     f"Keras backend here is {backend!r}. Serve it with KERAS_BACKEND=tensorflow."
                 )
+            if table_metadata(model) is not None:  # text columns as codes in the saved vocabularies
+                from kerakit.data import backend_inputs
+
+                by_name = arrange
+
+                def arrange(feeds):
+                    return backend_inputs(model, by_name(feeds))
             call, outputs = _padded_call(model, arrange), _name_outputs(model.output)
         inputs = [TensorInfo(n, tuple(t.shape[1:]), _dtype_name(t.dtype)) for n, t in zip(names, tensors, strict=True)]
         outputs = [TensorInfo(k, tuple(v.shape[1:]), _dtype_name(v.dtype)) for k, v in outputs.items()]

@@ -45,9 +45,9 @@ def set_environment(tuner_id, ip="127.0.0.1", port=8000):
 
 def bound_worker_calls(seconds):
     """Caps how long each worker call to the chief may wait (Keras Tuner's default is an hour)."""
-    from keras_tuner.src.distribute import oracle_client
+    from kerakit._compat import set_worker_call_timeout
 
-    oracle_client.TIMEOUT = float(seconds)
+    set_worker_call_timeout(seconds)
 
 
 def worker_error(error, seconds):
@@ -71,13 +71,14 @@ def serve_chief(oracle, idle_timeout=None, poll=0.1, print_fn=print):
     from concurrent import futures
 
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
 
+    from kerakit._compat import oracle_chief_service
+
+    servicer_class, add_to_server, exit_chief = oracle_chief_service()
     last_call = [time.monotonic()]
     lock = threading.Lock()
 
-    class Servicer(oracle_chief.OracleServicer):
+    class Servicer(servicer_class):
         pass
 
     def stamped(method):
@@ -89,11 +90,11 @@ def serve_chief(oracle, idle_timeout=None, poll=0.1, print_fn=print):
 
     for name in ("GetSpace", "UpdateSpace", "CreateTrial", "UpdateTrial", "EndTrial", "GetTrial",
                  "GetBestTrials"):
-        setattr(Servicer, name, stamped(getattr(oracle_chief.OracleServicer, name)))
+        setattr(Servicer, name, stamped(getattr(servicer_class, name)))
 
     servicer = Servicer(oracle)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     if server.add_insecure_port(address()) == 0:
         raise ConfigError(
             f"The chief cannot listen on {address()}: the port is taken or the address is not "
@@ -102,7 +103,7 @@ def serve_chief(oracle, idle_timeout=None, poll=0.1, print_fn=print):
     server.start()
     print_fn(f"Chief serving the oracle on {address()}; waiting for workers.")
     try:
-        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+        while not (servicer.stop_triggered and exit_chief(oracle)):
             time.sleep(poll)
             with lock:
                 idle = time.monotonic() - last_call[0]

@@ -10,7 +10,7 @@ by candidate, so 15 candidates are 15 trials.
 import os
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from kerakit.atomic import atomic_write_json
 from kerakit.tuning.tpe import TPESearch
@@ -64,7 +64,23 @@ class BayesianOptimizationOracle(CrashSafeOracle, keras_tuner.oracles.BayesianOp
 
 
 class HyperbandOracle(CrashSafeOracle, keras_tuner.oracles.HyperbandOracle):
-    pass
+    def reload(self):
+        super().reload()
+        # Keras Tuner writes a new trial's file before the oracle file that
+        # places it in its bracket: killed in between, the trial is retried but
+        # its bracket would still wait for it and add one more. Put it back.
+        placed = {info["id"] for bracket in self._brackets for round_ in bracket["rounds"]
+                  for info in round_}
+        for trial_id, trial in sorted(self.trials.items()):
+            values = trial.hyperparameters.values
+            if trial_id in placed or "tuner/bracket" not in values:
+                continue
+            for bracket in self._brackets:
+                rounds = bracket["rounds"]
+                if bracket["bracket_num"] == values["tuner/bracket"] and values["tuner/round"] < len(rounds):
+                    rounds[values["tuner/round"]].append(
+                        {"past_id": values.get("tuner/trial_id"), "id": trial_id})
+                    break
 
 
 class UnionGridOracle(CrashSafeOracle, keras_tuner.oracles.GridSearchOracle):
@@ -87,7 +103,7 @@ class UnionGridOracle(CrashSafeOracle, keras_tuner.oracles.GridSearchOracle):
     def _key(self, values):
         return tuple(repr(values.get(name)) for name in sorted(self.candidates[0]))
 
-    def _enumerate_space(self):
+    def enumerate_space(self):
         # A build(hp) function declares its own space: walk its product.
         import itertools
 
@@ -103,7 +119,7 @@ class UnionGridOracle(CrashSafeOracle, keras_tuner.oracles.GridSearchOracle):
 
     def populate_space(self, trial_id):
         if self.candidates is None:
-            self.candidates = self._enumerate_space()
+            self.candidates = self.enumerate_space()
         taken = {self._key(t.hyperparameters.values) for t in self.trials.values()}
         for values in self.candidates:
             if self._key(values) not in taken:
@@ -163,7 +179,6 @@ ORACLES = {
 
 def hyperband_trials(oracle):
     """Number of trials one Hyperband iteration of `oracle` runs (its bracket sizes)."""
-    brackets = oracle._get_num_brackets()
-    per_iteration = sum(oracle._get_size(b, r) for b in range(brackets)
-                        for r in range(oracle._get_num_rounds(b)))
-    return per_iteration * oracle.hyperband_iterations
+    from kerakit._compat import hyperband_round_sizes
+
+    return sum(hyperband_round_sizes(oracle)) * oracle.hyperband_iterations

@@ -4,7 +4,6 @@ import dataclasses
 import os
 from pathlib import Path
 
-from kerakit.plots.tuning import plot_trials  # noqa: F401  re-exported by kerakit.tuning
 from kerakit.tuning.trials import TRIAL_FILE
 
 
@@ -23,7 +22,7 @@ class TuneResult:
             epochs, seconds, worker), also saved as `trials.csv`.
         oof_predictions: with `cv`, the best candidate's out-of-fold
             predictions, one row per training row (also `oof_predictions.npy`).
-        fold_models / ensemble: with `cv` and `ensemble=True`, the best
+        fold_models / ensemble: with `cv` and `refit=Refit(ensemble=True)`, the best
             candidate's fold models and their average as one `keras.Model`.
         directory: the search's folder (Keras Tuner's project directory).
         plan: the plan printed before the search ("15 candidates × 3 folds = 45 fits").
@@ -59,7 +58,8 @@ class TuneResult:
                 f"(trial {self.best_trial_id}) with {self.best_hyperparameters}")
 
 
-def _read_json(path):
+def read_json(path):
+    """The JSON object stored at `path`, or {} when it is missing or unreadable."""
     import json
 
     try:
@@ -74,15 +74,15 @@ def trials_table(tuner, runner, objective):
     import pandas as pd
 
     rows = []
-    trials = tuner.oracle.trials if not tuner._is_worker() else {}
+    trials = tuner.oracle.trials if not tuner.is_worker else {}
     for trial_id, trial in sorted(trials.items()):
         metrics = trial.metrics
 
         def last(name, metrics=metrics):
             return metrics.get_last_value(name) if metrics.exists(name) else float("nan")
 
-        info = _read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
-        row = {"trial": trial_id, "status": trial.status}
+        info = read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
+        row = {"trial": trial_id, "status": "PRUNED" if is_pruned(trial) else trial.status}
         if "grid" in trial.hyperparameters.values:  # a union of grids: which grid (from 1)
             row["grid"] = int(trial.hyperparameters.values["grid"]) + 1
         values = runner.values(trial.hyperparameters)
@@ -96,3 +96,20 @@ def trials_table(tuner, runner, objective):
         row["worker"] = info.get("worker")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def is_pruned(trial):
+    """Whether a Keras Tuner trial was stopped by the search's pruner."""
+    metrics = trial.metrics
+    return bool(metrics.exists("pruned") and metrics.get_last_value("pruned"))
+
+
+def finished_curves(tuner):
+    """`[(curve, score, pruned)]` of the finished trials: what a pruner learns on resume."""
+    finished = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        if trial.status != "COMPLETED":
+            continue
+        info = read_json(os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_FILE))
+        finished.append((info.get("curve") or {}, trial.score, is_pruned(trial)))
+    return finished

@@ -9,93 +9,25 @@ without the full garbage collection Keras Tuner adds.
 
 import dataclasses
 import hashlib
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 
-from kerakit.atomic import atomic_path, atomic_write_json
-from kerakit.checks import check_count
-from kerakit.crossval import (
-    FoldRunner,
-    average_ensemble,
-    check_objective,
-    logged_names,
-    make_folds,
-    objective_direction,
-)
+from kerakit.atomic import atomic_write_json
+from kerakit.crossval import FoldRunner, check_objective, logged_names, make_folds, objective_direction
 from kerakit.errors import ConfigError, unknown_name
 from kerakit.spec import ProblemSpec, class_indices, validate_labels
 from kerakit.tuning import distributed
-from kerakit.tuning.results import TuneResult, _read_json, plot_trials, trials_table
+from kerakit.tuning.finish import finish_search
+from kerakit.tuning.options import TuneOptions
+from kerakit.tuning.pruning import SearchPruner
+from kerakit.tuning.results import finished_curves, read_json
 from kerakit.tuning.spaces import BODY_SPACES, DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
-from kerakit.tuning.trials import SpecBuilder, TrialPool, TrialRunner, _fit_options
+from kerakit.tuning.trials import SpecBuilder, TrialPool, TrialRunner
+from kerakit.tuning.tuner import tuner_class
 
-TUNERS = ("random", "grid", "bayesian", "hyperband", "tpe")
 SEARCH_FILE = "kerakit_search.json"
-
-
-# The tuner ------------------------------------------------------------------
-
-
-def _tuner_class():
-    import keras_tuner
-
-    class KerakitTuner(keras_tuner.Tuner):
-        """A Keras Tuner `Tuner` whose trials are k-fold (or one-split) kerakit trainings."""
-
-        def __init__(self, oracle, runner, pool=None, worker_timeout=60.0, chief_timeout=None,
-                     print_fn=print, **kwargs):
-            self.runner, self.pool = runner, pool
-            self.worker_timeout, self.chief_timeout, self.print_fn = worker_timeout, chief_timeout, print_fn
-            self.fits, self.trials_run = 0, []
-            # Keras Tuner reloads only when its tuner file exists, which is first
-            # written after the first trial ends: a search killed in between would
-            # start over. The oracle file is the sign that there is a search to resume.
-            project = os.path.join(str(kwargs["directory"]), kwargs["project_name"])
-            tuner_file = os.path.join(project, f"{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}.json")
-            if (not kwargs.get("overwrite") and os.path.exists(os.path.join(project, "oracle.json"))
-                    and not os.path.exists(tuner_file)):
-                atomic_write_json(tuner_file, {})
-            super().__init__(oracle=oracle, **kwargs)
-
-        def run_trial(self, trial, *args, **kwargs):
-            hp = trial.hyperparameters
-            parent = hp.values.get("tuner/trial_id")
-            warm = self.get_trial_dir(parent) if parent is not None else None
-            trial_dir = self.get_trial_dir(trial.trial_id)
-            if self.pool is not None:
-                metrics, fits = self.pool.run(hp.get_config(), trial_dir, self.tuner_id, warm)
-            else:
-                metrics, fits = self.runner.run(hp, trial_dir, self.tuner_id, warm)
-            self.fits += fits
-            self.trials_run.append(trial.trial_id)
-            return metrics
-
-        def save(self):
-            if not self._is_worker():
-                self.oracle.save()
-            atomic_write_json(self._get_tuner_fname(), self.get_state())
-
-        def search(self, *args, **kwargs):
-            role = distributed.role()
-            if role == "chief":
-                self.oracle.verbose = kwargs.get("verbose", 1)
-                self.save()
-                distributed.serve_chief(self.oracle, self.chief_timeout, print_fn=self.print_fn)
-                return
-            if role == "worker":
-                import grpc
-
-                distributed.bound_worker_calls(self.worker_timeout)
-                try:
-                    return super().search(*args, **kwargs)
-                except grpc.RpcError as error:
-                    raise distributed.worker_error(error, self.worker_timeout) from None
-            return super().search(*args, **kwargs)
-
-    return KerakitTuner
 
 
 # tune -----------------------------------------------------------------------
@@ -128,7 +60,7 @@ def _check_same_search(project_dir, fingerprint, overwrite):
     """Refuses to resume a search over other data or settings in the same folder."""
     path = Path(project_dir) / SEARCH_FILE
     if not overwrite and path.exists():
-        stored = _read_json(path)
+        stored = read_json(path)
         changed = [k for k, v in fingerprint.items() if stored.get(k) not in (None, v)]
         if changed:
             raise ConfigError(
@@ -175,7 +107,7 @@ def _plan(tuner_name, oracle, space, runner, max_trials, done):
     unit = f"{folds} folds" if runner.cross_validated else "1 validation split"
     prefix = ""
     if tuner_name == "grid":
-        total = space.size if space is not None else len(oracle._enumerate_space())
+        total = space.size if space is not None else len(oracle.enumerate_space())
         count = min(total, max_trials) if max_trials else total
     elif tuner_name == "hyperband":
         count = hyperband_trials(oracle)
@@ -190,32 +122,10 @@ def _plan(tuner_name, oracle, space, runner, max_trials, done):
     return text
 
 
-def _best_epochs(trial):
-    if trial.metrics.exists("epochs"):
-        return max(1, int(round(trial.metrics.get_last_value("epochs"))))
-    return None
-
-
-def _check_counts(*, max_trials, cv, epochs, batch_size, patience, factor, trials_per_process):
-    """Refuses a count that would leave the search empty (best_model=None, best_score=nan)."""
-    if max_trials is not None:
-        check_count("max_trials", max_trials)
-    if cv is not None:
-        check_count("cv", cv, minimum=2)
-    check_count("epochs", epochs)
-    check_count("batch_size", batch_size)
-    if patience is not None:
-        check_count("patience", patience, minimum=0)
-    check_count("factor", factor, minimum=2)
-    check_count("trials_per_process", trials_per_process)
-
-
 def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, objective="auto",
-         validation_data=None, validation_split=0.2, epochs=50, patience=5, batch_size=32,
-         body="mlp", preprocessor=None, directory="kerakit_tuning", project_name="search",
-         overwrite=False, seed=0, refit=True, ensemble=False, isolate=False,
-         trials_per_process=20, factor=3, callbacks=None, verbose=1, worker_timeout=60.0,
-         chief_timeout=None):
+         epochs=50, patience=5, batch_size=32, body="mlp", preprocessor=None,
+         directory="kerakit_tuning", project_name="search", overwrite=False, seed=0, refit=True,
+         distribution=None, pruner=None, factor=3, callbacks=None, verbose=1):
     """Searches hyperparameters with Keras Tuner, scoring each candidate by k-fold cross-validation.
 
     Keras Tuner's oracle proposes candidates; each is trained on `cv`
@@ -247,12 +157,12 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         max_trials: most candidates to try; "auto" is 10 for "random", "tpe" and
             "bayesian", every candidate for "grid" and the brackets' size for
             "hyperband". Defaults to "auto".
-        cv: number of folds, or None for one validation split. Defaults to None.
+        cv: how candidates are scored: a number of folds, None for one
+            validation split (20 % of `x`, stratified), or a
+            `kerakit.tuning.CrossValidation` (`validation_data=(x_val,
+            y_val)`, `validation_split`). Defaults to None.
         objective: a logged metric ("val_loss", "val_auc", ...), a
             `keras_tuner.Objective`, or "auto" (`spec.monitor`).
-        validation_data: `(x_val, y_val)` for the single split (`cv=None`).
-        validation_split: fraction of `x` held out (stratified) when `cv` and
-            `validation_data` are None; 0 trains without validation. Defaults to 0.2.
         epochs: most epochs per fit (Hyperband's `max_epochs`). Defaults to 50.
         patience: early-stopping patience per fit; None disables. Defaults to 5.
         batch_size: batch size when the space has no `batch_size`. Defaults to 32.
@@ -266,17 +176,24 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         directory, project_name: where the search is kept.
         overwrite: start over instead of resuming. Defaults to False.
         seed: seeds folds, splits, weights, shuffles and the oracle. Defaults to 0.
-        refit: refit the best candidate on all rows. Defaults to True.
-        ensemble: with `cv`, also return the best candidate's fold models and
-            their averaging ensemble. Defaults to False.
-        isolate: run trials in a child process, replaced every
-            `trials_per_process` trials, so memory stays flat. Defaults to False.
+        refit: refit the best candidate on all rows (True / False), or a
+            `kerakit.tuning.Refit` (`ensemble=True` also returns, with `cv`,
+            the best candidate's fold models and their averaging ensemble).
+            Defaults to True.
+        distribution: where trials run, a `kerakit.tuning.Distribution`
+            (`isolate=True`: in a child process renewed every
+            `trials_per_process` trials; the chief's and workers' timeouts).
+            Defaults to None (this process).
+        pruner: stop trials whose objective trails the others' epoch by
+            epoch: "median", "halving" or "hyperband" (Optuna's pruners, `pip
+            install "kerakit[optuna]"`), or None. Each trial reports its
+            objective at every epoch (under `cv`, the mean over the folds
+            trained so far); a pruned trial ends at once and is listed with
+            status "PRUNED", never chosen as the best. Works with every
+            tuner; not with `Distribution(isolate=True)`. Defaults to None.
         factor: Hyperband's reduction factor. Defaults to 3.
         callbacks: extra Keras callbacks for every fit (copied per fit).
         verbose: 1 prints the plan and Keras Tuner's trial reports; 0 is silent.
-        worker_timeout: seconds a distributed worker waits for the chief per call.
-        chief_timeout: seconds a chief waits without hearing from any worker
-            before giving up; None waits as long as trials are running.
 
     Returns:
         A `TuneResult`.
@@ -291,50 +208,14 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
     result.best_hyperparameters, result.trials, result.oof_predictions.shape
     ```
     """
-    options = TuneOptions(
-        tuner=tuner, max_trials=max_trials, cv=cv, objective=objective, validation_data=validation_data,
-        validation_split=validation_split, epochs=epochs, patience=patience, batch_size=batch_size,
-        body=body, preprocessor=preprocessor, directory=directory, project_name=project_name,
-        overwrite=overwrite, seed=seed, refit=refit, ensemble=ensemble, isolate=isolate,
-        trials_per_process=trials_per_process, factor=factor, callbacks=callbacks, verbose=verbose,
-        worker_timeout=worker_timeout, chief_timeout=chief_timeout)
+    options = TuneOptions.from_arguments(
+        tuner=tuner, max_trials=max_trials, cv=cv, objective=objective, epochs=epochs,
+        patience=patience, batch_size=batch_size, body=body, preprocessor=preprocessor,
+        directory=directory, project_name=project_name, overwrite=overwrite, seed=seed, refit=refit,
+        distribution=distribution, pruner=pruner, factor=factor, callbacks=callbacks, verbose=verbose)
     plan = plan_search(spec, x, y, space, options)
     tuner_obj = run_search(plan)
     return finish_search(plan, tuner_obj)
-
-
-@dataclasses.dataclass
-class TuneOptions:
-    """`tune`'s keyword options, travelling together from the plan to the finish (see `tune`)."""
-
-    tuner: str = "random"
-    max_trials: object = "auto"
-    cv: int | None = None
-    objective: object = "auto"
-    validation_data: tuple | None = None
-    validation_split: float = 0.2
-    epochs: int = 50
-    patience: int | None = 5
-    batch_size: int = 32
-    body: object = "mlp"
-    preprocessor: object = None
-    directory: object = "kerakit_tuning"
-    project_name: str = "search"
-    overwrite: bool = False
-    seed: int = 0
-    refit: bool = True
-    ensemble: bool = False
-    isolate: bool = False
-    trials_per_process: int = 20
-    factor: int = 3
-    callbacks: list | None = None
-    verbose: int = 1
-    worker_timeout: float = 60.0
-    chief_timeout: float | None = None
-
-    def print(self, *args, **kwargs):
-        if self.verbose:
-            print(*args, **kwargs)
 
 
 @dataclasses.dataclass
@@ -353,6 +234,7 @@ class SearchPlan:
     settings: dict
     trial_runner: TrialRunner
     pool: object
+    pruner: object  # a SearchPruner, or None
     oracle: object
     fingerprint: dict
     role: str
@@ -373,14 +255,7 @@ def plan_search(spec, x, y, space, options):
     """
     if not isinstance(spec, ProblemSpec):
         raise ConfigError(f"`spec` must be a kerakit.ProblemSpec (see kerakit.infer_spec). Received: {spec!r}")
-    budgeted = ("random", "bayesian", "tpe")
-    if options.max_trials == "auto":
-        options.max_trials = 10 if options.tuner in budgeted else None
-    if options.max_trials is None and options.tuner in budgeted:
-        raise ConfigError(f"tuner={options.tuner!r} needs a budget: pass max_trials=N.")
-    _check_counts(max_trials=options.max_trials, cv=options.cv, epochs=options.epochs,
-                  batch_size=options.batch_size, patience=options.patience, factor=options.factor,
-                  trials_per_process=options.trials_per_process)
+    options.check()
 
     from kerakit.tuning.oracles import ORACLES
 
@@ -392,34 +267,36 @@ def plan_search(spec, x, y, space, options):
     settings = {"objective": objective, "direction": direction, "epochs": int(options.epochs),
                 "patience": options.patience, "batch_size": int(options.batch_size),
                 "tuner": options.tuner, "save_weights": options.tuner == "hyperband"
-                or bool(options.ensemble and options.cv), "callbacks": list(options.callbacks or [])}
+                or bool(options.refit.ensemble and options.folds), "callbacks": list(options.callbacks or [])}
     trial_runner = TrialRunner(runner, build, space_obj, settings)
     fingerprint = {
         "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
         "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
-        + f" cv={options.cv} seed={options.seed}"}
+        + f" cv={options.folds} seed={options.seed}" + (f" pruner={options.pruner}" if options.pruner else "")}
     return SearchPlan(
         spec=spec, options=options, space=space, space_obj=space_obj, runner=runner,
         refit_data=refit_data, build=build, objective=objective, direction=direction,
         settings=settings, trial_runner=trial_runner,
         pool=_trial_pool(spec, runner, build, space_obj, settings, options),
+        pruner=None if options.pruner is None else SearchPruner(
+            options.pruner, direction, objective, int(options.epochs) * len(runner.splits)),
         oracle=_oracle(objective, direction, space_obj, hyperparameters, options),
         fingerprint=fingerprint, role=distributed.role())
 
 
 def _fold_runner(spec, x, y, options):
     """Data, folds and input pipelines, validated and built once; and the rows a refit uses."""
-    seed = options.seed
+    seed, validation = options.seed, options.cross_validation
     y = validate_labels(spec, y)
-    if options.cv is not None:
-        runner = FoldRunner(spec, x, y, make_folds(spec, y, options.cv, seed=seed), seed=seed)
+    if validation.folds is not None:
+        runner = FoldRunner(spec, x, y, make_folds(spec, y, validation.folds, seed=seed), seed=seed)
         return runner, (runner.x, runner.y)
-    if options.validation_data is not None:
-        runner = FoldRunner(spec, x, y, validation_data=options.validation_data, seed=seed)
+    if validation.validation_data is not None:
+        runner = FoldRunner(spec, x, y, validation_data=validation.validation_data, seed=seed)
         return runner, (runner.x, runner.y)
-    if options.validation_split:
+    if validation.validation_split:
         full = FoldRunner(spec, x, y, seed=seed)
-        idx_train, idx_val = _holdout(spec, full.y, options.validation_split, seed)
+        idx_train, idx_val = _holdout(spec, full.y, validation.validation_split, seed)
         runner = FoldRunner(spec, full.x[idx_train], full.y[idx_train],
                             validation_data=(full.x[idx_val], full.y[idx_val]), seed=seed)
         return runner, (full.x, full.y)
@@ -468,7 +345,7 @@ def _objective(spec, objective, metric_names, runner):
 
 def _trial_pool(spec, runner, build, space_obj, settings, options):
     """With `isolate=True`, the child processes that run the trials; else None."""
-    if not options.isolate:
+    if not options.distribution.isolate:
         return None
     try:
         pickle.dumps((build, options.callbacks))
@@ -482,7 +359,7 @@ def _trial_pool(spec, runner, build, space_obj, settings, options):
                       "validation_data": None if runner.cross_validated or runner.x_val is None
                       else (runner.x_val, runner.y_val),
                       "seed": options.seed, "build": build, "space": space_obj, "settings": settings},
-                     options.trials_per_process)
+                     options.distribution.trials_per_process)
 
 
 def _oracle(objective, direction, space_obj, hyperparameters, options):
@@ -513,18 +390,22 @@ def run_search(plan):
         overwrite = False  # only the chief may clear the shared folder
     else:
         _check_same_search(plan.project_dir, plan.fingerprint, overwrite)
-    tuner_obj = _tuner_class()(
-        plan.oracle, plan.trial_runner, pool=plan.pool, worker_timeout=options.worker_timeout,
-        chief_timeout=options.chief_timeout, print_fn=options.print,
+    tuner_obj = tuner_class()(
+        plan.oracle, plan.trial_runner, pool=plan.pool,
+        worker_timeout=options.distribution.worker_timeout,
+        chief_timeout=options.distribution.chief_timeout, print_fn=options.print, pruner=plan.pruner,
         hypermodel=None if plan.space_obj is not None else plan.space,
         directory=str(options.directory), project_name=options.project_name, overwrite=overwrite)
     if plan.role != "worker":  # after the tuner: overwrite=True has cleared the folder by now
         atomic_write_json(plan.project_dir / SEARCH_FILE, plan.fingerprint)
+    if plan.pruner is not None and plan.role == "local":  # judged against the trials already run
+        plan.pruner.load(finished_curves(tuner_obj))
     done = 0 if plan.role == "worker" else sum(
         t.status in ("COMPLETED", "FAILED") for t in tuner_obj.oracle.trials.values())
     tuner_obj.plan_text = _plan(options.tuner, tuner_obj.oracle if plan.role != "worker" else plan.oracle,
                                 plan.space_obj, plan.runner, options.max_trials, done)
-    options.print(f"Tuning ({options.tuner}, objective {plan.objective}, {plan.direction}): "
+    pruning = f", {options.pruner} pruner" if options.pruner else ""
+    options.print(f"Tuning ({options.tuner}, objective {plan.objective}, {plan.direction}{pruning}): "
                   f"{tuner_obj.plan_text}")
     try:
         tuner_obj.search(verbose=options.verbose)
@@ -534,72 +415,3 @@ def run_search(plan):
     return tuner_obj
 
 
-# Step 3: finish -----------------------------------------------------------------
-
-
-def finish_search(plan, tuner_obj):
-    """The `TuneResult`: trials table and plot, best trial, OOF predictions, refit, ensemble."""
-    table = trials_table(tuner_obj, plan.trial_runner, plan.objective)
-    result = TuneResult(best_model=None, best_hyperparameters={}, best_score=float("nan"),
-                        best_score_std=float("nan"), best_trial_id=None, objective=plan.objective,
-                        direction=plan.direction, trials=table, oof_predictions=None, fold_models=[],
-                        ensemble=None, directory=Path(tuner_obj.project_dir), plan=tuner_obj.plan_text,
-                        fits=tuner_obj.fits, role=plan.role, tuner=tuner_obj,
-                        trials_run=list(tuner_obj.trials_run))
-    if plan.role == "worker":
-        return result
-    options = plan.options
-    return _finish(result, tuner_obj, plan.trial_runner, plan.build, plan.spec, options.refit,
-                   options.ensemble, options.cv, plan.refit_data, plan.settings, options.seed)
-
-
-def _finish(result, tuner_obj, trial_runner, build, spec, refit, ensemble, cv, refit_data, settings,
-            seed):
-    """Writes the trials table and plot; loads the best trial's OOF predictions; refits."""
-    import keras_tuner
-
-    project = result.directory
-    table = result.trials
-    with atomic_path(project / "trials.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(project / "trials.png") as tmp:
-        plot_trials(table, result.objective, result.direction).savefig(tmp)
-    best = [t for t in tuner_obj.oracle.get_best_trials(1) if t.status == "COMPLETED"]
-    if not best:
-        return result
-    best = best[0]
-    hp = best.hyperparameters
-    values = trial_runner.values(hp)
-    metrics = best.metrics
-    result.best_trial_id = best.trial_id
-    result.best_hyperparameters = values
-    result.best_score = float(metrics.get_last_value(result.objective))
-    std_name = f"{result.objective}_std"
-    result.best_score_std = float(metrics.get_last_value(std_name)) if metrics.exists(std_name) else 0.0
-    trial_dir = Path(tuner_obj.get_trial_dir(best.trial_id))
-    atomic_write_json(project / "best_hyperparameters.json",
-                      {"trial": best.trial_id, "score": result.best_score,
-                       "score_std": result.best_score_std,
-                       "values": {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}})
-    if cv and (trial_dir / "oof.npy").exists():
-        result.oof_predictions = np.load(trial_dir / "oof.npy")
-        with atomic_path(project / "oof_predictions.npy") as tmp:
-            np.save(tmp, result.oof_predictions)
-    batch_size, _ = _fit_options(values, settings)
-    if refit:
-        refitter = FoldRunner(spec, refit_data[0], refit_data[1], seed=seed)
-        epochs = _best_epochs(best) or settings["epochs"]
-        result.best_model = refitter.fit_all(build, keras_tuner.HyperParameters.from_config(
-            hp.get_config()), batch_size=batch_size, epochs=epochs)
-        with atomic_path(project / "best_model.keras") as tmp:
-            result.best_model.save(tmp)
-    if ensemble and cv:
-        models = []
-        for fold in range(cv):
-            model = build(hp)
-            model.optimizer.build(model.trainable_variables)  # so its saved state loads too
-            model.load_weights(str(trial_dir / f"fold_{fold}.weights.h5"))
-            models.append(model)
-        result.fold_models = models
-        result.ensemble = average_ensemble(models)
-    return result

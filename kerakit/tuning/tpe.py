@@ -17,7 +17,7 @@ import re
 import warnings
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from kerakit.errors import MissingExtraError
 
@@ -89,6 +89,7 @@ class TPESearch:
         self.max_duplicate_asks = 20
         self._study = None
         self._asked = {}  # Keras Tuner trial id -> Optuna trial (asked, not yet told)
+        self._told = set()  # Keras Tuner trial ids the study has learned
 
     # The Optuna side ------------------------------------------------------
 
@@ -149,9 +150,17 @@ class TPESearch:
     def _tell(self, trial):
         """Reports a finished Keras Tuner trial to the study (asked or not)."""
         optuna = import_optuna()
-        study = self._study
+        # A resumed search may end a retried trial before anything was asked:
+        # the study is then built here, and has told this trial already.
+        study = self.study
+        if trial.trial_id in self._told:
+            return
         asked = self._asked.pop(trial.trial_id, None)
-        if trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
+        pruned = trial.metrics.exists("pruned") and trial.metrics.get_last_value("pruned")
+        if trial.status == trial_module.TrialStatus.COMPLETED and pruned:
+            # Stopped early by the search's pruner: its partial score is no final one.
+            state, value = optuna.trial.TrialState.PRUNED, None
+        elif trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
             state, value = optuna.trial.TrialState.COMPLETE, float(trial.score)
         elif trial.status == trial_module.TrialStatus.FAILED:
             state, value = optuna.trial.TrialState.FAIL, None
@@ -159,6 +168,7 @@ class TPESearch:
             if asked is not None:  # sent for a retry: asked again when it reruns
                 study.tell(asked, state=optuna.trial.TrialState.FAIL)
             return
+        self._told.add(trial.trial_id)
         if asked is not None:
             study.tell(asked, value, state=state)
             return
@@ -210,7 +220,7 @@ class TPESearch:
 
     def reload(self):
         super().reload()
-        self._study, self._asked = None, {}  # rebuilt from the trials on first use
+        self._study, self._asked, self._told = None, {}, set()  # rebuilt from the trials on first use
 
 
 def _suggest(asked, name, dist):

@@ -112,7 +112,8 @@ class SpecBuilder:
                 ) from None
 
 
-def _fit_options(values, settings):
+def fit_options(values, settings):
+    """`(batch_size, epochs)` of a candidate: its own values, else the search's settings."""
     batch_size = values.get("batch_size", settings["batch_size"])
     epochs = values.get("epochs", settings["epochs"])
     return int(batch_size), int(epochs)
@@ -121,7 +122,7 @@ def _fit_options(values, settings):
 # Running one trial ----------------------------------------------------------
 
 
-def _memory_mb():
+def memory_mb():
     """(current, peak) resident memory of this process in MB, from /proc (Linux)."""
     try:
         with open("/proc/self/status") as handle:
@@ -142,36 +143,72 @@ class TrialRunner:
             return self.space.decode(hp.values, self.settings["tuner"])
         return dict(hp.values)
 
-    def run(self, hp, trial_dir, tuner_id, warm_start=None):
+    def run(self, hp, trial_dir, tuner_id, warm_start=None, pruner=None):
+        """Trains `hp` on every fold; returns `(metrics for the oracle, fits)`.
+
+        With `pruner` (a `SearchPruner`), the objective is reported at every
+        epoch and a trial that trails the others stops at once, with
+        `pruned: 1` among its metrics.
+        """
+        import time
+
+        from kerakit.tuning.pruning import TrialPruned, pruning_callback
+
         s = self.settings
         values = self.values(hp)
         # Every trial starts from the same draw (weights, fold shuffles), whatever
         # ran before it in this process: a resumed search scores as an uninterrupted one.
         self.folds.reset_pipelines()
-        batch_size, epochs = _fit_options(values, s)
+        batch_size, epochs = fit_options(values, s)
         initial_epoch = 0
         if "tuner/epochs" in hp.values:  # Hyperband decides the epochs of each round
             epochs = int(hp.values["tuner/epochs"])
             if warm_start is not None:
                 initial_epoch = int(hp.values.get("tuner/initial_epoch", 0))
-        outcome = self.folds.run(
-            self.build, hp, batch_size=batch_size, epochs=epochs, monitor=s["objective"],
-            direction=s["direction"], patience=s["patience"], initial_epoch=initial_epoch,
-            warm_start=warm_start, save_weights=trial_dir if s["save_weights"] else None,
-            callbacks=s["callbacks"])
+        callbacks = list(s["callbacks"])
+        reporter = pruner.begin(epochs) if pruner is not None else None
+        if reporter is not None:
+            callbacks.append(pruning_callback(reporter))
+        start = time.perf_counter()
+        try:
+            outcome = self.folds.run(
+                self.build, hp, batch_size=batch_size, epochs=epochs, monitor=s["objective"],
+                direction=s["direction"], patience=s["patience"], initial_epoch=initial_epoch,
+                warm_start=warm_start, save_weights=trial_dir if s["save_weights"] else None,
+                callbacks=callbacks)
+        except TrialPruned:
+            pruner.end(reporter, None)
+            return self._pruned(reporter, trial_dir, tuner_id, batch_size, time.perf_counter() - start)
+        if reporter is not None:
+            pruner.end(reporter, outcome.mean)
         if outcome.oof_predictions is not None:
             with atomic_path(os.path.join(trial_dir, "oof.npy")) as tmp:
                 np.save(tmp, outcome.oof_predictions)
-        rss, peak = _memory_mb()
+        rss, peak = memory_mb()
         atomic_write_json(os.path.join(trial_dir, TRIAL_FILE), {
             "worker": tuner_id, "pid": os.getpid(), "fold_scores": outcome.scores,
             "best_epochs": outcome.best_epochs, "seconds": outcome.seconds, "fits": outcome.fits,
             "batch_size": batch_size, "rss_mb": rss, "peak_rss_mb": peak,
+            "curve": reporter.curve if reporter is not None else {},
         })
         name = s["objective"]
         metrics = {name: outcome.mean, f"{name}_std": outcome.std,
-                   "epochs": float(np.mean(outcome.best_epochs)), "seconds": outcome.seconds}
+                   "epochs": float(np.mean(outcome.best_epochs)), "seconds": outcome.seconds,
+                   "pruned": 0.0}
         return metrics, outcome.fits
+
+    def _pruned(self, reporter, trial_dir, tuner_id, batch_size, seconds):
+        """The metrics of a pruned trial: its last reported fold mean, marked `pruned`."""
+        rss, peak = memory_mb()
+        atomic_write_json(os.path.join(trial_dir, TRIAL_FILE), {
+            "worker": tuner_id, "pid": os.getpid(), "fold_scores": [], "seconds": seconds,
+            "fits": len(reporter.folds), "batch_size": batch_size, "rss_mb": rss,
+            "peak_rss_mb": peak, "curve": reporter.curve, "pruned": True,
+        })
+        name = self.settings["objective"]
+        epochs = max(len(curve) for curve in reporter.folds) if reporter.folds else 0
+        metrics = {name: reporter.last, "epochs": float(epochs), "seconds": seconds, "pruned": 1.0}
+        return metrics, len(reporter.folds)
 
 
 # Trials in a fresh process --------------------------------------------------

@@ -221,3 +221,45 @@ def test_a_runs_dir_that_is_a_file_is_refused(tmp_path, tiny_recipe_dir, capsys)
     assert "is a file, not a folder" in err
     assert "Traceback" not in err and "NotADirectoryError" not in err
     assert (tmp_path / "runs").read_text() == "a file"
+
+
+@pytest.mark.slow
+def test_tracking_uri_logs_the_run_to_mlflow(tmp_path, tiny_recipe_dir, monkeypatch, capsys):
+    """--tracking-uri: config as params, each epoch, test metrics, plots and model in MLflow."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # MLflow puts the artifacts of a SQLite store in ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert cli.main(["run", "tiny-cli", "--recipes-dir", str(tiny_recipe_dir), "--epochs", "2",
+                     "--runs-dir", str(tmp_path / "runs"), "--tracking-uri", uri, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == f"tiny-cli {result['run_id']}"
+    assert run.data.params == {"epochs": "2", "seed": "0", "smoke": "False"}
+    for key in ("loss", "val_loss"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result["metrics"]["accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model.keras", "manifest.json", "figures"} <= artifacts
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert {"figures/learning_curves.png", "figures/confusion_matrix.png"} <= figures
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_a_failed_mlflow_run(tmp_path, tiny_recipe_dir, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    source = (tiny_recipe_dir / "tiny_cli.py").read_text()
+    (tiny_recipe_dir / "tiny_cli.py").write_text(
+        source.replace("    run.save_history(history)", "    raise RuntimeError('boom')"))
+    with pytest.raises(RuntimeError, match="boom"):
+        from kerakit import recipes
+
+        recipes.run_command("tiny-cli", ["--runs-dir", str(tmp_path / "runs"), "--quiet"],
+                            recipes_dir=[str(tiny_recipe_dir)])
+    client = mlflow.MlflowClient()
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FAILED" and run.data.tags["kerakit.status"] == "failed"

@@ -198,8 +198,10 @@ def test_predict_in_chunks_pads_the_last_chunk_and_drops_the_padding():
     model.call = spy
     out = predict_in_chunks(model, x, batch_size=4)
     model.call = original
-    # 11 rows in chunks of 4: 4, 4, then 3 padded to the next power of two.
+    # 11 rows in chunks of 4: 4, 4, then 3 padded to 4: every call has one shape.
     assert calls == [4, 4, 4]
+    # ... so a row's prediction does not depend on the rows predicted with it
+    np.testing.assert_array_equal(predict_in_chunks(model, x[:3], batch_size=4), out[:3])
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     assert out.shape == (11, 3)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)

@@ -1,5 +1,5 @@
-"""scripts/bench_tabular.py (issue 13): its tables need no download, and its summary
-computes ranks, win/tie/loss and the issue's targets from what was measured."""
+"""scripts/bench_tabular.py: its tables need no download, and its summary computes
+ranks, win/tie/loss and the targets from what was measured."""
 
 import importlib.util
 import pathlib
@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "bench_tabular.py"
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "bench_tabular.py"
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,13 @@
 adapters, `EnsembleHead` gives each member its own output layer and
 `EnsembleMean` averages their predictions. They make the "table" body of
 `fit_table` (`kerakit.data.bodies`) and the "table" body of `build_model`
-and `tune` (`kerakit.bodies.table`). Registered with Keras's serialization
-under the names they have always had, so saved models load unchanged.
-(Not `kerakit.ensemble`: that name is `kk.ensemble`, the averaging of trained models.)
+and `tune` (`kerakit.bodies`).
 """
 
 import keras
 from keras import ops
 
-PACKAGE = "kerakit"
+from kerakit.layers._base import PACKAGE
 
 
 def _random_signs(shape, dtype=None):

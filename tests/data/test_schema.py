@@ -1,7 +1,7 @@
 """kerakit.data without TensorFlow: reading, schema inference, every bad input, splits, targets.
 
-Each bad input in issue 3 has its own test; each asserts the error type and
-that the message names what was found and how to fix it.
+Each bad input has its own test; each asserts the error type and that the
+message names what was found and how to fix it.
 """
 
 import numpy as np
@@ -283,7 +283,7 @@ def test_streaming_scan_refuses_bad_rows_far_into_the_file(tmp_path, monkeypatch
     assert scan_csv(path, "y", drop_missing_target=True).schema.rows == 398
 
 
-# fit_table's arguments and inputs (issue 14, items 1, 2 and 4) ---------------------------
+# fit_table's arguments and inputs ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("option, value", [("epochs", -1), ("epochs", 2.5), ("batch_size", 0),
@@ -321,3 +321,13 @@ def test_table_target_with_a_stray_value_is_refused_before_training():
     # Said explicitly, it is a class like the others.
     encoder = TargetEncoder(task="classification").fit(frame["label"], "label")
     assert len(encoder.class_names_) == 5
+
+
+def test_printed_schema_says_what_each_body_does_with_numbers(mixed_csv):
+    schema = read_table(str(mixed_csv[0]), target="price").schema
+    table = schema.summary()
+    assert "SmoothClip" in table and "piecewise-linear" in table and "median" in table
+    assert "Normalization" not in table
+    mlp = schema.summary(body="mlp")
+    assert "Normalization" in mlp and "mean" in mlp and "SmoothClip" not in mlp
+    assert str(schema) == table

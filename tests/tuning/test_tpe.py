@@ -1,6 +1,5 @@
-"""Optuna's TPE as a Keras Tuner oracle (issue 17, item 1): kk.tune, resume, the CLI."""
+"""Optuna's TPE as a Keras Tuner oracle: define-by-run asks, kk.tune, resume."""
 
-import json
 import sys
 
 import numpy as np
@@ -82,50 +81,6 @@ def test_a_missing_optuna_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now raises ImportError
     with pytest.raises(MissingExtraError, match=r"kerakit\[optuna\]"):
         tpe.import_optuna()
-
-
-RECIPE = '''"""Tiny binary recipe for the tune command."""
-import dataclasses
-
-@dataclasses.dataclass
-class Config:
-    epochs: int = 2  # most epochs
-    seed: int = 0  # seed
-    smoke: bool = False  # tiny
-
-def data(config):
-    import numpy as np
-    from sklearn.datasets import load_breast_cancer
-    import kerakit as kk
-    x, y = load_breast_cancer(return_X_y=True)
-    idx = np.random.default_rng(config.seed).permutation(len(x))[:150]
-    x, y = x[idx].astype("float32"), y[idx]
-    return {"x_train": x[:90], "y_train": y[:90], "x_val": x[90:120], "y_val": y[90:120],
-            "x_test": x[120:], "y_test": y[120:], "spec": kk.ProblemSpec(task="binary")}
-
-def search_space(config):
-    return {"units": [4, 8], "learning_rate": (1e-3, 1e-1, "log")}
-
-def run(config, data, run):
-    return {}
-'''
-
-
-@pytest.mark.slow
-def test_kerakit_tune_tpe_command_resumes(tmp_path, capsys):
-    from kerakit import cli
-
-    recipe = tmp_path / "tiny_binary.py"
-    recipe.write_text(RECIPE)
-    args = ["tune", str(recipe), "--tuner", "tpe", "--directory", str(tmp_path / "tuning"),
-            "--json", "--epochs", "1"]
-    assert cli.main(args + ["--max-trials", "2"]) == 0
-    assert json.loads(capsys.readouterr().out)["fits"] == 2
-    assert cli.main(args + ["--max-trials", "3"]) == 0
-    # Keras Tuner itself prints "Reloading Tuner from ..." first: the report is the last line.
-    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["fits"] == 1 and "resuming: 2 done" in report["plan"]
-    assert report["best_hyperparameters"]["units"] in (4, 8)
 
 
 def test_tpe_does_not_train_a_repeated_candidate_and_stops_when_the_space_is_spent(tmp_path):

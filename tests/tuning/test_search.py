@@ -1,19 +1,17 @@
-"""kerakit.tune: spaces, the four tuners, the k-fold objective, results, checks, the CLI."""
+"""kerakit.tune: the tuners, the k-fold objective, option groups, results, checks, resume."""
 
-import json
-import os
 
 import numpy as np
 import pytest
 
 import kerakit as kk
 from kerakit.errors import ConfigError
-from kerakit.tuning import SearchSpace, plot_trials
+from kerakit.tuning import CrossValidation, Refit
 
 # Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
 pytestmark = pytest.mark.backends
 
-ISSUE_GRIDS = [{"units": [5, 8, 10], "dropout": [.4, .6, .8]},
+GRIDS_WITH_DROPOUT_1 = [{"units": [5, 8, 10], "dropout": [.4, .6, .8]},
                {"units": [10, 15], "dropout": [.6, .8, 1.0]}]
 VALID_GRIDS = [{"units": [5, 8, 10], "dropout": [.4, .6, .8]},
                {"units": [10, 15], "dropout": [.6, .8, .9]}]
@@ -28,46 +26,6 @@ def three_digits():
     keep = np.flatnonzero(y < 3)[:120]
     return (x[keep] / 16).astype(np.float32), y[keep]
 
-
-
-# Search spaces (no training) ------------------------------------------------
-
-
-def test_union_of_grids_has_fifteen_candidates_in_order():
-    space = SearchSpace(VALID_GRIDS)
-    assert space.size == 15
-    decoded = [space.decode(c, "grid") for c in space.candidates()]
-    assert decoded[0] == {"units": 5, "dropout": 0.4}
-    assert decoded[-1] == {"units": 15, "dropout": 0.9}
-    # (10, .6) and (10, .8) are in both grids: like scikit-learn, both grids run them.
-    assert len({tuple(sorted(d.items())) for d in decoded}) == 13
-
-
-def test_space_entries_map_to_keras_tuner_hyperparameters():
-    import scipy.stats
-
-    space = SearchSpace({"units": [(64,), (128, 64)], "depth": (1, 3), "learning_rate": (1e-4, 1e-1, "log"),
-                         "dropout": scipy.stats.uniform(0.0, 0.5), "batch_size": 32})
-    hp = space.hyperparameters("random")
-    kinds = {p.name: type(p).__name__ for p in hp.space}
-    assert kinds == {"units": "Choice", "depth": "Int", "learning_rate": "Float", "dropout": "Float",
-                     "batch_size": "Fixed"}
-    assert hp.space[2].sampling == "log"
-    values = space.decode({"units": "(128, 64)", "depth": 2, "learning_rate": 0.01, "dropout": 0.5,
-                           "batch_size": 32})
-    assert values["units"] == (128, 64) and values["dropout"] == pytest.approx(0.25)
-    assert space.size is None
-
-
-def test_space_mistakes_are_refused_with_the_fix():
-    with pytest.raises(ConfigError, match="only tuner='grid'"):
-        SearchSpace(VALID_GRIDS).check_for("random")
-    with pytest.raises(ConfigError, match=r"\['learning_rate'\] are continuous"):
-        SearchSpace({"learning_rate": (1e-4, 1e-1, "log")}).check_for("grid")
-    with pytest.raises(ConfigError, match="low < high"):
-        SearchSpace({"dropout": (0.5, 0.1)})
-    with pytest.raises(ConfigError, match="non-empty dict"):
-        SearchSpace([])
 
 
 # Searches -----------------------------------------------------------------
@@ -100,11 +58,11 @@ def test_union_of_grids_runs_exactly_45_fits_with_out_of_fold_predictions(three_
     assert result.best_model.predict(x[:4], verbose=0).shape == (4, 3)
 
 
-def test_the_issue_grid_with_dropout_1_is_refused_before_any_fit(three_digits, tmp_path):
+def test_a_grid_with_dropout_1_is_refused_before_any_fit(three_digits, tmp_path):
     x, y = three_digits
     spec = kk.ProblemSpec(task="multiclass", num_classes=3)
     with pytest.raises(ConfigError, match=r"grid 2 of the search space, dropout=1\.0 cannot be used"):
-        kk.tune(spec, x, y, ISSUE_GRIDS, tuner="grid", cv=3, directory=tmp_path, verbose=0)
+        kk.tune(spec, x, y, GRIDS_WITH_DROPOUT_1, tuner="grid", cv=3, directory=tmp_path, verbose=0)
     assert not list(tmp_path.glob("search/trial_*"))
 
 
@@ -124,7 +82,7 @@ def test_scipy_distributions_are_sampled(cancer, tmp_path):
 
 @pytest.mark.parametrize("tuner, options", [
     ("random", dict(max_trials=2)),
-    ("bayesian", dict(max_trials=2, ensemble=True, cv=2)),
+    ("bayesian", dict(max_trials=2, refit=Refit(ensemble=True), cv=2)),
     ("hyperband", dict(max_trials=4, cv=2, epochs=3)),
 ])
 def test_each_tuner_searches_the_default_space(cancer, tmp_path, tuner, options):
@@ -141,7 +99,7 @@ def test_each_tuner_searches_the_default_space(cancer, tmp_path, tuner, options)
     if tuner == "hyperband":  # later rounds continue earlier trials for more epochs
         assert result.plan.startswith("up to 4 candidates × 2 folds")
         assert (table["epochs"] > 1).any()
-    if options.get("ensemble"):
+    if isinstance(options.get("refit"), Refit):
         assert len(result.fold_models) == 2
         both = np.mean([m.predict(x[:3], verbose=0) for m in result.fold_models], axis=0)
         np.testing.assert_allclose(result.ensemble.predict(x[:3], verbose=0), both, atol=1e-5)
@@ -175,7 +133,8 @@ def test_objectives_are_checked_before_the_first_trial(cancer, tmp_path):
     x, y = cancer
     binary = kk.ProblemSpec(task="binary")
     with pytest.raises(ConfigError, match="needs validation data"):
-        kk.tune(binary, x, y, objective="val_auc", validation_split=0, directory=tmp_path, verbose=0)
+        kk.tune(binary, x, y, objective="val_auc", cv=CrossValidation(validation_split=0),
+                directory=tmp_path, verbose=0)
     with pytest.raises(ConfigError, match=r"'val_rmse' is not a metric.*Available: 'loss', 'accuracy'"):
         kk.tune(binary, x, y, objective="val_rmse", directory=tmp_path, verbose=0)
     with pytest.raises(ConfigError, match="Did you mean 'dropout'"):
@@ -201,7 +160,7 @@ def test_resuming_a_different_search_in_the_same_folder_is_refused(cancer, tmp_p
                                            ("cv", 1), ("epochs", 2.5), ("patience", -1)])
 def test_counts_that_would_leave_the_search_empty_are_refused_before_searching(cancer, tmp_path,
                                                                                 option, value):
-    # Issue 14, item 2: epochs=0 or batch_size=0 returned best_model=None, best_score=nan.
+    # epochs=0 or batch_size=0 would return best_model=None, best_score=nan.
     x, y = cancer
     with pytest.raises(ConfigError, match=f"`{option}` must be"):
         kk.tune(kk.ProblemSpec(task="binary"), x, y, {"units": [4]}, tuner="grid",
@@ -211,7 +170,7 @@ def test_counts_that_would_leave_the_search_empty_are_refused_before_searching(c
 
 @pytest.mark.slow
 def test_a_resumed_search_scores_its_trials_as_an_uninterrupted_one(cancer, tmp_path):
-    # Issue 14, item 21: the second trial must not depend on how many trials ran before it
+    # The second trial must not depend on how many trials ran before it
     # in the same process (the reused input pipeline had reshuffled once per earlier epoch).
     x, y = cancer
     spec = kk.ProblemSpec(task="binary")
@@ -223,85 +182,6 @@ def test_a_resumed_search_scores_its_trials_as_an_uninterrupted_one(cancer, tmp_
                       **options)
     assert resumed.fits == 1 and "resuming: 1 done" in resumed.plan
     assert whole.trials["val_loss"].tolist() == resumed.trials["val_loss"].tolist()
-
-
-def test_plot_trials_returns_a_figure():
-    import pandas as pd
-    from matplotlib.figure import Figure
-
-    table = pd.DataFrame({"status": ["COMPLETED"] * 3, "val_auc": [0.7, 0.9, 0.8],
-                          "val_auc_std": [0.01, 0.02, 0.0]})
-    fig = plot_trials(table, "val_auc", "max")
-    assert isinstance(fig, Figure)
-    best_line = fig.axes[0].lines[-1].get_ydata()
-    assert list(best_line) == [0.7, 0.9, 0.8][:1] + [0.9, 0.9]
-
-
-# The command line ---------------------------------------------------------
-
-RECIPE = '''"""Tiny binary recipe for the tune command."""
-import dataclasses
-
-@dataclasses.dataclass
-class Config:
-    epochs: int = 3  # most epochs
-    seed: int = 0  # seed
-    smoke: bool = False  # tiny
-
-def data(config):
-    import numpy as np
-    from sklearn.datasets import load_breast_cancer
-    import kerakit as kk
-    x, y = load_breast_cancer(return_X_y=True)
-    idx = np.random.default_rng(config.seed).permutation(len(x))[:150]
-    x, y = x[idx].astype("float32"), y[idx]
-    return {"x_train": x[:90], "y_train": y[:90], "x_val": x[90:120], "y_val": y[90:120],
-            "x_test": x[120:], "y_test": y[120:], "spec": kk.ProblemSpec(task="binary")}
-
-def search_space(config):
-    return {"units": [4, 8], "learning_rate": [1e-2]}
-
-def run(config, data, run):
-    return {}
-'''
-
-
-def test_tune_help_is_instant_and_lists_the_four_tuners():
-    import subprocess
-    import sys
-
-    from kerakit.tuning import TUNERS
-
-    code = ("import sys; from kerakit import cli\n"
-            "try:\n    cli.main(['tune', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
-    assert out.strip().endswith("False") and "{random,grid,bayesian,hyperband,tpe}" in out
-    assert TUNERS == ("random", "grid", "bayesian", "hyperband", "tpe")
-
-
-@pytest.mark.parametrize("tuner", ["grid", "random", "bayesian", "hyperband"])
-def test_kerakit_tune_command_on_a_recipe_file(tmp_path, capsys, tuner):
-    from kerakit import cli
-
-    recipe = tmp_path / "tiny_binary.py"
-    recipe.write_text(RECIPE)
-    code = cli.main(["tune", str(recipe), "--tuner", tuner, "--cv", "2", "--max-trials", "2",
-                     "--directory", str(tmp_path / "tuning"), "--json", "--epochs", "2"])
-    assert code == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["plan"].endswith("2 candidates × 2 folds = " + ("up to " if tuner == "hyperband" else "")
-                                   + "4 fits") and report["fits"] == 4
-    assert report["best_hyperparameters"]["units"] in (4, 8)
-    assert report["test_metrics"]["n"] == 30 and report["test_metrics"]["accuracy"] > 0.6
-    folder = tmp_path / "tuning" / "tiny-binary"
-    assert {"trials.csv", "trials.png", "best_model.keras", "oof_predictions.npy"} <= set(os.listdir(folder))
-    if tuner != "grid":
-        return
-    # Flags tune does not know go to the recipe's parser, which names the valid ones.
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["tune", str(recipe), "--epoch", "2", "--directory", str(tmp_path)])
-    assert exit_info.value.code == 2 and "Did you mean '--epochs'" in capsys.readouterr().err
 
 
 def test_a_build_function_with_a_preprocessor_is_refused(cancer, tmp_path):
@@ -316,15 +196,34 @@ def test_a_build_function_with_a_preprocessor_is_refused(cancer, tmp_path):
                 directory=tmp_path, verbose=0)
 
 
-def test_cli_report_sorts_trials_by_the_objective_direction(capsys):
-    import pandas as pd
+def test_a_search_folder_that_is_a_file_is_refused_before_anything_trains(cancer, tmp_path):
+    x, y = cancer
+    spec = kk.ProblemSpec(task="binary")
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    for directory, project_name in ((taken, "search"), (taken / "below", "search"), (tmp_path, "taken")):
+        with pytest.raises(ConfigError, match=r"taken is a file, not a folder.*Received: directory="):
+            kk.tune(spec, x, y, {"units": [4]}, tuner="grid", directory=directory,
+                    project_name=project_name, verbose=0)
+    assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
-    from kerakit.commands.tune import _print_report
 
-    trials = pd.DataFrame({"trial": [0, 1, 2], "status": ["COMPLETED"] * 3,
-                           "val_cosine_similarity": [0.2, 0.9, 0.5]})
-    _print_report({"role": "chief", "objective": "val_cosine_similarity", "direction": "max",
-                   "best_score": 0.9, "best_score_std": 0.0, "best_trial": 1,
-                   "best_hyperparameters": {}, "directory": "d", "_trials": trials})
-    table = capsys.readouterr().out.split("Best trials:")[1].splitlines()[2:5]
-    assert [line.split()[0] for line in table] == ["1", "2", "0"]
+@pytest.mark.parametrize("keyword, value, message", [
+    ("cv", True, "`cv` must be a number of folds"),
+    ("refit", "yes", "`refit` must be True, False or a kerakit.tuning.Refit"),
+    ("distribution", {"isolate": True}, "`distribution` must be a kerakit.tuning.Distribution"),
+])
+def test_option_groups_and_their_shortcuts_are_checked(cancer, tmp_path, keyword, value, message):
+    x, y = cancer
+    with pytest.raises(ConfigError, match=message):
+        kk.tune(kk.ProblemSpec(task="binary"), x, y, {"units": [4]}, tuner="grid",
+                directory=tmp_path, verbose=0, **{keyword: value})
+
+
+def test_validation_data_and_no_refit_through_the_option_groups(cancer, tmp_path):
+    x, y = cancer
+    result = kk.tune(kk.ProblemSpec(task="binary"), x[:70], y[:70], {"units": [4]}, tuner="grid",
+                     cv=CrossValidation(validation_data=(x[70:], y[70:])), refit=False, epochs=1,
+                     directory=tmp_path, verbose=0)
+    assert result.best_model is None and result.plan.endswith("1 validation split = 1 fits")
+    assert np.isfinite(result.best_score)

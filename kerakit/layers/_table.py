@@ -1,11 +1,11 @@
-"""The small layers a raw-column model needs beyond Keras's own.
+"""The layers of a raw-column model that Keras does not have.
 
-Keras has lookup, normalization, discretization and crossing layers, but no
-layer that imputes a missing number, flags it, or carries a table's metadata
-(class names, target transform, column kinds) inside the saved model. These
-are registered with `keras.saving.register_keras_serializable`, so a `.keras`
-file loads with `safe_mode=True` once this module is imported (importing
-`kerakit.data` does that; `kerakit.data.load_table_model` too).
+Keras has normalization and discretization layers, but none that imputes a
+missing number, flags it, scales it robustly, encodes it piecewise-linearly,
+or carries a table's metadata (class names, target transform, column kinds)
+inside the saved model. Its lookup and crossing layers run on TensorFlow
+only; `TableInput`, `CategoryLookup` and `CrossHash` do the same work on every
+backend (see `kerakit.layers._lookup`).
 """
 
 import json
@@ -14,13 +14,7 @@ import keras
 from keras import ops
 
 from kerakit.errors import ConfigError
-from kerakit.metadata import spec_layer_class
-from kerakit.tabm import EnsembleDense, EnsembleHead, EnsembleMean  # noqa: F401  (moved to core)
-
-PACKAGE = "kerakit"
-
-# A raw-column model holds build_model's SpecOutput layer too: registered with these.
-spec_layer_class()
+from kerakit.layers._base import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -128,14 +122,6 @@ class TableOutput(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "metadata": self.metadata}
-
-    @property
-    def problem_spec(self):
-        """The `ProblemSpec` the metadata records (`kerakit.metadata.spec_of` reads it
-        for files saved before models carried a `SpecOutput` layer)."""
-        from kerakit.data.targets import spec_from_metadata
-
-        return spec_from_metadata(self.metadata) if self.metadata.get("task") else None
 
 
 # exp() of more than this overflows float32; a log-link output is clipped there.
