@@ -136,6 +136,7 @@ class TuneOptions:
     callbacks: list | None = None
     verbose: int = 1
     pruner: str | None = None
+    storage: object = None  # a kerakit.tuning.Storage after `check`
 
     @classmethod
     def from_arguments(cls, *, cv=None, refit=True, distribution=None, **options):
@@ -169,6 +170,16 @@ class TuneOptions:
         check_count("factor", self.factor, minimum=2)
         check_count("trials_per_process", self.distribution.trials_per_process)
         check_pruner(self.pruner)
+        from kerakit.tuning.storage import as_storage
+
+        self.storage = as_storage(self.storage)
+        if self.storage is not None and (self.overwrite or self.distribution.isolate):
+            raise ConfigError(
+                "A search kept in `storage` is shared by its workers: overwrite=True would clear "
+                "it under them, and isolate=True is not supported with it. Use another "
+                "project_name (a new study) and run trials in this process. Received: "
+                f"overwrite={self.overwrite!r}, isolate={self.distribution.isolate!r}"
+            )
         if self.pruner is not None and self.distribution.isolate:
             raise ConfigError(
                 f"pruner={self.pruner!r} judges each epoch against the other trials in this "

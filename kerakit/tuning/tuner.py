@@ -45,6 +45,8 @@ def tuner_class():
             parent = hp.values.get("tuner/trial_id")
             warm = self.get_trial_dir(parent) if parent is not None else None
             trial_dir = self.get_trial_dir(trial.trial_id)
+            if hasattr(self.pruner, "trial_id"):  # a shared search's pruning: this trial's reports
+                self.pruner.trial_id = trial.trial_id
             if self.pool is not None:
                 metrics, fits = self.pool.run(hp.get_config(), trial_dir, self.tuner_id, warm)
             else:
