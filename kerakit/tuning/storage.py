@@ -27,7 +27,6 @@ on the same data joins the same study.
   (Keras Tuner's brackets cannot be shared between workers).
 """
 
-import dataclasses
 import json
 import os
 import threading
@@ -36,7 +35,6 @@ import time
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from kerakit.errors import ConfigError
 from kerakit.tuning.tpe import TPESearch, distribution_of, import_optuna, suggest
 
 ABANDONED = "kerakit.abandoned"
@@ -44,71 +42,6 @@ VALUES = "kerakit.values"
 METRICS = "kerakit.metrics"
 WORKER = "kerakit.worker"
 HEARTBEAT = "kerakit.heartbeat"
-
-
-@dataclasses.dataclass
-class Storage:
-    """Where a shared search lives, and how fast a dead worker's trial is taken back.
-
-    Args:
-        url: an RDB URL (`sqlite:///search.db`, `postgresql://user:pw@host/db`,
-            `mysql+pymysql://...`) or the path of a journal file.
-        heartbeat_interval: seconds between a running trial's heartbeats.
-            Defaults to 10.
-        grace_period: seconds without a heartbeat after which a running trial
-            is marked failed and run again. Defaults to 4 heartbeats.
-
-    Example:
-
-    ```python
-    kk.tune(spec, x, y, storage=Storage("sqlite:///search.db", heartbeat_interval=5))
-    kk.tune(spec, x, y, storage="sqlite:///search.db")  # the same, with the defaults
-    ```
-    """
-
-    url: str
-    heartbeat_interval: float = 10.0
-    grace_period: float | None = None
-
-    @property
-    def grace(self):
-        return self.grace_period if self.grace_period is not None else 4 * self.heartbeat_interval
-
-    def check(self):
-        if not isinstance(self.url, str) or not self.url.strip():
-            raise ConfigError(f"`storage` must be an RDB URL (sqlite:///search.db, "
-                              f"postgresql://...) or a journal file path. Received: storage={self.url!r}")
-        if not self.heartbeat_interval > 0 or not self.grace > self.heartbeat_interval:
-            raise ConfigError(
-                f"A storage's heartbeat_interval must be positive and its grace_period longer. "
-                f"Received: heartbeat_interval={self.heartbeat_interval!r}, "
-                f"grace_period={self.grace_period!r}")
-
-    def open(self):
-        """The Optuna storage object: `RDBStorage` for a URL, `JournalStorage` for a path."""
-        optuna = import_optuna()
-        if "://" in self.url:
-            kwargs = {}
-            if self.url.startswith("sqlite"):  # several processes write: wait for the lock
-                kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-            return optuna.storages.RDBStorage(self.url, **kwargs)
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(self.url))
-
-
-def as_storage(value):
-    """`storage=` as a `Storage` (a URL or path is `Storage(url)`), or None."""
-    if value is None or isinstance(value, Storage):
-        storage = value
-    elif isinstance(value, (str, os.PathLike)):
-        storage = Storage(str(value))
-    else:
-        raise ConfigError(f"`storage` must be a URL, a journal file path or a "
-                          f"kerakit.tuning.Storage. Received: storage={value!r}")
-    if storage is not None:
-        storage.check()
-    return storage
 
 
 def _key(values):
