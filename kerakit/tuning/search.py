@@ -228,8 +228,21 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         distribution=distribution, pruner=pruner, factor=factor, callbacks=callbacks, verbose=verbose,
         storage=storage)
     plan = plan_search(spec, x, y, space, options)
-    tuner_obj = run_search(plan)
-    return finish_search(plan, tuner_obj)
+    from kerakit.tracking import search_run
+
+    config = {"tuner": options.tuner, "max_trials": options.max_trials, "objective": plan.objective,
+              "direction": plan.direction, "cv": options.folds, "epochs": options.epochs,
+              "pruner": options.pruner, "seed": options.seed,
+              "storage": None if options.storage is None else options.storage.url}
+    with search_run(tracking_uri, f"tune {options.project_name}", config) as search:
+        tuner_obj = run_search(plan, tracking=search)
+        result = finish_search(plan, tuner_obj)
+        if search is not None and result.best_trial_id is not None:
+            search.log_metrics({f"best_{plan.objective}": result.best_score})
+            search.set_tags({"kerakit.best_trial": result.best_trial_id})
+            if result.best_model is not None:
+                search.log_model(result.best_model, "best_model")
+    return result
 
 
 @dataclasses.dataclass
@@ -437,8 +450,11 @@ def _oracle(objective, direction, space_obj, hyperparameters, options):
 # Step 2: search -----------------------------------------------------------------
 
 
-def run_search(plan):
-    """Creates (or resumes) the Keras Tuner search in its folder, prints the plan and runs it."""
+def run_search(plan, tracking=None):
+    """Creates (or resumes) the Keras Tuner search in its folder, prints the plan and runs it.
+
+    With `tracking` (the search's MLflow `TrackedRun`), each trial is logged as its child run.
+    """
     options = plan.options
     overwrite = options.overwrite
     if plan.role == "worker":
@@ -449,6 +465,7 @@ def run_search(plan):
         plan.oracle, plan.trial_runner, pool=plan.pool,
         worker_timeout=options.distribution.worker_timeout,
         chief_timeout=options.distribution.chief_timeout, print_fn=options.print, pruner=plan.pruner,
+        tracking=tracking,
         hypermodel=None if plan.space_obj is not None else plan.space,
         directory=str(options.directory), project_name=options.project_name, overwrite=overwrite)
     if plan.role != "worker":  # after the tuner: overwrite=True has cleared the folder by now
