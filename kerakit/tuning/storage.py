@@ -184,7 +184,9 @@ class StorageOracle(TPESearch, keras_tuner.Oracle):
             trials = study.get_trials(deepcopy=False)
             self._fail_stale(study, trials)
             trials = study.get_trials(deepcopy=False)
-            if len(self._live(trials)) >= self.budget:
+            live = self._live(trials)
+            waiting = any(t.state == import_optuna().trial.TrialState.WAITING for t in live)
+            if len(live) >= self.budget and not waiting:  # a waiting retry is asked next
                 return self._idle_or_stop(trials)
             study = self.open_study(len(trials))
             asked = study.ask()

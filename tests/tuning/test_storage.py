@@ -21,7 +21,7 @@ for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_P
     ENV.pop(name, None)
 
 # One worker: the same call in every process. argv: storage url, directory, max_trials,
-# marker file (touched when a fit starts; "-" for none), seconds to sleep per epoch.
+# marker file (touched when a fit starts; "-" for none), seconds to sleep per epoch, grace period.
 WORKER = '''
 import json, sys, time
 import keras, numpy as np
@@ -29,7 +29,7 @@ from sklearn.datasets import load_breast_cancer
 import kerakit as kk
 from kerakit.tuning import Storage
 
-url, directory, max_trials, marker, pause = sys.argv[1:6]
+url, directory, max_trials, marker, pause, grace = sys.argv[1:7]
 x, y = load_breast_cancer(return_X_y=True)
 x, y = x[:80].astype("float32"), y[:80]
 x = (x - x.mean(0)) / (x.std(0) + 1e-6)
@@ -42,7 +42,7 @@ class Slow(keras.callbacks.Callback):
 
 result = kk.tune(kk.ProblemSpec(task="binary"), x, y, space={"units": (2, 64), "dropout": (0.0, 0.5)},
                  tuner="random", max_trials=int(max_trials), epochs=2, directory=directory,
-                 storage=Storage(url, heartbeat_interval=0.5, grace_period=3), refit=False,
+                 storage=Storage(url, heartbeat_interval=0.5, grace_period=float(grace)), refit=False,
                  callbacks=[Slow()], verbose=0)
 rows = result.trials[["trial", "status", "units", "dropout"]].to_dict("records")
 print("RESULT " + json.dumps({"run": result.trials_run, "rows": rows}))
@@ -51,11 +51,11 @@ print("RESULT " + json.dumps({"run": result.trials_run, "rows": rows}))
 SPACE = {"units": (2, 64), "dropout": (0.0, 0.5)}
 
 
-def _start(tmp_path, url, max_trials, marker="-", pause=0.0):
+def _start(tmp_path, url, max_trials, marker="-", pause=0.0, grace=3.0):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     return subprocess.Popen([sys.executable, str(script), url, str(tmp_path / "search"), str(max_trials),
-                             str(marker), str(pause)], env=ENV, cwd=tmp_path,
+                             str(marker), str(pause), str(grace)], env=ENV, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -102,10 +102,13 @@ def test_a_killed_worker_s_trial_is_marked_failed_and_run_again(tmp_path):
         time.sleep(0.2)
     doomed.send_signal(signal.SIGKILL)  # mid-trial: its first epoch sleeps 30 s
     doomed.wait(timeout=30)
-    result = _result(_start(tmp_path, url, 3))
+    # The survivor runs the two other trials, waits until the dead trial's heartbeat is
+    # 30 s old (the budget counts it meanwhile), then marks it failed and runs it again.
+    result = _result(_start(tmp_path, url, 3, grace=30))
     rows = {r["trial"]: r for r in result["rows"]}
     failed = [r for r in rows.values() if r["status"] == "FAILED"]
     assert len(failed) == 1 and failed[0]["trial"] == "0000"
+    assert len(result["run"]) == 3
     completed = [r for r in rows.values() if r["status"] == "COMPLETED"]
     assert len(completed) == 3  # the budget is met in spite of the kill
     retried = [r for r in completed if (r["units"], r["dropout"]) == (failed[0]["units"], failed[0]["dropout"])]
