@@ -68,3 +68,21 @@ def test_no_tracking_uri_logs_nothing(cancer, tmp_path, monkeypatch):
                      directory=tmp_path / "search", refit=False, verbose=0)
     assert len(result.trials) == 1
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_trial_pruned_in_a_shared_search_ends_its_child_run_pruned(cancer, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    x, y = cancer
+    # Three sound learning rates, then one that diverges: the median pruner stops it.
+    space = {"learning_rate": [0.01, 0.011, 0.012, 30.0], "optimizer": ["sgd"]}
+    result = kk.tune(kk.ProblemSpec(task="binary"), x, y, space=space, tuner="grid", epochs=4,
+                     patience=None, pruner="median", storage=str(tmp_path / "search.journal"),
+                     directory=tmp_path / "search", refit=False, tracking_uri=uri, verbose=0)
+    statuses = dict(zip(result.trials["learning_rate"], result.trials["status"], strict=True))
+    assert statuses == {0.01: "COMPLETED", 0.011: "COMPLETED", 0.012: "COMPLETED", 30.0: "PRUNED"}
+    client, _, children = _runs(uri)
+    ended = {float(c.data.params["learning_rate"]): (c.info.status, c.data.tags["kerakit.status"])
+             for c in children}
+    assert ended[30.0] == ("KILLED", "pruned")
+    assert ended[0.01] == ("FINISHED", "completed")
