@@ -70,7 +70,7 @@ class StorageOracle(TPESearch, keras_tuner.Oracle):
         self.budget, self.candidates, self.optuna_pruner = int(budget), candidates, pruner
         self._storage = None
         self._running = {}  # Keras Tuner trial id -> (Optuna trial id, stop event)
-        self._failures = 0
+        self._failures, self._exhausted = 0, False
 
     # The study ---------------------------------------------------------------
 

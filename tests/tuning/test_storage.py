@@ -158,3 +158,22 @@ def test_storage_settings_are_checked(cancer, tmp_path):
                 directory=tmp_path, verbose=0)
     with pytest.raises(ConfigError, match="must be a URL"):
         kk.tune(spec, x, y, storage=3, directory=tmp_path, verbose=0)
+
+
+def _build(hp):
+    import keras
+
+    model = keras.Sequential([keras.Input((30,)), keras.layers.Dense(hp.Int("units", 2, 16), activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    return model
+
+
+@pytest.mark.slow
+def test_a_build_function_searched_through_storage(cancer, tmp_path):
+    x, y = cancer
+    result = kk.tune(kk.ProblemSpec(task="binary"), x, y, space=_build, tuner="tpe", max_trials=2,
+                     epochs=1, directory=tmp_path / "search", storage=str(tmp_path / "search.journal"),
+                     refit=False, verbose=0)
+    assert list(result.trials["status"]) == ["COMPLETED", "COMPLETED"]
+    assert result.trials["units"].between(2, 16).all() and result.trials["units"].nunique() == 2
