@@ -143,7 +143,7 @@ class TrialRunner:
             return self.space.decode(hp.values, self.settings["tuner"])
         return dict(hp.values)
 
-    def run(self, hp, trial_dir, tuner_id, warm_start=None, pruner=None):
+    def run(self, hp, trial_dir, tuner_id, warm_start=None, pruner=None, callbacks=()):
         """Trains `hp` on every fold; returns `(metrics for the oracle, fits)`.
 
         With `pruner` (a `SearchPruner`), the objective is reported at every
@@ -165,7 +165,7 @@ class TrialRunner:
             epochs = int(hp.values["tuner/epochs"])
             if warm_start is not None:
                 initial_epoch = int(hp.values.get("tuner/initial_epoch", 0))
-        callbacks = list(s["callbacks"])
+        callbacks = list(s["callbacks"]) + list(callbacks)
         reporter = pruner.begin(epochs) if pruner is not None else None
         if reporter is not None:
             callbacks.append(pruning_callback(reporter))
@@ -224,11 +224,11 @@ def _init_worker(payload):
     _WORKER_RUNNER = TrialRunner(folds, payload["build"], payload["space"], payload["settings"])
 
 
-def _run_in_worker(hp_config, trial_dir, tuner_id, warm_start):
+def _run_in_worker(hp_config, trial_dir, tuner_id, warm_start, callbacks=()):
     import keras_tuner
 
     hp = keras_tuner.HyperParameters.from_config(hp_config)
-    return _WORKER_RUNNER.run(hp, trial_dir, tuner_id, warm_start)
+    return _WORKER_RUNNER.run(hp, trial_dir, tuner_id, warm_start, callbacks=callbacks)
 
 
 class TrialPool:
