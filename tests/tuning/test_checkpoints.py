@@ -64,9 +64,10 @@ def _runner(x, y):
     return FoldRunner(spec, x, y, make_folds(spec, y, 2, seed=0), seed=0)
 
 
-def _run(runner, checkpoint, log):
+def _run(runner, checkpoint, callbacks):
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
     return runner.run(_build, batch_size=16, epochs=5, monitor="val_loss", patience=2,
-                      callbacks=[log], checkpoint=checkpoint)
+                      callbacks=callbacks, checkpoint=checkpoint)
 
 
 @pytest.mark.backends
@@ -118,6 +119,28 @@ def test_a_fold_that_had_finished_when_stopped_is_not_trained_again(tmp_path):
     assert log.begun == []
     np.testing.assert_allclose(resumed.scores, whole.scores, rtol=1e-6)
     assert resumed.best_epochs == whole.best_epochs
+
+
+@pytest.mark.backends
+def test_a_resumed_trial_reports_its_whole_curve_to_the_pruner(tmp_path):
+    pytest.importorskip("optuna")
+    from kerakit.tuning.pruning import SearchPruner, pruning_callback
+
+    x, y = _data()
+    pruner = SearchPruner("median", "min", "val_loss", max_steps=10)
+    whole = pruner.begin(5)
+    _run(_runner(x, y), TrialCheckpoint(tmp_path / "whole"), pruning_callback(whole))
+    stopped = pruner.begin(5)
+    with pytest.raises(Stop):
+        _run(_runner(x, y), TrialCheckpoint(tmp_path / "stopped"), [pruning_callback(stopped), EpochLog((1, 3))])
+    assert max(stopped.curve) == 7  # fold 1 (steps 5-9) reported up to epoch 2
+    resumed = pruner.begin(5)
+    _run(_runner(x, y), TrialCheckpoint(tmp_path / "stopped"), pruning_callback(resumed))
+    assert sorted(resumed.curve) == sorted(whole.curve)
+    np.testing.assert_allclose([resumed.curve[s] for s in sorted(whole.curve)],
+                               [whole.curve[s] for s in sorted(whole.curve)], rtol=1e-5)
+    # The new Optuna trial holds the steps reported before the stop too.
+    assert sorted(pruner.study.trials[resumed.trial.number].intermediate_values) == sorted(whole.curve)
 
 
 def test_a_search_keeps_a_checkpoint_per_epoch_and_removes_it_when_the_trial_ends(tmp_path):
