@@ -73,11 +73,15 @@ def _run(runner, checkpoint, callbacks):
 @pytest.mark.backends
 def test_a_stopped_fold_run_resumes_at_its_fold_and_epoch_with_the_same_result(tmp_path):
     x, y = _data()
-    whole = _run(_runner(x, y), TrialCheckpoint(tmp_path / "whole"), EpochLog())
+
+    def plateau():
+        return keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0.01)
+
+    whole = _run(_runner(x, y), TrialCheckpoint(tmp_path / "whole"), [EpochLog(), plateau()])
 
     checkpoint = TrialCheckpoint(tmp_path / "stopped")
     with pytest.raises(Stop):
-        _run(_runner(x, y), checkpoint, EpochLog(stop_at=(1, 3)))
+        _run(_runner(x, y), checkpoint, [EpochLog(stop_at=(1, 3)), plateau()])
     saved = np.load(checkpoint.path)
     state = json.loads(str(saved["state"]))
     assert (state["fold"], state["epoch"]) == (1, 2)
@@ -85,12 +89,13 @@ def test_a_stopped_fold_run_resumes_at_its_fold_and_epoch_with_the_same_result(t
     early_stopping = state["callbacks"]["0"]
     assert set(early_stopping) == {"wait", "stopped_epoch", "best", "best_epoch"}
     assert early_stopping["best"] is not None and "best_weights/0/0" in saved.files
+    assert set(state["callbacks"]["3"]) == {"wait", "best", "cooldown_counter"}  # ReduceLROnPlateau
 
     # A new process: other random states, fresh pipelines, a model built again.
     random.seed(123)
     np.random.seed(123)
     log = EpochLog()
-    resumed = _run(_runner(x, y), TrialCheckpoint(tmp_path / "stopped"), log)
+    resumed = _run(_runner(x, y), TrialCheckpoint(tmp_path / "stopped"), [log, plateau()])
     assert log.begun[0] == (0, 3)  # the first fold run here is fold 1, and it starts at epoch 3
     assert log.fold == 0 and all(epoch >= 3 for _, epoch in log.begun)
     np.testing.assert_allclose(resumed.scores, whole.scores, rtol=1e-5, atol=1e-6)
