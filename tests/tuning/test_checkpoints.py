@@ -1,5 +1,6 @@
 """Mid-trial checkpoints: a trial stopped in the middle continues from its last epoch, with the same result."""
 
+import functools
 import json
 import os
 import random
@@ -49,13 +50,13 @@ def _data(n=60, features=5):
     return x, y
 
 
-def _build(hp=None):
+def _build(hp=None, learning_rate=0.05):
     inputs = keras.Input((5,))
     hidden = keras.layers.Dense(8, activation="relu")(inputs)
     hidden = keras.layers.Dropout(0.3)(hidden)  # a seed generator whose state must survive
     outputs = keras.layers.Dense(1, activation="sigmoid")(hidden)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
     return model
 
 
@@ -64,27 +65,30 @@ def _runner(x, y):
     return FoldRunner(spec, x, y, make_folds(spec, y, 2, seed=0), seed=0)
 
 
-def _run(runner, checkpoint, callbacks):
+def _run(runner, checkpoint, callbacks, build=_build, epochs=5):
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-    return runner.run(_build, batch_size=16, epochs=5, monitor="val_loss", patience=2,
+    return runner.run(build, batch_size=16, epochs=epochs, monitor="val_loss", patience=3,
                       callbacks=callbacks, checkpoint=checkpoint)
 
 
 @pytest.mark.backends
 def test_a_stopped_fold_run_resumes_at_its_fold_and_epoch_with_the_same_result(tmp_path):
     x, y = _data()
+    # A fast learning rate: fold 1's validation loss is best at epoch 2 and worse from epoch 3
+    # on, so the resumed fold ends on EarlyStopping's best weights only if they were kept.
+    build = functools.partial(_build, learning_rate=0.5)
 
     def plateau():
         return keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0.01)
 
-    whole = _run(_runner(x, y), TrialCheckpoint(tmp_path / "whole"), [EpochLog(), plateau()])
+    whole = _run(_runner(x, y), TrialCheckpoint(tmp_path / "whole"), [EpochLog(), plateau()], build, 6)
 
     checkpoint = TrialCheckpoint(tmp_path / "stopped")
     with pytest.raises(Stop):
-        _run(_runner(x, y), checkpoint, [EpochLog(stop_at=(1, 3)), plateau()])
+        _run(_runner(x, y), checkpoint, [EpochLog(stop_at=(1, 4)), plateau()], build, 6)
     saved = np.load(checkpoint.path)
     state = json.loads(str(saved["state"]))
-    assert (state["fold"], state["epoch"]) == (1, 2)
+    assert (state["fold"], state["epoch"]) == (1, 3)
     assert state["outcome"]["scores"] == whole.scores[:1]  # fold 0 finished before the stop
     early_stopping = state["callbacks"]["0"]
     assert set(early_stopping) == {"wait", "stopped_epoch", "best", "best_epoch"}
@@ -95,9 +99,10 @@ def test_a_stopped_fold_run_resumes_at_its_fold_and_epoch_with_the_same_result(t
     random.seed(123)
     np.random.seed(123)
     log = EpochLog()
-    resumed = _run(_runner(x, y), TrialCheckpoint(tmp_path / "stopped"), [log, plateau()])
-    assert log.begun[0] == (0, 3)  # the first fold run here is fold 1, and it starts at epoch 3
-    assert log.fold == 0 and all(epoch >= 3 for _, epoch in log.begun)
+    resumed = _run(_runner(x, y), TrialCheckpoint(tmp_path / "stopped"), [log, plateau()], build, 6)
+    assert log.begun[0] == (0, 4)  # the first fold run here is fold 1, and it starts at epoch 4
+    assert log.fold == 0 and all(epoch >= 4 for _, epoch in log.begun)
+    assert whole.best_epochs[1] == 3  # best at epoch 2 (0-based), before the stop
     np.testing.assert_allclose(resumed.scores, whole.scores, rtol=1e-5, atol=1e-6)
     assert resumed.best_epochs == whole.best_epochs and resumed.fits == whole.fits == 2
     np.testing.assert_allclose(resumed.oof_predictions, whole.oof_predictions, rtol=1e-4, atol=1e-5)
