@@ -81,14 +81,19 @@ def test_a_stopped_fold_run_resumes_at_its_fold_and_epoch_with_the_same_result(t
     def plateau():
         return keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0.01)
 
-    whole = _run(_runner(x, y), TrialCheckpoint(tmp_path / "whole"), [EpochLog(), plateau()], build, 6)
+    whole_log = EpochLog()
+    whole = _run(_runner(x, y), TrialCheckpoint(tmp_path / "whole"), [whole_log, plateau()], build, 6)
+    # Stop fold 1 two epochs after its best one (or at its last epoch): the checkpoint then
+    # holds EarlyStopping's best weights from before the stop.
+    last = max(epoch for fold, epoch in whole_log.begun if fold == 1)
+    stop = min(whole.best_epochs[1] + 1, last)
 
     checkpoint = TrialCheckpoint(tmp_path / "stopped")
     with pytest.raises(Stop):
-        _run(_runner(x, y), checkpoint, [EpochLog(stop_at=(1, 4)), plateau()], build, 6)
+        _run(_runner(x, y), checkpoint, [EpochLog(stop_at=(1, stop)), plateau()], build, 6)
     saved = np.load(checkpoint.path)
     state = json.loads(str(saved["state"]))
-    assert (state["fold"], state["epoch"]) == (1, 3)
+    assert (state["fold"], state["epoch"]) == (1, stop - 1)
     assert state["outcome"]["scores"] == whole.scores[:1]  # fold 0 finished before the stop
     early_stopping = state["callbacks"]["0"]
     assert set(early_stopping) == {"wait", "stopped_epoch", "best", "best_epoch"}
@@ -100,9 +105,8 @@ def test_a_stopped_fold_run_resumes_at_its_fold_and_epoch_with_the_same_result(t
     np.random.seed(123)
     log = EpochLog()
     resumed = _run(_runner(x, y), TrialCheckpoint(tmp_path / "stopped"), [log, plateau()], build, 6)
-    assert log.begun[0] == (0, 4)  # the first fold run here is fold 1, and it starts at epoch 4
-    assert log.fold == 0 and all(epoch >= 4 for _, epoch in log.begun)
-    assert whole.best_epochs[1] == 3  # best at epoch 2 (0-based), before the stop
+    assert log.begun[0] == (0, stop)  # the first fold run here is fold 1, from the stopped epoch
+    assert log.fold == 0 and all(epoch >= stop for _, epoch in log.begun)
     np.testing.assert_allclose(resumed.scores, whole.scores, rtol=1e-5, atol=1e-6)
     assert resumed.best_epochs == whole.best_epochs and resumed.fits == whole.fits == 2
     np.testing.assert_allclose(resumed.oof_predictions, whole.oof_predictions, rtol=1e-4, atol=1e-5)
