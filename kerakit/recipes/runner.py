@@ -127,6 +127,22 @@ def _silenced(quiet):
         yield
 
 
+def _manifest_config(module, config):
+    """The config for the manifest, less the fields the recipe says its settings ignore.
+
+    A recipe may define `unused_config(config)`, a dict of field name to why it
+    has no effect (the csv recipe's `l2` with the table body); those go under
+    `config_unused` instead, so the manifest claims no setting that did nothing.
+    """
+    fields = dataclasses.asdict(config)
+    unused = getattr(module, "unused_config", None)
+    unused = dict(unused(config)) if unused is not None else {}
+    found = {"config": {k: v for k, v in fields.items() if k not in unused}}
+    if unused:
+        found["config_unused"] = {k: unused[k] for k in sorted(unused) if k in fields}
+    return found
+
+
 def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_output=False,
             recipes_dir=None, out=None, argv=None, strategy=None, tracking_uri=None):
     """Runs a loaded recipe into a new run directory and returns the result dict.
@@ -194,7 +210,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         id=run.id,
         status="running",
         started=runs_module.timestamp(),
-        config=dataclasses.asdict(config),
+        **_manifest_config(module, config),
         seed=getattr(config, "seed", None),
         argv=list(argv) if argv is not None else None,
         versions=runs_module.versions(),
