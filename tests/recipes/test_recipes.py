@@ -288,6 +288,10 @@ def test_runner_writes_a_complete_run_directory(tmp_path, capsys):
     assert manifest["metrics"]["n"] == 12 and 0 <= manifest["metrics"]["accuracy"] <= 1
     assert manifest["key_metric"] == "accuracy"
     assert (run_dir / "history.csv").read_text().count("\n") == 3
+    # The printed precision says which class is positive; the metric keys stay as they were.
+    assert manifest["metric_notes"]["precision"] == "positive class: 1" == result["metric_notes"]["recall"]
+    [precision] = [line for line in out.splitlines() if line.strip().startswith("precision ")]
+    assert precision.endswith("(positive class: 1)")
 
     # Same seed, same data, same fingerprint; the run directories differ.
     again = recipes.execute(module, recipes.make_config(module, epochs=2), runs_dir=tmp_path / "runs",
