@@ -270,7 +270,7 @@ _PER_CLASS = ("precision", "recall", "f1", "f1_macro", "roc_auc")
 
 def _positive_class(spec):
     names = spec.class_names
-    return f"positive class: {names[1]!r}" if names else "positive class: 1"
+    return f"positive class: {str(names[1])!r}" if names else "positive class: 1"
 
 
 def _averaged(average, spec):

@@ -1,5 +1,6 @@
 """What printed metrics refer to: the positive class, how classes are averaged."""
 
+import numpy as np
 import pytest
 
 from kerakit.metrics_registry import metric_note, metric_notes
@@ -12,6 +13,9 @@ def test_binary_precision_and_recall_name_the_positive_class():
     assert metric_note("precision", named) == "positive class: 'sick'"
     assert metric_note("recall", named) == "positive class: 'sick'"
     assert metric_note("f1", ProblemSpec(task="binary")) == "positive class: 1"
+    # Names read from data are NumPy strings; the note shows them as plain text.
+    read = ProblemSpec(task="binary", class_names=list(np.array(["malignant", "benign"])))
+    assert metric_note("precision", read) == "positive class: 'benign'"
     assert metric_note("accuracy", named) is None and metric_note("log_loss", named) is None
 
 
