@@ -260,3 +260,67 @@ def compute(name, spec, y, pred, threshold=0.5):
             f"Metrics for this task: {valid}."
         )
     return float(info.compute(spec, np.asarray(y), np.asarray(pred, dtype=np.float64), threshold))
+
+
+# What a printed metric means: the positive class, how classes are averaged ------
+
+# The metrics whose value depends on which class is positive or how classes are averaged.
+_PER_CLASS = ("precision", "recall", "f1", "f1_macro", "roc_auc")
+
+
+def _positive_class(spec):
+    names = spec.class_names
+    return f"positive class: {str(names[1])!r}" if names else "positive class: 1"
+
+
+def _averaged(average, spec):
+    if spec.task == "multiclass":
+        return f"{average} average over {spec.num_classes} classes"
+    names = spec.class_names
+    what = f"{spec.num_labels} labels" + (f" ({', '.join(map(str, names))})" if names else "")
+    return f"{average} average over {what}"
+
+
+def metric_note(name, spec):
+    """What a held-out metric's value refers to, or None where it needs no words.
+
+    Binary precision, recall and F1 count the positive class (the model's
+    output, the second of `spec.class_names`); multiclass ones are the
+    unweighted mean over classes (macro), multilabel ones pool every label's
+    decisions (micro; `f1_macro` averages per label); ROC-AUC is macro
+    averaged over classes or labels.
+
+    Example:
+
+    >>> from kerakit.spec import ProblemSpec
+    >>> metric_note("precision", ProblemSpec(task="binary", class_names=["healthy", "sick"]))
+    "positive class: 'sick'"
+    >>> metric_note("f1", ProblemSpec(task="multiclass", num_classes=3))
+    'macro average over 3 classes'
+    """
+    base = get(name).name
+    if base not in _PER_CLASS or spec.task not in get(base).tasks:
+        return None
+    if spec.task == "binary":
+        return _positive_class(spec)
+    if base in ("f1_macro", "roc_auc"):
+        return _averaged("macro", spec)
+    return _averaged(_AVERAGE[spec.task], spec)
+
+
+def metric_notes(spec, names):
+    """`{name: note}` for the report metrics among `names` that need one (see `metric_note`).
+
+    Example:
+
+    >>> from kerakit.spec import ProblemSpec
+    >>> metric_notes(ProblemSpec(task="multiclass", num_classes=3), ["accuracy", "recall", "n"])
+    {'recall': 'macro average over 3 classes'}
+    """
+    found = {}
+    for name in names:
+        if name in METRICS:
+            note = metric_note(name, spec)
+            if note is not None:
+                found[name] = note
+    return found

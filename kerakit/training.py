@@ -291,7 +291,10 @@ def metrics_report(spec, y, predictions, threshold=0.5):
     Classification: accuracy, precision, recall, F1 (macro for multiclass,
     micro for multilabel), ROC-AUC where defined, log loss. Regression: MSE,
     RMSE, MAE, R². A metric undefined on these rows (ROC-AUC with one class
-    present) is left out.
+    present) is left out. Binary precision, recall and F1 count the positive
+    class (the second of `spec.class_names`);
+    `kerakit.metrics_registry.metric_notes(spec, report)` says so, and how
+    classes are averaged, in words for printing beside the values.
     """
     checks.check_fraction("threshold", threshold, example=0.5)
     y = validate_labels(spec, y)
@@ -325,7 +328,11 @@ def evaluate(model, x, y, spec=None, threshold=0.5, batch_size=256):
     ```python
     report = kerakit.evaluate(model, x_test, y_test, spec)
     report["accuracy"], report["f1"]
+    metric_notes(spec, report)["f1"]  # 'macro average over 3 classes'
     ```
+
+    What each metric refers to (the positive class, the averaging over
+    classes): `kerakit.metrics_registry.metric_notes`.
     """
     checks.check_fraction("threshold", threshold, example=0.5)
     spec = spec or spec_of(model)

@@ -42,7 +42,7 @@ class Config:
     units: tuple[int, ...] = TABLE_DEFAULTS.units  # width of each hidden layer
     members: int = TABLE_DEFAULTS.members  # ensemble members (table body)
     dropout: float = TABLE_DEFAULTS.dropout  # dropout rate after each hidden layer
-    l2: float = 1e-4  # L2 weight penalty (mlp body; the table body uses AdamW's weight decay)
+    l2: float | None = None  # L2 weight penalty, mlp body only (default 1e-4); the table body uses AdamW's weight decay
     learning_rate: float = TABLE_DEFAULTS.learning_rate  # peak step size (mlp: Adam's)
     patience: int = TABLE_DEFAULTS.patience  # epochs without validation improvement before stopping
     validation: float = 0.15  # fraction of rows for validation (early stopping)
@@ -70,6 +70,17 @@ def _generated_csv(folder, seed):
     path = f"{folder}/generated.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+# The mlp body's L2 weight penalty when --l2 is not given.
+MLP_L2 = 1e-4
+
+
+def unused_config(config):
+    """The `Config` fields the chosen body ignores, with why; the manifest leaves them out."""
+    if config.body == "table":
+        return {"l2": "the table body has no L2 penalty; it uses AdamW's weight decay"}
+    return {"members": "the mlp body is a single network, not an ensemble"}
 
 
 # Names a shell user can type for separators that are awkward to quote.
@@ -112,6 +123,12 @@ def check_config(config):
         raise ConfigError(
             f"`validation` and `test` are fractions of the rows in (0, 1) that sum to less than "
             f"1. Received: validation={config.validation}, test={config.test}."
+        )
+    if config.body == "table" and config.l2 is not None:
+        raise ConfigError(
+            f"`l2` applies to the mlp body only; the table body has no L2 penalty (it uses "
+            f"AdamW's weight decay), so the setting would have no effect. Leave l2 out, or "
+            f"pass body='mlp'. Received: l2={config.l2}, body='table'."
         )
     types = _types(config)
     if not config.path:
@@ -218,9 +235,10 @@ def run(config, data, run):
     if config.body == "table":
         options.update(members=config.members, steps=epochs * -(-rows // batch_size))
     else:
-        options.update(l2=config.l2)
+        options.update(l2=MLP_L2 if config.l2 is None else config.l2)
+    # What the chosen body was built with: only the options it uses.
     run.write_manifest(body=config.body, table_defaults=TABLE_DEFAULTS.to_dict(),
-                       batch_size=batch_size)
+                       batch_size=batch_size, model_options=options)
     model, train_model = build_table_model(schema, stats, encoder, body=config.body,
                                            seed=config.seed, **options)
     # The network trains on class indices or the transformed target; `model`

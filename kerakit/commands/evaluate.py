@@ -24,13 +24,21 @@ def run(args):
     check_feature_columns(frame, args.model, args.target)
     import_tensorflow_quietly()
     run_model = RunModel(args.model)
+    from kerakit.metrics_registry import metric_notes
+
     report = run_model.evaluate(frame, target=args.target, threshold=args.threshold)
+    # Which class is positive, how classes are averaged (the spec is known after evaluate).
+    notes = metric_notes(run_model.spec, report)
     if args.json:
-        print(json.dumps({"model": str(run_model.path), "csv": args.csv, "metrics": report}, indent=2))
+        found = {"model": str(run_model.path), "csv": args.csv, "metrics": report}
+        if notes:
+            found["metric_notes"] = notes
+        print(json.dumps(found, indent=2))
         return 0
     width = max(len(k) for k in report)
     print(f"{run_model.path} on {args.csv}")
     for key, value in report.items():
         text = str(int(value)) if key == "n" else f"{value:.4f}"
-        print(f"  {key:<{width}}  {text}")
+        note = f"  ({notes[key]})" if key in notes else ""
+        print(f"  {key:<{width}}  {text}{note}")
     return 0

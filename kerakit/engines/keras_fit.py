@@ -1,8 +1,32 @@
 """The `keras` engine: Keras's own `model.fit` on validated arrays, on any backend."""
 
+import logging
 import math
 
 MAX_STEPS_PER_EXECUTION = 64
+
+# TensorFlow's warning when many `tf.function`s are traced; see `quiet_retracing_warning`.
+RETRACING_MESSAGE = "triggered tf.function retracing"
+
+
+class _RetracingFilter(logging.Filter):
+    def filter(self, record):
+        return RETRACING_MESSAGE not in record.getMessage()
+
+
+def quiet_retracing_warning():
+    """Keeps TensorFlow's "triggered tf.function retracing" warning out of users' output.
+
+    Every new model gets its own compiled train and test functions, so fitting
+    several fresh models in one process (recipes, cross-validation, tuning)
+    traces each once, by design; TensorFlow counts these traces across
+    functions and warns after five as if a loop were rebuilding one function.
+    Only that message is dropped from the `tensorflow` logger; its other
+    warnings still show. Idempotent.
+    """
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _RetracingFilter) for f in logger.filters):
+        logger.addFilter(_RetracingFilter())
 
 
 def steps_per_execution(model, rows, options):
@@ -25,6 +49,7 @@ def set_steps_per_execution(model, steps):
 
 
 def fit(model, data, options):
+    quiet_retracing_warning()
     set_steps_per_execution(model, steps_per_execution(model, data.rows, options))
     return model.fit(
         data.x, data.y, sample_weight=data.sample_weight, batch_size=options.batch_size,

@@ -7,7 +7,11 @@ into TensorFlow, which is where the time goes on small tabular data.
 """
 
 from kerakit.checks import rows
-from kerakit.engines.keras_fit import set_steps_per_execution, steps_per_execution
+from kerakit.engines.keras_fit import (
+    quiet_retracing_warning,
+    set_steps_per_execution,
+    steps_per_execution,
+)
 
 # Validation metrics are averaged over examples, so a larger batch gives the
 # same numbers in fewer steps.
@@ -52,6 +56,7 @@ def validation_pipeline(validation, batch_size):
 
 def fit_dataset(model, train, validation, options, steps=None):
     """Trains on ready pipelines (a user's tf.data.Dataset, or cached fold pipelines)."""
+    quiet_retracing_warning()
     if steps is not None:
         set_steps_per_execution(model, steps)
     build_optimizer_slots(model)

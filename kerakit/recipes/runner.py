@@ -10,6 +10,7 @@ import time
 from kerakit import runs as runs_module
 from kerakit.atomic import atomic_write_json, to_json
 from kerakit.errors import ConfigError, KerakitError, RecipeError
+from kerakit.metrics_registry import metric_notes
 from kerakit.recipes.flags import parse_args, shell_message
 from kerakit.recipes.names import module_recipe_name
 from kerakit.recipes.registry import check, load, refuse_data_file
@@ -127,6 +128,22 @@ def _silenced(quiet):
         yield
 
 
+def _manifest_config(module, config):
+    """The config for the manifest, less the fields the recipe says its settings ignore.
+
+    A recipe may define `unused_config(config)`, a dict of field name to why it
+    has no effect (the csv recipe's `l2` with the table body); those go under
+    `config_unused` instead, so the manifest claims no setting that did nothing.
+    """
+    fields = dataclasses.asdict(config)
+    unused = getattr(module, "unused_config", None)
+    unused = dict(unused(config)) if unused is not None else {}
+    found = {"config": {k: v for k, v in fields.items() if k not in unused}}
+    if unused:
+        found["config_unused"] = {k: unused[k] for k in sorted(unused) if k in fields}
+    return found
+
+
 def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_output=False,
             recipes_dir=None, out=None, argv=None, strategy=None, tracking_uri=None):
     """Runs a loaded recipe into a new run directory and returns the result dict.
@@ -194,7 +211,7 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
         id=run.id,
         status="running",
         started=runs_module.timestamp(),
-        config=dataclasses.asdict(config),
+        **_manifest_config(module, config),
         seed=getattr(config, "seed", None),
         argv=list(argv) if argv is not None else None,
         versions=runs_module.versions(),
@@ -231,15 +248,20 @@ def execute(module, config, *, name=None, runs_dir=None, quiet=False, json_outpu
     warnings = measurement_warnings(data["spec"], data["y_test"], metrics)
     atomic_write_json(run.path(runs_module.METRICS), metrics)
     key = runs_module.key_metric({"metrics": metrics, "spec": spec})
+    # Which class is positive, how classes are averaged: beside the metrics, whose keys stay.
+    notes = metric_notes(data["spec"], metrics)
     run.write_manifest(status="completed", ended=runs_module.timestamp(),
                        duration_s=round(time.time() - started, 3), metrics=metrics,
                        key_metric=key[0], plots=list(run.figures),
+                       **({"metric_notes": notes} if notes else {}),
                        **({"plots_skipped": skipped} if skipped else {}),
                        **({"warnings": warnings} if warnings else {}))
     if tracked is not None:
         _log_run(tracked, run, metrics)
     result = {"recipe": name, "run_id": run.id, "run_dir": str(run.dir), "metrics": metrics,
               "key_metric": key[0], "config": dataclasses.asdict(config)}
+    if notes:
+        result["metric_notes"] = notes
     if warnings:
         result["warnings"] = warnings
     if run.history_units:
@@ -387,7 +409,9 @@ def format_report(result, skipped=None):
     for key, value in metrics.items():
         text = str(int(value)) if key == "n" and float(value).is_integer() else f"{value:.4f}"
         marker = "  ← key metric" if key == result.get("key_metric") else ""
-        lines.append(f"  {key:<{width}}  {text}{marker}")
+        note = (result.get("metric_notes") or {}).get(key)
+        note = f"  ({note})" if note else ""
+        lines.append(f"  {key:<{width}}  {text}{note}{marker}")
     for figure, reason in (skipped or {}).items():
         lines.append(f"  (no {figure} plot: {reason})")
     if result.get("history_units"):

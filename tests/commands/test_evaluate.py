@@ -48,3 +48,22 @@ def test_a_csv_without_the_runs_label_column_is_refused_before_tensorflow(tmp_pa
     code, tensorflow, message = result.stdout.strip().split(" | ")
     assert (code, tensorflow) == ("1", "False")
     assert "no label column 'species'. Did you mean 'specis'?" in message
+
+
+def test_printed_metrics_say_how_classes_are_averaged(tmp_path, capsys):
+    import kerakit as kk
+
+    spec = kk.ProblemSpec(task="multiclass", class_names=["cat", "dog", "fox"])
+    model = kk.build_model(spec, input_shape=(2,), units=(4,))
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "rows.csv").write_text("a,b,target\n1,2,cat\n0,1,dog\n3,1,fox\n2,2,dog\n")
+    argv = ["evaluate", str(tmp_path / "model.keras"), "--csv", str(tmp_path / "rows.csv")]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [f1] = [line for line in lines if line.strip().startswith("f1 ")]
+    assert f1.endswith("(macro average over 3 classes)")
+    assert not any("average" in line for line in lines if line.strip().startswith("accuracy"))
+    assert cli.main([*argv, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["metric_notes"]["precision"] == "macro average over 3 classes"
+    assert set(found["metrics"]) >= {"precision", "recall", "f1", "accuracy"}

@@ -288,6 +288,10 @@ def test_runner_writes_a_complete_run_directory(tmp_path, capsys):
     assert manifest["metrics"]["n"] == 12 and 0 <= manifest["metrics"]["accuracy"] <= 1
     assert manifest["key_metric"] == "accuracy"
     assert (run_dir / "history.csv").read_text().count("\n") == 3
+    # The printed precision says which class is positive; the metric keys stay as they were.
+    assert manifest["metric_notes"]["precision"] == "positive class: 1" == result["metric_notes"]["recall"]
+    [precision] = [line for line in out.splitlines() if line.strip().startswith("precision ")]
+    assert precision.endswith("(positive class: 1)")
 
     # Same seed, same data, same fingerprint; the run directories differ.
     again = recipes.execute(module, recipes.make_config(module, epochs=2), runs_dir=tmp_path / "runs",
@@ -468,3 +472,31 @@ def test_csv_recipe_reads_a_semicolon_file_with_the_new_flags(tmp_path, capsys):
     assert manifest["data"]["target_transform"]["kind"] == "standardize"
     assert manifest["history_units"].startswith("standardized price units")
     assert manifest["warnings"] and "only 12 rows" in manifest["warnings"][0]
+
+
+# Settings the chosen model ignores -----
+
+
+def test_manifest_leaves_out_the_config_fields_the_recipe_says_it_ignores(tmp_path):
+    source = TINY.replace("def data(config):", (
+        "def unused_config(config):\n"
+        "    return {'units': 'this recipe ignores it'}\n\n\n"
+        "def data(config):"))
+    module = recipes.load(str(_write(tmp_path / "src", "ignores.py", source)))
+    result = recipes.execute(module, recipes.make_config(module), runs_dir=tmp_path / "runs",
+                             quiet=True)
+    manifest = json.loads((Path(result["run_dir"]) / "manifest.json").read_text())
+    assert manifest["config"] == {"epochs": 1, "seed": 0, "smoke": False}
+    assert manifest["config_unused"] == {"units": "this recipe ignores it"}
+
+
+def test_csv_recipe_refuses_l2_with_the_table_body(tmp_path, capsys):
+    argv = ["run", "csv", "--smoke", "--l2", "0.001", "--runs-dir", str(tmp_path / "runs")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "the table body has no L2 penalty" in err and "mlp" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("manifest.json"))
+    module = _csv_recipe()
+    assert module.unused_config(module.Config(body="table")) == {
+        "l2": "the table body has no L2 penalty; it uses AdamW's weight decay"}
+    assert "l2" not in module.unused_config(module.Config(body="mlp", l2=0.01))

@@ -37,3 +37,6 @@ def test_recipe_smoke_run(name, tmp_path):
         expected = {"model.keras", "history.csv", "learning_curves.png"} | PLOTS[classification]
         assert expected <= set(manifest["files"]), manifest.get("plots_skipped")
         assert result["key_metric"] in result["metrics"]
+    if name == "csv":  # the table body: no L2 penalty claimed, only the options it was built with
+        assert "l2" not in manifest["config"] and "l2" in manifest["config_unused"]
+        assert "l2" not in manifest["model_options"] and manifest["model_options"]["members"] >= 1
