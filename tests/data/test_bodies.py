@@ -84,7 +84,8 @@ def test_fit_table_and_the_csv_recipe_share_the_table_defaults():
     from kerakit import recipes
 
     defaults = inspect.signature(kk.fit_table).parameters
-    assert defaults["epochs"].default == TABLE_DEFAULTS.epochs
+    assert defaults["epochs"].default == "auto"  # TABLE_DEFAULTS.epochs_for, at most .epochs
+    assert TABLE_DEFAULTS.epochs_for(1) == TABLE_DEFAULTS.epochs
     assert defaults["patience"].default == TABLE_DEFAULTS.patience
     config = recipes.load("csv").Config()
     assert (config.body, config.epochs, config.patience, config.units, config.members,
@@ -331,3 +332,30 @@ def test_kk_ensemble_stays_the_averaging_function_once_the_table_layers_load():
     import kerakit.layers  # noqa: F401  a module named kerakit.ensemble would shadow kk.ensemble
 
     assert callable(kk.ensemble) and not inspect.ismodule(kk.ensemble)
+
+
+def test_auto_epochs_and_batches_follow_the_data_size():
+    # A budget of rows seen: small tables keep every epoch, large ones train fewer, larger steps.
+    sizes = (500, 5_000, 20_000, 50_000, 1_000_000)
+    epochs = [TABLE_DEFAULTS.epochs_for(n) for n in sizes]
+    assert epochs[:2] == [TABLE_DEFAULTS.epochs] * 2 and epochs == sorted(epochs, reverse=True)
+    assert epochs[-1] == TABLE_DEFAULTS.min_epochs < epochs[2]
+    batches = [TABLE_DEFAULTS.batch_size_for(n) for n in sizes]
+    assert batches == sorted(batches) and batches[-1] == TABLE_DEFAULTS.max_batch_size == 1024
+    assert TABLE_DEFAULTS.batch_size_for(20_000) == 256  # mid-sized tables as before
+
+
+@pytest.mark.backends
+def test_fit_table_plans_auto_epochs_from_the_row_budget(monkeypatch):
+    import dataclasses
+
+    from kerakit.data import fit
+
+    monkeypatch.setattr(fit, "TABLE_DEFAULTS",
+                        dataclasses.replace(TABLE_DEFAULTS, row_budget=120, min_epochs=2))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=80), "y": rng.normal(size=80)})
+    result = kk.fit_table(frame, target="y", units=(8,), members=2, patience=None)
+    assert result.splits["train"] == 56 and len(result.history.epoch) == 3  # ceil(120 / 56)
+    result = kk.fit_table(frame, target="y", units=(8,), members=2, patience=None, epochs=1)
+    assert len(result.history.epoch) == 1  # explicit epochs win
