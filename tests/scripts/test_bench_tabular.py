@@ -86,3 +86,11 @@ def test_summary_reports_the_median_fit_time_ratio(bench):
             + _rows({("iris", "hgb"): [0.9]}, seconds=0.5))
     text = bench.summary(rows, ["new", "hgb"])
     assert "new fit seconds / hgb's: median 6.0x (largest 24.0x on iris)." in text
+
+
+def test_fit_time_mode_compares_fit_seconds_with_hgb_on_one_split(bench):
+    text = bench.fit_time(["hgb", "linear"], rows=400)
+    assert text.startswith("Fit time on a generated 400-row x 10-column table, one 80/20 split")
+    hgb, linear = (line.split(" | ") for line in text.splitlines()[-2:])
+    assert hgb[0] == "| hgb" and hgb[-1] == "1.0x |" and linear[0] == "| linear"
+    assert 0.0 < float(linear[3]) < 1.0 and float(hgb[1]) > 0  # R² on the held-out fifth
