@@ -118,7 +118,7 @@ def fit_table(
         **build_options: `body` ("table", the default, see
             `kerakit.data.bodies`; or "mlp", the earlier default, or any
             registered body) and its options: for "table" members, units,
-            dropout, learning_rate, weight_decay, warmup, bins (members: 8, and 4
+            dropout, learning_rate, weight_decay, warmup, bins, few_values (members: 8, and 4
             from 16,000 training rows on, `TABLE_DEFAULTS.members_for`); for the others
             those of `kerakit.build_model` (units, dropout, l2, optimizer, ...).
             The streaming path uses the same body ("table" unless `body` is given).
