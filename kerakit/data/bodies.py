@@ -93,9 +93,9 @@ class TableDefaults:
         """The "auto" epochs: `row_budget` rows in all, from `min_epochs` to `epochs`.
 
         A fixed budget of rows seen (with `batch_size_for`, a fixed budget of
-        steps) instead of a fixed number of epochs: a 50,000-row table trains
-        12 epochs, a 20,000-row one 30, and tables up to 15,000 training rows
-        the full 40 as before.
+        steps) instead of a fixed number of epochs: 50,000 training rows train
+        12 epochs, 20,000 train 30, and tables up to 15,000 training rows the
+        full 40 as before.
 
         >>> [TABLE_DEFAULTS.epochs_for(n) for n in (5_000, 15_000, 20_000, 50_000, 500_000)]
         [40, 40, 30, 12, 6]
@@ -108,8 +108,8 @@ class TableDefaults:
         Many rows leave less variance for an ensemble to average out; with
         half the members, each epoch costs about half, so the row budget
         buys twice the epochs (measured on the fit-time table of
-        `scripts/bench_tabular.py`: R² 0.915 either way at the same CPU time,
-        k=8 for 9 epochs or k=4 for 18).
+        `scripts/bench_tabular.py`, 34,000 training rows: R² 0.910 with k=8
+        for 9 epochs, 0.915 with k=4 for 18, at about the same CPU time).
 
         >>> [TABLE_DEFAULTS.members_for(n) for n in (1_000, 15_999, 16_000)]
         [8, 8, 4]

@@ -94,7 +94,7 @@ def fit_table(
         epochs: maximum epochs (early stopping on `val_loss`); "auto" (the
             default) plans a budget of 600,000 training rows, from 6 epochs
             to `TABLE_DEFAULTS.epochs` (40; `TABLE_DEFAULTS.epochs_for`), so
-            a 50,000-row table trains 12 epochs and a 15,000-row one 40.
+            50,000 training rows train 12 epochs and 15,000 train 40.
         batch_size: rows per step; "auto" aims at about 64 steps per epoch,
             a power of two from 32 to 1024 (`TABLE_DEFAULTS.batch_size_for`;
             1024 when streaming).
