@@ -12,10 +12,12 @@ pyproject.toml); modules on one floor may import each other, without cycles:
   `plots` (every figure), `active`, `serving`, `distribute`, `finetune`,
   `sklearn`, `runs` (run folders and `RunModel`);
 - engines: `training`, `engines` (fit, evaluate, predict);
-- core: `checks`, `atomic` (atomic files), `saving` (the one safe loader), `metadata`, `metrics_registry`, `callbacks`, `builders`,
+- core: `checks` (input and argument checks), `saving` (the one safe
+  loader), `metadata`, `metrics_registry`, `callbacks`, `builders`, `bodies`,
   `strategies` (tf.distribute strategies and dtype policies), `layers`
-  (layers that features share);
-- base: `errors`, `spec`, `inference` (`infer_spec`), `heads`, `optimizers`, `backend`.
+  (the custom layers, registered for loading), `atomic` (atomic files), `tabm`;
+- base: `errors`, `spec`, `inference` (`infer_spec`), `heads`, `optimizers`,
+  `backend`, `_compat` (the third-party internals kerakit relies on).
 """
 
 from kerakit.backend import quiet_tensorflow_logs
@@ -24,7 +26,7 @@ __version__ = "0.1.0"
 
 quiet_tensorflow_logs()  # before anything can import TensorFlow
 
-# public name → module that defines it
+# public name → the public module to import it from
 _EXPORTS = {
     "ProblemSpec": "kerakit.spec",
     "infer_spec": "kerakit.inference",

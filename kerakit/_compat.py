@@ -48,6 +48,32 @@ def seed_keras_only(seed):
     global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
+def keras_global_seed_generator():
+    """Keras's global `SeedGenerator` (what unseeded `keras.random` calls draw from), or None.
+
+    A mid-trial checkpoint (kerakit.tuning.checkpoints) saves its state; Keras
+    has no public way to reach it without creating one. Read from where
+    `keras.utils.set_random_seed` resets it (keras/src/random/seed_generator.py).
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+
+    return global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
+
+
+def fit_iterators_per_epoch(dataset):
+    """How many times Keras's `fit` calls `iter()` on a `tf.data` pipeline per epoch.
+
+    A reshuffling pipeline draws its next order at each `iter()`, so a fit
+    resumed at epoch k (kerakit.tuning.checkpoints) must first make as many
+    iterators as the k epochs did. Keras's `EpochIterator` makes one at each
+    epoch's start and, when the number of batches is known, one more at its
+    end (keras/src/trainers/epoch_iterator.py, `_enumerate_iterator`); no
+    public API says so. tests/tuning/test_checkpoints.py pins it.
+    """
+    return 2 if int(dataset.cardinality()) >= 0 else 1
+
+
 def build_compiled_metrics(model, batch):
     """Builds a compiled model's metrics (and optimizer) from one batch, without a step.
 

@@ -19,12 +19,16 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, durable=True):
     """Yields a temporary path next to `path`; renames it onto `path` on success.
 
     The temporary name keeps the file's suffix (Keras insists on `.keras`,
     matplotlib picks the format from it). If the block raises, the temporary
-    file is removed and `path` is left as it was.
+    file is removed and `path` is left as it was. `durable=False` skips the
+    fsync before the rename: a killed process still leaves the old file or
+    the new one, whole, but a power cut may leave an empty one. It suits
+    files rewritten often whose loss costs only time (a trial's checkpoint,
+    where the fsync was most of the cost of each epoch's write).
 
     Example:
 
@@ -42,7 +46,8 @@ def atomic_path(path):
     tmp = Path(tmp)
     try:
         yield tmp
-        _fsync(tmp)
+        if durable:
+            _fsync(tmp)
         # mkstemp creates 0600; the finished file gets the mode any new file would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)

@@ -1,17 +1,21 @@
-"""Bodies for images and sequences: `cnn` and `sequence`, and raw-text inputs.
+"""The array bodies beside `mlp`: `cnn`, `sequence` and `table`, and raw-text inputs.
 
-`kerakit.builders` registers both bodies on import, next to `mlp`. Like
-`mlp`, each reads its settings from Keras Tuner `HyperParameters` with
-defaults, so the same builder serves `build_model` and `tune`. Each checks
-the rank of the tensor it is given and refuses a wrong one with the shapes it
-takes. Everything here runs on every Keras backend except `text_inputs`,
-whose `TextVectorization` layer is TensorFlow by nature.
+`kerakit.builders` registers these bodies on import, next to `mlp` (which
+lives there). Like `mlp`, each reads its settings from Keras Tuner
+`HyperParameters` with defaults, so the same builder serves `build_model`
+and `tune`; the `pin_*` helpers fix the options a caller passes. Each body
+checks the rank of the tensor it is given and refuses a wrong one with the
+shapes it takes. `table` is the TabM-style ensemble of `fit_table`'s
+default (see `kerakit.tabm`) for numeric feature arrays. Everything here runs
+on every Keras backend except `text_inputs`, whose `TextVectorization` layer
+is TensorFlow by nature.
 
 Core floor, next to `builders` (which imports this module, never the reverse).
 """
+import math
 
 from kerakit.backend import require_tensorflow
-from kerakit.checks import check_count, is_integer, validate_text
+from kerakit.checks import check_count, check_fraction, is_integer, validate_text
 from kerakit.errors import ConfigError
 
 _CNN_DEFAULT_FILTERS = (32, 64)
@@ -47,13 +51,10 @@ def _pin_scalars(hp, scalars):
     for key, value in scalars.items():
         if value is None:
             continue
-        if key == "dropout" and not (isinstance(value, (int, float)) and 0 <= value < 1):
-            raise ConfigError(f"`dropout` must be a rate in [0, 1). Received: dropout={value!r}")
-        if key == "max_value" and not (isinstance(value, (int, float)) and value > 0):
-            raise ConfigError(
-                f"`max_value` must be the largest pixel value, a number > 0 (255 for uint8 "
-                f"images). Received: max_value={value!r}"
-            )
+        if key == "dropout":
+            check_fraction("dropout", value, include_low=True, example="0.2 (a rate)")
+        if key == "max_value":
+            check_fraction("max_value", value, 0.0, math.inf, example="255 (the largest pixel value of uint8 images)")
         hp.Fixed(key, value)
 
 

@@ -7,8 +7,11 @@ for and compiles. Bodies read every setting from Keras Tuner
 `hp.Fixed`) and `tune` (the tuner chooses).
 """
 
+import math
+
 from kerakit import bodies, heads
 from kerakit.backend import set_random_seed
+from kerakit.checks import check_fraction, is_integer
 from kerakit.errors import ConfigError, SpecError, unknown_name
 from kerakit.metadata import spec_output
 from kerakit.optimizers import OPTIMIZERS, default_learning_rate, get_optimizer
@@ -114,10 +117,10 @@ def _pin_mlp(hp, units=None, **scalars):
     for key, value in scalars.items():
         if value is None:
             continue
-        if key in ("dropout", "l1", "l2") and not (isinstance(value, (int, float)) and value >= 0):
-            raise ConfigError(f"`{key}` must be a number >= 0. Received: {key}={value!r}")
-        if key == "dropout" and value >= 1:
-            raise ConfigError(f"`dropout` must be below 1 (a rate). Received: dropout={value!r}")
+        if key == "dropout":
+            check_fraction("dropout", value, include_low=True, example="0.2 (a rate)")
+        elif key in ("l1", "l2"):
+            check_fraction(key, value, 0.0, math.inf, include_low=True, example="1e-4")
         hp.Fixed(key, value)
 
 
@@ -218,7 +221,7 @@ def _input_tensor(input_shape, inputs):
     if isinstance(input_shape, int):
         input_shape = (input_shape,)
     shape = tuple(input_shape)
-    if not shape or any(d is not None and (not isinstance(d, int) or d < 1) for d in shape):
+    if not shape or any(d is not None and (not is_integer(d) or d < 1) for d in shape):
         raise ConfigError(
             f"`input_shape` must be a tuple of positive integers, without the batch "
             f"dimension. Received: input_shape={input_shape!r}"

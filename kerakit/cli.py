@@ -34,7 +34,7 @@ COMMANDS = {
 # Commands that never need TensorFlow, or that parse more flags of their own
 # (a recipe's) or check their input first and import it themselves, so --help
 # and refusals of bad input stay instant.
-_NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune", "evaluate"})
+_NO_EARLY_IMPORT = frozenset({"recipes", "runs", "run", "tune", "evaluate", "predict", "compare", "explain"})
 
 
 class _Parser(argparse.ArgumentParser):

@@ -193,8 +193,8 @@ def finetune(
             `learning_rate / 10`.
         optimizer: an optimizer name (see `kerakit.get_optimizer`). Defaults to "adam".
         loss, metrics: "auto" for the spec's, or as in `build_model`.
-        batch_size, validation_data, validation_split, class_weight, seed,
-            verbose: as in `kerakit.fit`.
+        batch_size, validation_data, validation_split: as in `kerakit.fit`.
+        class_weight, seed, verbose: as in `kerakit.fit`.
         patience: early-stopping patience on the validation loss (needs
             validation data); None (default) trains every epoch.
         callbacks: more Keras callbacks for both phases.

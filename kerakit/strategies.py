@@ -16,6 +16,7 @@ import tempfile
 
 from kerakit.backend import name as backend_name
 from kerakit.backend import require_tensorflow
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, unknown_name
 
 # Strategies -------------------------------------------------------------------
@@ -241,8 +242,7 @@ def split_cpu(num_devices):
     # ['/device:CPU:0', '/device:CPU:1']
     ```
     """
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
-        raise ConfigError(f"`num_devices` must be an integer >= 1. Received: num_devices={num_devices!r}")
+    num_devices = check_count("num_devices", num_devices)
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -268,8 +268,7 @@ def check_batch_size(batch_size, strategy):
     Returns the per-replica batch size.
     """
     replicas = strategy.num_replicas_in_sync
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    batch_size = check_count("batch_size", batch_size)
     if batch_size % replicas:
         lower = max(replicas, batch_size - batch_size % replicas)
         raise ConfigError(

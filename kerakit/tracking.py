@@ -31,6 +31,7 @@ import os
 import re
 import tempfile
 import time
+from pathlib import Path
 
 import keras
 
@@ -193,13 +194,26 @@ class TrackedRun:
         _client(self.tracking_uri).set_terminated(self.run_id, status=RUN_STATUSES[status])
 
 
-def _experiment_id(client, experiment):
+def artifact_location(tracking_uri):
+    """Where a new experiment keeps its artifacts: beside a SQLite store's file, else MLflow's default.
+
+    With a database store and no tracking server, MLflow puts artifacts in
+    `./mlruns` of whatever folder the process runs in; next to the `.db` file
+    they stay with the runs that name them.
+    """
+    if not str(tracking_uri).startswith("sqlite:///"):
+        return None
+    database = Path(str(tracking_uri)[len("sqlite:///"):])
+    return (database.resolve().parent / "mlartifacts").as_uri()
+
+
+def _experiment_id(client, experiment, tracking_uri=None):
     name = experiment or os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
     except import_mlflow().exceptions.MlflowException:
         # Another worker created it between the look-up and the creation.
         found = client.get_experiment_by_name(name)
@@ -240,7 +254,7 @@ def start_run(tracking_uri, name, params=None, *, parent=None, experiment=None, 
             return None
     client = _client(uri)
     if parent is None:
-        experiment_id = _experiment_id(client, experiment)
+        experiment_id = _experiment_id(client, experiment, uri)
     run_tags = {"mlflow.runName": str(name), **(tags or {})}
     if parent is not None:
         run_tags["mlflow.parentRunId"] = parent.run_id

@@ -255,7 +255,9 @@ def predict(model, x, batch_size=256):
 
     Under a `keras.distribution` (JAX), Keras's own `predict` splits each
     batch over the devices instead; the rows are padded to a multiple of
-    them (`kerakit.engines.pad_to_devices`) and the padding dropped.
+    them (`kerakit.engines.pad_to_devices`) and the padding dropped. In a
+    run of several processes each predicts its own rows alone
+    (`kerakit.engines.predict_on_this_process`).
 
     Args:
         model: a trained `keras.Model`.
@@ -271,6 +273,9 @@ def predict(model, x, batch_size=256):
     """
     x, _ = prepare(model, x)
     if backend.name() == "jax":  # keras.distribution exists on JAX only
+        local = engines.predict_on_this_process(model, x, batch_size)
+        if local is not None:
+            return local
         padded, sharded_batch, rows = engines.pad_to_devices(x, batch_size)
         if rows is not None:
             return np.asarray(model.predict(padded, batch_size=sharded_batch, verbose=0))[:rows]

@@ -17,7 +17,10 @@ on TensorFlow (the default backend), then the backend-neutral tests (marker `bac
 installed in the environment: JAX always (a dev dependency), PyTorch where
 it is installed (its default wheel is several GB; it is skipped with a note
 otherwise). `KERAKIT_TEST_BACKENDS=tensorflow` runs only the first pass.
-`--fast` skips the tests marked `slow` in every pass.
+`--fast` skips the tests marked `slow` in every pass. Each pass runs on two
+pytest-xdist workers (`KERAKIT_TEST_WORKERS=N` to change it, 0 for none):
+the machines it is made for have two cores, and most tests are short
+Python-bound training runs that leave a core idle.
 """
 
 import hashlib
@@ -109,6 +112,9 @@ def run_tests(extra, env, fast=False):
     """The whole suite on TensorFlow, then the `backends` tests on each other installed backend."""
     wanted = os.environ.get("KERAKIT_TEST_BACKENDS", "tensorflow,jax,torch").split(",")
     pytest = [str(PYTHON), "-m", "pytest", "-q"]
+    workers = os.environ.get("KERAKIT_TEST_WORKERS", "2")
+    if workers not in ("", "0", "1"):
+        pytest += ["-n", workers]
     first, others = (["-m", "not slow"], ["-m", "backends and not slow"]) if fast else ([], ["-m", "backends"])
     codes = []
     if "tensorflow" in wanted:

@@ -43,10 +43,13 @@ def figures():
     importance = kk.permutation_importance(model, x_test[:200], y_test[:200], n_repeats=2, seed=0)
     out["importance.png"] = kk.plot_importance(importance, top=12)
 
+    from kerakit.tuning import CrossValidation
+
     with tempfile.TemporaryDirectory() as folder:
         result = kk.tune(spec, x_train[:600], y_train[:600], {"units": [16, 32, 64],
                                                                "learning_rate": (1e-3, 3e-2, "log")},
-                         tuner="random", max_trials=6, epochs=4, validation_split=0.25,
+                         tuner="random", max_trials=6, epochs=4,
+                         cv=CrossValidation(validation_split=0.25),
                          directory=folder, seed=0, verbose=0)
         out["trials.png"] = plots.plot_trials(result.trials, result.objective, result.direction)
 

@@ -1,6 +1,7 @@
 """Project-level checks: the public surface, message hygiene, lazy imports."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,38 @@ def test_docstring_examples_run(tmp_path, monkeypatch):
     unrun = {name: (_prompt_lines(name), count) for name, count in ran.items() if _prompt_lines(name) != count}
     assert not unrun, f"modules whose `>>>` lines did not all run (lines, examples run): {unrun}"
 
+
+
+def _floors():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    layers = config["tool"]["importlinter"]["contracts"][0]["layers"]
+    return {name.strip(): depth for depth, line in enumerate(layers) for name in line.split(":")}
+
+
+def _string_imports(path):
+    """`kerakit.x...` names written as strings in a module: what importlib will import."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and isinstance(node.value, str) and re.fullmatch(r"kerakit(\.[a-z_]+)+", node.value)}
+
+
+def test_string_imports_run_down_the_floors_too():
+    # import-linter sees `import` statements only; a module named in a string
+    # (importlib.import_module("kerakit.x"), a registry of modules) is an import as well.
+    floors = _floors()
+    upward = []
+    for path in sorted((ROOT / "kerakit").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if len(parts) < 2 or parts[1] == "__init__":
+            continue  # the package's own __init__ exports every floor
+        source = floors[parts[1].removesuffix(".py")]
+        for name in _string_imports(path):
+            target = floors.get(name.split(".")[1])
+            if target is not None and target < source:
+                upward.append(f"{'.'.join(parts)} -> {name}")
+    assert not upward, upward
+    assert _string_imports(ROOT / "kerakit" / "engines" / "__init__.py")  # the check sees strings

@@ -1,6 +1,8 @@
-"""Ensembles for `kerakit.analysis`: `ensemble`, `ensemble_from_tuner` and the `WeightedAverage` layer.
+"""Ensembles for `kerakit.analysis`: `ensemble` and `ensemble_from_tuner`.
 
-Keras is imported only when a function needs it. The layer itself lives in
+Both average several trained models that take the same inputs into one
+`keras.Model`, which saves and serves like any other. Keras is imported only
+when a function needs it. The averaging layer, `WeightedAverage`, lives in
 `kerakit.layers`, where the safe loader reaches it too.
 """
 

@@ -61,12 +61,23 @@ def compare_runs(run_a, run_b, csv, *, target=None, metrics=None, confidence=0.9
                  resamples=2000, seed=0):
     """Loads two runs (or .keras files), predicts the CSV's rows, and compares them.
 
-    Returns `(comparisons, rows)`: one `kerakit.analysis.Comparison` per metric.
+    Returns `(comparisons, rows, (a, b))`: one `kerakit.analysis.Comparison`
+    per metric, the number of rows, and the two `RunModel`s. A CSV without
+    the runs' label or feature columns is refused before the models (and
+    TensorFlow) load.
     """
-    from kerakit.analysis import compare_predictions
-    from kerakit.runs import RunModel, read_csv
+    from kerakit.backend import import_tensorflow_quietly
+    from kerakit.runs import RunModel, check_feature_columns, check_label_columns, read_csv
 
     frame = read_csv(csv)
+    # --target, else A's recorded target, else B's.
+    if not check_label_columns(frame, run_a, target):
+        check_label_columns(frame, run_b, target)
+    for run in (run_a, run_b):
+        check_feature_columns(frame, run, target)
+    import_tensorflow_quietly()
+    from kerakit.analysis import compare_predictions
+
     a, b = RunModel(run_a), RunModel(run_b)
     # --target, else A's recorded target, else B's.
     columns = a.target_columns(frame, target or (None if a.target else b.target))

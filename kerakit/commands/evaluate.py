@@ -16,10 +16,12 @@ def add_arguments(parser):
 
 def run(args):
     from kerakit.backend import import_tensorflow_quietly
-    from kerakit.runs import RunModel, check_label_columns, read_csv
+    from kerakit.runs import RunModel, check_feature_columns, check_label_columns, read_csv
 
     frame = read_csv(args.csv)
-    check_label_columns(frame, args.model, args.target)  # a wrong CSV is refused before TensorFlow loads
+    # A wrong CSV is refused before TensorFlow loads.
+    check_label_columns(frame, args.model, args.target)
+    check_feature_columns(frame, args.model, args.target)
     import_tensorflow_quietly()
     run_model = RunModel(args.model)
     report = run_model.evaluate(frame, target=args.target, threshold=args.threshold)

@@ -33,11 +33,20 @@ def add_arguments(parser):
 
 
 def explain_run(model, csv, *, target=None, metric="auto", repeats=5, seed=0):
-    """Permutation importance of a run's model (or a .keras file) on a CSV's rows."""
-    from kerakit.analysis import permutation_importance
-    from kerakit.runs import RunModel, read_csv
+    """Permutation importance of a run's model (or a .keras file) on a CSV's rows.
+
+    A CSV without the run's label or feature columns is refused before the
+    model (and TensorFlow) loads.
+    """
+    from kerakit.backend import import_tensorflow_quietly
+    from kerakit.runs import RunModel, check_feature_columns, check_label_columns, read_csv
 
     frame = read_csv(csv)
+    check_label_columns(frame, model, target)
+    check_feature_columns(frame, model, target)
+    import_tensorflow_quietly()
+    from kerakit.analysis import permutation_importance
+
     run_model = RunModel(model)
     columns = run_model.target_columns(frame, target)
     y = run_model.labels(frame, columns)

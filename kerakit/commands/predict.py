@@ -21,10 +21,13 @@ def add_arguments(parser):
 def run(args):
     import pandas as pd
 
-    from kerakit.runs import RunModel, check_output, read_csv, write_csv
+    from kerakit.backend import import_tensorflow_quietly
+    from kerakit.runs import RunModel, check_feature_columns, check_output, read_csv, write_csv
 
     check_output(args.out)  # before the model loads: the predictions need somewhere to go
     frame = read_csv(args.csv)
+    check_feature_columns(frame, args.model, args.target)  # a wrong CSV is refused before TensorFlow loads
+    import_tensorflow_quietly()
     run_model = RunModel(args.model)
     predictions = run_model.predict_frame(frame, threshold=args.threshold, target=args.target)
     clash = [c for c in predictions.columns if c in frame.columns]

@@ -57,12 +57,16 @@ def add_arguments(parser):
                              "checked at start-up (default: drift_reference.json beside the model, if any)")
 
 
-def _positive_int(text):
+def _max_connections(text):
+    """`--max-connections`: 'auto' or a whole number >= 1, checked before the model loads."""
+    from kerakit.checks import check_count
     from kerakit.errors import ConfigError
 
-    if not str(text).isdigit() or int(text) < 1:
-        raise ConfigError(f"--max-connections must be a whole number >= 1 or 'auto'. Received: {text!r}")
-    return int(text)
+    if text == "auto":
+        return text
+    if not str(text).lstrip("-").isdigit():
+        raise ConfigError(f"`--max-connections` must be 'auto' or a whole number >= 1. Received: {text!r}")
+    return check_count("max_connections", int(text), spelled="--max-connections")
 
 
 def _is_loopback(host):
@@ -97,8 +101,7 @@ def run(args):
               versions="all" if args.all_versions else "latest", block=True, ready=ready,
               drift_reference=args.drift_reference, request_timeout=args.request_timeout,
               keep_alive_timeout=args.keep_alive_timeout,
-              max_connections=args.max_connections if args.max_connections == "auto"
-              else _positive_int(args.max_connections))
+              max_connections=_max_connections(args.max_connections))
     except KerakitError as error:  # a taken port too: serve names the address
         print(f"kerakit serve: {error}", file=sys.stderr)
         return 2

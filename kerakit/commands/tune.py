@@ -16,6 +16,8 @@ Distributed search uses Keras Tuner's chief/worker mode: start
 `kerakit tune RECIPE --chief --oracle-port 8000` and, anywhere that reaches
 it, `kerakit tune RECIPE --worker w1 --oracle-ip HOST --oracle-port 8000`
 (or set KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT).
+Or keep the search in Optuna's storage and run the same command on every
+machine: `kerakit tune RECIPE --storage postgresql://user@host/db`.
 """
 
 import argparse
@@ -66,6 +68,13 @@ def add_options(parser):
                         help="seconds a worker waits for the chief per call (default: 60)")
     parser.add_argument("--chief-timeout", type=float, default=None,
                         help="seconds the chief waits without hearing from a worker (default: no limit)")
+    parser.add_argument("--storage", metavar="URL", default=None,
+                        help="share the search between workers through Optuna's storage: "
+                             "sqlite:///search.db, postgresql://user@host/db, or a journal file path; "
+                             "run the same command on every worker")
+    parser.add_argument("--tracking-uri", metavar="URI", default=None,
+                        help="log the search to MLflow: a parent run, one child run per trial "
+                             "(default: $MLFLOW_TRACKING_URI, unset: off)")
     parser.add_argument("--recipes-dir", metavar="DIR", action="append", default=None,
                         help="also look for recipes in DIR (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -126,6 +135,7 @@ def tune_recipe(args, rest):
         epochs=epochs, patience=args.patience, body=args.body, directory=args.directory,
         project_name=args.project_name or name, overwrite=args.overwrite, seed=config.seed,
         refit=Refit(ensemble=args.ensemble), pruner=args.pruner, verbose=0 if quiet else 1,
+        storage=args.storage, tracking_uri=args.tracking_uri,
         distribution=Distribution(isolate=args.isolate, worker_timeout=args.worker_timeout,
                                   chief_timeout=args.chief_timeout))
     result = found.search

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from kerakit import metrics_registry
+from kerakit._compat import fit_iterators_per_epoch
 from kerakit.backend import set_random_seed
 from kerakit.errors import ConfigError, DataError, closest
 from kerakit.spec import ProblemSpec, validate_labels
@@ -221,7 +222,7 @@ class FoldRunner:
 
     def run(self, build, hp=None, *, batch_size=32, epochs=100, monitor="val_loss",
             direction="min", patience=10, initial_epoch=0, warm_start=None, save_weights=None,
-            callbacks=None, keep_models=False, verbose=0):
+            callbacks=None, keep_models=False, verbose=0, checkpoint=None):
         """Trains the configuration `build(hp)` on each fold.
 
         The model is built once and each fold starts it from the same initial
@@ -244,13 +245,21 @@ class FoldRunner:
             callbacks: extra Keras callbacks; each fold gets deep copies.
             keep_models: also return one trained model per fold.
             verbose: as in `fit`.
+            checkpoint: a `kerakit.tuning.checkpoints.TrialCheckpoint`: saves
+                every epoch and, when it holds a saved point, skips the finished
+                folds and continues the fold reached from its next epoch.
         """
         import copy
 
         import keras
 
         from kerakit.callbacks import TerminateOnNaN
+        from kerakit.engines import is_dataset
         from kerakit.training import predict_in_chunks
+
+        if checkpoint is not None and keep_models:
+            raise ConfigError("`keep_models=True` cannot be combined with a `checkpoint`: the folds "
+                              "finished before a resume have no model in memory. Pass one or the other.")
 
         start = time.perf_counter()
         outcome = FoldsOutcome(scores=[], best_epochs=[], fold_metrics={})
@@ -267,7 +276,12 @@ class FoldRunner:
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         initial_state = [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
+        resume = checkpoint.load() if checkpoint is not None else None
+        if resume is not None:
+            resume.restore_outcome(outcome)
         for fold in range(len(self.splits)):
+            if resume is not None and fold < resume.fold:
+                continue  # finished before the kill: its results are in the checkpoint
             if warm_start is not None:
                 model.load_weights(_weights_path(warm_start, fold))
             else:
@@ -279,11 +293,26 @@ class FoldRunner:
             if patience is not None and val is not None:
                 fold_callbacks.insert(0, keras.callbacks.EarlyStopping(
                     monitor=monitor, mode=direction, patience=int(patience), restore_best_weights=True))
-            history = self._fit(model, train, val, batch_size=batch_size, epochs=epochs,
-                                initial_epoch=int(initial_epoch), callbacks=fold_callbacks,
-                                verbose=verbose)
+            start_epoch = int(initial_epoch)
+            if resume is not None and fold == resume.fold:
+                start_epoch = resume.next_epoch
+                if is_dataset(train):  # a tf.data pipeline draws a new order at each iter()
+                    for _ in range((start_epoch - int(initial_epoch)) * fit_iterators_per_epoch(train)):
+                        iter(train)
+            if checkpoint is not None:
+                fold_callbacks.append(checkpoint.callback(fold, epochs, outcome, fold_callbacks))
+            if start_epoch < int(epochs):
+                history = self._fit(model, train, val, batch_size=batch_size, epochs=epochs,
+                                    initial_epoch=start_epoch, callbacks=fold_callbacks,
+                                    verbose=verbose)
+                logs, epoch_numbers = history.history, history.epoch
+            else:  # the fold had finished before a kill: its callbacks end it as `fit` would
+                ending = keras.callbacks.CallbackList(fold_callbacks, model=model)
+                ending.on_train_begin()
+                ending.on_train_end()
             outcome.fits += 1
-            logs = history.history
+            if checkpoint is not None:  # the fold's whole history, the epochs before a kill included
+                logs, epoch_numbers = fold_callbacks[-1].history, fold_callbacks[-1].epoch_numbers
             if monitor not in logs:
                 raise ConfigError(
                     f"Training did not log {monitor!r}. Logged: {', '.join(sorted(logs))}."
@@ -291,7 +320,7 @@ class FoldRunner:
             values = np.asarray(logs[monitor], dtype=np.float64)
             best = int(np.nanargmax(values) if direction == "max" else np.nanargmin(values))
             outcome.scores.append(float(values[best]))
-            outcome.best_epochs.append(int(history.epoch[best]) + 1)
+            outcome.best_epochs.append(int(epoch_numbers[best]) + 1)
             for name, series in logs.items():
                 outcome.fold_metrics.setdefault(name, []).append(float(series[best]))
             if self.cross_validated:
@@ -307,7 +336,7 @@ class FoldRunner:
                 kept = build(hp)
                 kept.set_weights(model.get_weights())
                 outcome.models.append(kept)
-        outcome.seconds = time.perf_counter() - start
+        outcome.seconds = time.perf_counter() - start if checkpoint is None else checkpoint.seconds
         return outcome
 
     def fit_all(self, build, hp=None, *, batch_size=32, epochs=10, verbose=0):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerakit.checks import check_count
+from kerakit.checks import check_count, is_integer
 from kerakit.errors import ConfigError, DataError
 
 # Suffixes Pillow reads that people keep images in.
@@ -121,7 +121,7 @@ def read_images(folder, *, image_size=None, color_mode="auto", max_per_class=Non
         )
     if image_size is not None:
         image_size = tuple(image_size)
-        if len(image_size) != 2 or any(not isinstance(s, int) or s < 1 for s in image_size):
+        if len(image_size) != 2 or any(not is_integer(s) or s < 1 for s in image_size):
             raise DataError(
                 f"`image_size` must be (height, width), two positive integers. "
                 f"Received: image_size={image_size!r}"

@@ -497,7 +497,7 @@ def save_table_model(model, path):
 
 
 def load_table_model(path):
-    """Loads a raw-column model with `safe_mode=True` (`kerakit.layers` registers its layers).
+    """Loads a raw-column model through kerakit's one safe loader, `kerakit.saving.load_model`.
 
     Example:
 
@@ -506,7 +506,6 @@ def load_table_model(path):
     predict_table(model, [{"city": "Oslo", "rooms": 3}])
     ```
     """
-    import keras
+    from kerakit.saving import load_model
 
-    import kerakit.layers  # noqa: F401  registers kerakit's layers
-    return keras.saving.load_model(os.fspath(path), safe_mode=True)
+    return load_model(os.fspath(path))

@@ -1,6 +1,7 @@
-"""Distributed training: `tf.distribute` strategies, mixed precision, multi-host.
+"""Distributed training: `tf.distribute` strategies, `keras.distribution` on JAX, mixed precision, multi-host.
 
-kerakit scales out on TensorFlow's own engines and adds only the decisions:
+kerakit scales out with each backend's own machinery (`tf.distribute` on
+TensorFlow, `keras.distribution` on JAX) and adds only the decisions:
 
 - `get_strategy("mirrored")` — every local GPU (or every logical CPU device
   when there is no GPU); `"multiworker"` — `tf.distribute.MultiWorkerMirroredStrategy`
@@ -30,9 +31,11 @@ kerakit scales out on TensorFlow's own engines and adds only the decisions:
 - `set_default_strategy` makes every `build_model` of a program (or of
   `kerakit run NAME --strategy ...`) use one strategy.
 
-Modules: `kerakit.strategies` (names, devices, cluster roles, dtype policies;
-on the core floor, so `build_model` and the engines can use them) and
-`launch` (local workers); the multi-worker loop is the `distributed` engine.
+This package is the public home of these names: it gathers
+`kerakit.strategies` (names, devices, cluster roles, dtype policies; on the
+core floor, so `build_model` and the engines can use them) and its own
+`launch` module (local workers). The multi-worker loop is the engine
+`kerakit.engines.distributed`, the JAX sharding `kerakit.engines.jax`.
 Nothing here imports TensorFlow or JAX at import time.
 """
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, WorkerTimeoutError
 
 # Local launcher --------------------------------------------------------------------
@@ -101,8 +102,7 @@ def launch_local(command, num_workers=2, *, timeout=600, capture=False, env=None
     assert all(r.returncode == 0 for r in results)
     ```
     """
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise ConfigError(f"`num_workers` must be an integer >= 1. Received: num_workers={num_workers!r}")
+    check_count("num_workers", num_workers)
     command = [os.fspath(part) for part in command]
     if not command:
         raise ConfigError("`command` is empty; pass the program and its arguments, e.g. ['python', 'train.py'].")

@@ -24,12 +24,12 @@ import warnings
 
 from kerakit.backend import is_dataset, require_tensorflow
 from kerakit.backend import name as backend
-from kerakit.engines.placement import pad_to_devices
+from kerakit.engines.placement import pad_to_devices, predict_on_this_process
 from kerakit.errors import ConfigError, unknown_name
 from kerakit.strategies import refuse_tf_distribute_off_tensorflow
 
 __all__ = ["BACKEND_ENGINES", "ENGINES", "FitOptions", "TrainingData", "choose", "get", "is_dataset",
-           "pad_to_devices", "say_once"]
+           "pad_to_devices", "predict_on_this_process", "say_once"]
 
 # engine name → module with `fit(model, data, options)`
 ENGINES = {

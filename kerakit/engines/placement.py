@@ -226,3 +226,42 @@ def pad_to_devices(x, batch_size):
         return np.concatenate([a, np.repeat(a[-1:], missing, axis=0)]) if missing else a
 
     return jax.tree_util.tree_map(pad, x), -(-batch_size // shards) * shards, rows
+
+
+def predict_on_this_process(model, x, batch_size):
+    """Predicts this process's rows in a multi-process `keras.distribution` run; else None.
+
+    Keras's `predict` cannot gather outputs sharded over several processes
+    (it asks for a sharded `tf.data.Dataset`), and each process of a recipe
+    run holds the same rows. So each process runs the model on its own rows
+    alone, with a copy of the replicated variables on its first device.
+    Returns None outside a multi-process run; refuses variables that are
+    split over processes (`ModelParallel`), which no process holds whole.
+    """
+    import jax
+
+    if jax.process_count() == 1 or Layout.current().distribution is None:
+        return None
+    device = jax.local_devices()[0]
+
+    def local(variable):
+        value = variable.value
+        if not getattr(value, "is_fully_replicated", True):
+            raise ConfigError(
+                f"Variable {variable.path!r} is split over the processes of this run, so no "
+                f"process can predict alone. Predict with keras.distribution.DataParallel "
+                f"(every variable replicated), or in one process."
+            )
+        return jax.device_put(value.addressable_data(0), device)
+
+    trainable = [local(v) for v in model.trainable_variables]
+    non_trainable = [local(v) for v in model.non_trainable_variables]
+    call = jax.jit(lambda t, n, batch: model.stateless_call(t, n, batch, training=False)[0])
+    leaves = jax.tree_util.tree_leaves(x)
+    rows = len(leaves[0]) if leaves else 0
+    outputs = [
+        np.asarray(call(trainable, non_trainable,
+                        jax.tree_util.tree_map(lambda a, s=start: jax.device_put(a[s:s + batch_size], device), x)))
+        for start in range(0, rows, batch_size)
+    ]
+    return np.concatenate(outputs)

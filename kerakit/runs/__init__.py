@@ -37,12 +37,20 @@ from kerakit.runs._listing import (
     read_manifest,
     resolve_model_path,
 )
-from kerakit.runs._model import RunModel, check_label_columns, check_output, read_csv, write_csv
+from kerakit.runs._model import (
+    RunModel,
+    check_feature_columns,
+    check_label_columns,
+    check_output,
+    read_csv,
+    write_csv,
+)
 
 __all__ = [
     "DATA_SPLITS", "DEFAULT_RUNS_DIR", "HISTORY", "KEY_METRICS", "MANIFEST", "METRICS", "MODEL",
     "RUN_ID_PATTERN", "RUNS_DIR_ENV", "STALE_AFTER_SECONDS", "STALE_TEMP_SECONDS", "Run",
-    "RunModel", "check_label_columns", "check_output", "data_fingerprint", "data_label", "key_metric", "list_runs", "manifest_problem",
+    "RunModel", "check_feature_columns", "check_label_columns", "check_output", "data_fingerprint",
+    "data_label", "key_metric", "list_runs", "manifest_problem",
     "new_run_id", "process_alive", "process_identity", "read_csv", "read_manifest",
     "remove_stale_temp_files", "resolve_model_path", "run_state", "runs_dir", "timestamp",
     "versions", "write_csv",

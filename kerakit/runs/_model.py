@@ -230,7 +230,8 @@ def check_label_columns(frame, run_or_model, target=None):
 
     Reads only the manifest, so a wrong CSV is refused before the model (and
     TensorFlow) loads. A bare `.keras` file names its label only inside the
-    model; `RunModel.target_columns` checks that one.
+    model; `RunModel.target_columns` checks that one. Returns the label
+    columns checked (an empty list when nothing names them).
     """
     _, manifest = resolve_model_path(run_or_model)
     wanted = [t.strip() for t in str(target).split(",") if t.strip()] if target else []
@@ -238,6 +239,44 @@ def check_label_columns(frame, run_or_model, target=None):
     wanted = wanted or ([recorded] if recorded else [])
     if wanted:
         _refuse_missing_labels(wanted, [str(c) for c in frame.columns])
+    return wanted
+
+
+def check_feature_columns(frame, run_or_model, target=None):
+    """Refuses a CSV that lacks the run's feature columns, reading only the manifest.
+
+    A wrong CSV is refused before the model (and TensorFlow) loads. The
+    model takes the columns its run recorded (`data.feature_names`); a CSV
+    without them is refused unless it has the same number of other columns
+    besides the labels (an array model then reads them by position, as
+    `RunModel.features` does). Nothing is checked for a bare `.keras` file.
+    """
+    _, manifest = resolve_model_path(run_or_model)
+    data = (manifest or {}).get("data") or {}
+    names = [str(n) for n in data.get("feature_names") or []]
+    columns = [str(c) for c in frame.columns]
+    missing = [n for n in names if n not in columns]
+    if not missing:
+        return
+    labels = [t.strip() for t in str(target).split(",") if t.strip()] if target else []
+    labels += [data["target"]] if data.get("target") else []
+    spec = (manifest or {}).get("spec") or {}
+    if spec.get("task") == "multilabel":
+        labels += [str(n) for n in spec.get("class_names") or []]
+    others = [c for c in columns if c not in set(labels)]
+    if len(others) == len(names):
+        return
+    from kerakit.errors import closest
+
+    hint = closest(missing[0], others)
+    did_you_mean = f" Did you mean '{hint}'?" if hint else ""
+    shown = ", ".join(missing[:8]) + (", ..." if len(missing) > 8 else "")
+    raise RunError(
+        f"The CSV lacks {len(missing)} of the run's {len(names)} feature column(s): {shown}."
+        f"{did_you_mean} Its columns besides the label: {', '.join(others[:12])}"
+        f"{', ...' if len(others) > 12 else ''}. Pass a CSV with the columns the model was "
+        f"trained on."
+    )
 
 
 def _task_of_output(model, output):

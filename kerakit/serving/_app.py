@@ -8,7 +8,8 @@ import logging
 import time
 from pathlib import Path
 
-from kerakit.errors import ConfigError, RequestError
+from kerakit.checks import check_count, check_fraction
+from kerakit.errors import RequestError
 from kerakit.serving._batching import Batcher
 from kerakit.serving.models import MAX_VERSION_DIGITS, SIGNATURE, VERSION_NAME, clean_name, load_servables
 from kerakit.serving.protocol import fail, format_response, parse_request, short
@@ -84,8 +85,7 @@ def describe_outputs(servable):
 
 def check_seconds(option, value):
     """Refuses a timeout outside (0, 3600] seconds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
-        raise ConfigError(f"`{option}` must be a number of seconds in (0, 3600]. Received: {value!r}")
+    return check_fraction(option, value, 0, 3600, include_high=True, example="30 (seconds)")
 
 
 class Service:
@@ -129,14 +129,10 @@ class Service:
                  request_timeout=REQUEST_TIMEOUT, drift_reference=None):
         for option, value, minimum in (("max_batch_size", max_batch_size, 1),
                                        ("max_body_bytes", max_body_bytes, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"`{option}` must be an integer >= {minimum}. Received: {value!r}")
+            check_count(option, value, minimum)
         check_seconds("request_timeout", request_timeout)
-        if not isinstance(batch_wait_ms, (int, float)) or not 0 <= batch_wait_ms <= 1000:
-            raise ConfigError(
-                f"`batch_wait_ms` must be a number of milliseconds in [0, 1000]. "
-                f"Received: {batch_wait_ms!r}"
-            )
+        check_fraction("batch_wait_ms", batch_wait_ms, 0, 1000, include_low=True, include_high=True,
+                       example="1 (milliseconds)")
         if isinstance(model, dict):
             self.servables = dict(model)
             self.name = clean_name(name or next(iter(model.values())).name)

@@ -19,6 +19,7 @@ import json
 import h11
 
 from kerakit._compat import uvicorn_h11_protocol
+from kerakit.checks import check_count, is_integer
 from kerakit.errors import ConfigError
 
 # Reasons of the refusals made here, as counted in `kerakit_refusals_total{reason}`.
@@ -40,10 +41,10 @@ def connection_cap(max_connections):
             return 1000
         # Leave descriptors for the model's own files, logs and the listening socket.
         return max(1, min(1000, soft - 128))
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
-        raise ConfigError(f"`max_connections` must be an integer >= 1 or 'auto'. "
-                          f"Received: {max_connections!r}")
-    return max_connections
+    if not is_integer(max_connections):
+        raise ConfigError(f"`max_connections` must be 'auto' or a whole number >= 1. "
+                          f"Received: max_connections={max_connections!r}")
+    return check_count("max_connections", max_connections)
 
 
 def raw_json_response(status, reason, message):

@@ -4,7 +4,8 @@ import functools
 import socket
 import threading
 
-from kerakit.errors import ConfigError, RunError
+from kerakit.checks import check_count
+from kerakit.errors import RunError
 from kerakit.serving._app import (
     BATCH_WAIT_MS,
     MAX_BATCH_SIZE,
@@ -96,9 +97,10 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
             folder or an export base folder with numbered versions.
         host: address to bind. Defaults to "127.0.0.1" (this machine only).
         port: TCP port; 0 picks a free one. Defaults to 8501 (TF Serving's REST port).
-        name, batching, max_batch_size, batch_wait_ms, max_body_bytes, versions,
-            request_timeout, drift_reference: see `Service`. `request_timeout` also bounds the
-            request headers, counted from the connection or the previous answer.
+        name, batching, max_batch_size, batch_wait_ms: see `Service`.
+        max_body_bytes, versions, drift_reference: see `Service`.
+        request_timeout: see `Service`; it also bounds the request headers,
+            counted from the connection or the previous answer.
         keep_alive_timeout: seconds an idle connection stays open between
             requests. Defaults to 5.
         max_connections: open connections at most; more get 503 and are
@@ -121,8 +123,7 @@ def serve(model, *, host=DEFAULT_HOST, port=DEFAULT_PORT, name=None, batching=Tr
         httpx.post(server.model_url + ":predict", json={"instances": x[:2].tolist()})
     ```
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError(f"`port` must be an integer in [0, 65535] (0 picks a free one). Received: {port!r}")
+    check_count("port", port, minimum=0, maximum=65535)  # 0 picks a free port
     import uvicorn
 
     from kerakit.serving._connections import GuardedH11Protocol, connection_cap

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, DataTypeError
 
 REFERENCE_FILE = "drift_reference.json"
@@ -303,8 +304,7 @@ class DriftMonitor:
     """
 
     def __init__(self, reference, min_rows=MIN_ROWS, max_categories=MAX_CATEGORIES):
-        if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 0:
-            raise ConfigError(f"`max_categories` must be an integer >= 0. Received: {max_categories!r}")
+        check_count("max_categories", max_categories, minimum=0)
         self.reference = check_reference(reference)["features"]
         self.min_rows = min_rows
         self.max_categories = max_categories

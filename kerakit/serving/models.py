@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerakit.checks import check_count
 from kerakit.errors import ConfigError, DataTypeError, RunError
 from kerakit.saving import load_model
 
@@ -413,8 +414,7 @@ def export(model, directory, version=None, overwrite=False):
     existing = version_dirs(base)
     if version is None:
         version = max(existing, default=0) + 1
-    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
-        raise ConfigError(f"`version` must be a positive integer. Received: version={version!r}")
+    version = check_count("version", version)
     target = base / str(int(version))
     if target.exists() and not overwrite:
         raise ConfigError(

@@ -9,11 +9,11 @@ oracles and `kerakit.tuning.distributed` Keras Tuner's chief/worker mode
 with bounded waits. Importing this package does not import TensorFlow.
 """
 
-from kerakit.tuning.options import TUNERS, CrossValidation, Distribution, Refit
+from kerakit.tuning.options import TUNERS, CrossValidation, Distribution, Refit, Storage
 from kerakit.tuning.results import TuneResult
 from kerakit.tuning.search import tune
 from kerakit.tuning.spaces import DEFAULT_GRID, DEFAULT_SPACE, SearchSpace
 from kerakit.tuning.splits import SplitsResult, tune_splits
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_SPACE", "TUNERS", "CrossValidation", "Distribution", "Refit",
-           "SearchSpace", "SplitsResult", "TuneResult", "tune", "tune_splits"]
+           "SearchSpace", "SplitsResult", "Storage", "TuneResult", "tune", "tune_splits"]

@@ -6,6 +6,7 @@ no `distribution` runs every trial in this process.
 """
 
 import dataclasses
+import os
 from pathlib import Path
 
 from kerakit.checks import check_count
@@ -114,6 +115,81 @@ def _refit(value):
 
 
 @dataclasses.dataclass
+class Storage:
+    """Where a shared search lives, and how fast a dead worker's trial is taken back.
+
+    Args:
+        url: an RDB URL (`sqlite:///search.db`, `postgresql://user:pw@host/db`,
+            `mysql+pymysql://...`) or the path of a journal file.
+        heartbeat_interval: seconds between a running trial's heartbeats.
+            Defaults to 10.
+        grace_period: seconds without a heartbeat after which a running trial
+            is marked failed and run again. Defaults to 4 heartbeats.
+
+    Example:
+
+    ```python
+    kk.tune(spec, x, y, storage=Storage("sqlite:///search.db", heartbeat_interval=5))
+    kk.tune(spec, x, y, storage="sqlite:///search.db")  # the same, with the defaults
+    ```
+    """
+
+    url: str
+    heartbeat_interval: float = 10.0
+    grace_period: float | None = None
+
+    @property
+    def grace(self):
+        return self.grace_period if self.grace_period is not None else 4 * self.heartbeat_interval
+
+    def check(self):
+        if not isinstance(self.url, str) or not self.url.strip():
+            raise ConfigError(f"`storage` must be an RDB URL (sqlite:///search.db, "
+                              f"postgresql://...) or a journal file path. Received: storage={self.url!r}")
+        if not self.heartbeat_interval > 0 or not self.grace > self.heartbeat_interval:
+            raise ConfigError(
+                f"A storage's heartbeat_interval must be positive and its grace_period longer. "
+                f"Received: heartbeat_interval={self.heartbeat_interval!r}, "
+                f"grace_period={self.grace_period!r}")
+
+    def open(self):
+        """The Optuna storage object: `RDBStorage` for a URL, `JournalStorage` for a path."""
+        import time
+
+        from kerakit.tuning.tpe import import_optuna
+
+        optuna = import_optuna()
+        if "://" in self.url:
+            kwargs = {}
+            if self.url.startswith("sqlite"):  # several processes write: wait for the lock
+                kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+            for attempt in range(5):
+                try:
+                    return optuna.storages.RDBStorage(self.url, **kwargs)
+                except Exception:  # noqa: BLE001 - workers starting together race to create the schema
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.5 + attempt)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(self.url))
+
+
+def as_storage(value):
+    """`storage=` as a `Storage` (a URL or path is `Storage(url)`), or None."""
+    if value is None or isinstance(value, Storage):
+        storage = value
+    elif isinstance(value, (str, os.PathLike)):
+        storage = Storage(str(value))
+    else:
+        raise ConfigError(f"`storage` must be a URL, a journal file path or a "
+                          f"kerakit.tuning.Storage. Received: storage={value!r}")
+    if storage is not None:
+        storage.check()
+    return storage
+
+
+@dataclasses.dataclass
 class TuneOptions:
     """`tune`'s options, grouped and checked, travelling from the plan to the finish (see `tune`)."""
 
@@ -136,6 +212,7 @@ class TuneOptions:
     callbacks: list | None = None
     verbose: int = 1
     pruner: str | None = None
+    storage: object = None  # a kerakit.tuning.Storage after `check`
 
     @classmethod
     def from_arguments(cls, *, cv=None, refit=True, distribution=None, **options):
@@ -169,6 +246,14 @@ class TuneOptions:
         check_count("factor", self.factor, minimum=2)
         check_count("trials_per_process", self.distribution.trials_per_process)
         check_pruner(self.pruner)
+        self.storage = as_storage(self.storage)
+        if self.storage is not None and (self.overwrite or self.distribution.isolate):
+            raise ConfigError(
+                "A search kept in `storage` is shared by its workers: overwrite=True would clear "
+                "it under them, and isolate=True is not supported with it. Use another "
+                "project_name (a new study) and run trials in this process. Received: "
+                f"overwrite={self.overwrite!r}, isolate={self.distribution.isolate!r}"
+            )
         if self.pruner is not None and self.distribution.isolate:
             raise ConfigError(
                 f"pruner={self.pruner!r} judges each epoch against the other trials in this "

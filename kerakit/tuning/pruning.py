@@ -21,7 +21,11 @@ class TrialPruned(Exception):
     """Raised by the pruning callback: the trial's objective trails the others'."""
 
 
-def _pruner(optuna, name, max_steps):
+def optuna_pruner(name, max_steps):
+    """The Optuna pruner kerakit means by `name` ("median", "halving", "hyperband")."""
+    from kerakit.tuning.tpe import import_optuna
+
+    optuna = import_optuna()
     # Tuned for kerakit's small budgets: the median pruner waits for 3 finished
     # trials and one epoch (Optuna's defaults, 5 and 0, rarely prune 10 trials).
     factories = {
@@ -96,7 +100,7 @@ class SearchPruner:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._study = optuna.create_study(
                 direction="maximize" if self.direction == "max" else "minimize",
-                pruner=_pruner(optuna, self.name, self.max_steps))
+                pruner=optuna_pruner(self.name, self.max_steps))
         return self._study
 
     def load(self, finished):

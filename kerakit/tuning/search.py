@@ -125,7 +125,8 @@ def _plan(tuner_name, oracle, space, runner, max_trials, done):
 def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, objective="auto",
          epochs=50, patience=5, batch_size=32, body="mlp", preprocessor=None,
          directory="kerakit_tuning", project_name="search", overwrite=False, seed=0, refit=True,
-         distribution=None, pruner=None, factor=3, callbacks=None, verbose=1):
+         distribution=None, pruner=None, factor=3, callbacks=None, storage=None, tracking_uri=None,
+         verbose=1):
     """Searches hyperparameters with Keras Tuner, scoring each candidate by k-fold cross-validation.
 
     Keras Tuner's oracle proposes candidates; each is trained on `cv`
@@ -193,6 +194,18 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
             tuner; not with `Distribution(isolate=True)`. Defaults to None.
         factor: Hyperband's reduction factor. Defaults to 3.
         callbacks: extra Keras callbacks for every fit (copied per fit).
+        storage: share the search between any number of worker processes
+            running this same call, through Optuna's storage: an RDB URL
+            (`sqlite:///search.db` on one machine, `postgresql://...` for
+            many), a journal file path, or a `kerakit.tuning.Storage`
+            (heartbeat settings). The workers split `max_trials`, never run
+            a trial twice, take back a killed worker's trial, and each
+            returns the whole trials table (see `kerakit.tuning.storage`).
+            Defaults to None (the search lives in `directory` alone).
+        tracking_uri: log the search to MLflow: a parent run, one child run
+            per trial (values, per-epoch metrics, status) and the best model
+            (`pip install "kerakit[mlflow]"`). Defaults to None, which reads
+            $MLFLOW_TRACKING_URI (unset: no tracking).
         verbose: 1 prints the plan and Keras Tuner's trial reports; 0 is silent.
 
     Returns:
@@ -212,10 +225,24 @@ def tune(spec, x, y, space=None, *, tuner="random", max_trials="auto", cv=None, 
         tuner=tuner, max_trials=max_trials, cv=cv, objective=objective, epochs=epochs,
         patience=patience, batch_size=batch_size, body=body, preprocessor=preprocessor,
         directory=directory, project_name=project_name, overwrite=overwrite, seed=seed, refit=refit,
-        distribution=distribution, pruner=pruner, factor=factor, callbacks=callbacks, verbose=verbose)
+        distribution=distribution, pruner=pruner, factor=factor, callbacks=callbacks, verbose=verbose,
+        storage=storage)
     plan = plan_search(spec, x, y, space, options)
-    tuner_obj = run_search(plan)
-    return finish_search(plan, tuner_obj)
+    from kerakit.tracking import search_run
+
+    config = {"tuner": options.tuner, "max_trials": options.max_trials, "objective": plan.objective,
+              "direction": plan.direction, "cv": options.folds, "epochs": options.epochs,
+              "pruner": options.pruner, "seed": options.seed,
+              "storage": None if options.storage is None else options.storage.url}
+    with search_run(tracking_uri, f"tune {options.project_name}", config) as search:
+        tuner_obj = run_search(plan, tracking=search)
+        result = finish_search(plan, tuner_obj)
+        if search is not None and result.best_trial_id is not None:
+            search.log_metrics({f"best_{plan.objective}": result.best_score})
+            search.set_tags({"kerakit.best_trial": result.best_trial_id})
+            if result.best_model is not None:
+                search.log_model(result.best_model, "best_model")
+    return result
 
 
 @dataclasses.dataclass
@@ -273,15 +300,56 @@ def plan_search(spec, x, y, space, options):
         "spec": repr(spec), "data": _digest(runner.x, runner.y, runner.x_val, runner.y_val),
         "space": describe, "settings": repr({k: v for k, v in settings.items() if k != "callbacks"})
         + f" cv={options.folds} seed={options.seed}" + (f" pruner={options.pruner}" if options.pruner else "")}
+    oracle = _oracle(objective, direction, space_obj, hyperparameters, options)
+    max_steps = int(options.epochs) * len(runner.splits)
+    pruner = None if options.pruner is None else SearchPruner(options.pruner, direction, objective, max_steps)
+    role = distributed.role()
+    if options.storage is not None:
+        oracle, pruner = _storage_oracle(oracle, objective, direction, space_obj, hyperparameters,
+                                         options, fingerprint, max_steps, role)
     return SearchPlan(
         spec=spec, options=options, space=space, space_obj=space_obj, runner=runner,
         refit_data=refit_data, build=build, objective=objective, direction=direction,
         settings=settings, trial_runner=trial_runner,
         pool=_trial_pool(spec, runner, build, space_obj, settings, options),
-        pruner=None if options.pruner is None else SearchPruner(
-            options.pruner, direction, objective, int(options.epochs) * len(runner.splits)),
-        oracle=_oracle(objective, direction, space_obj, hyperparameters, options),
-        fingerprint=fingerprint, role=distributed.role())
+        pruner=pruner, oracle=oracle, fingerprint=fingerprint, role=role)
+
+
+def _storage_oracle(oracle, objective, direction, space_obj, hyperparameters, options, fingerprint,
+                    max_steps, role):
+    """The `StorageOracle` (and its pruning) of a search kept in Optuna's storage."""
+    import keras_tuner
+
+    from kerakit.tuning.oracles import hyperband_trials
+    from kerakit.tuning.pruning import optuna_pruner
+    from kerakit.tuning.storage import StorageOracle, StoragePruning
+
+    if role != "local":
+        raise ConfigError(
+            "A search kept in `storage` is shared through the database; it does not run under "
+            "Keras Tuner's chief/worker mode. Unset KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP "
+            f"and KERASTUNER_ORACLE_PORT, or pass storage=None. Received: role={role!r}")
+    tuner, candidates = options.tuner, None
+    if tuner == "grid":
+        if space_obj is None:
+            raise ConfigError("A grid search kept in `storage` needs a search-space dict (or list "
+                              "of dicts), not a build(hp) function. Received: a build function")
+        candidates = space_obj.candidates()
+        budget = min(len(candidates), options.max_trials or len(candidates))
+    elif tuner == "hyperband":
+        budget = options.max_trials or hyperband_trials(oracle)
+    else:
+        budget = options.max_trials
+    name = options.pruner or ("hyperband" if tuner == "hyperband" else None)
+    storage_oracle = StorageOracle(
+        options.storage, f"{options.project_name}-{_digest(sorted(fingerprint.items()))}", tuner,
+        budget, candidates=candidates, pruner=None if name is None else optuna_pruner(name, max_steps),
+        objective=keras_tuner.Objective(objective, direction), max_trials=budget,
+        seed=options.seed + 1, hyperparameters=hyperparameters, tune_new_entries=hyperparameters is None)
+    if hyperparameters is not None:
+        storage_oracle.declared_names = set(hyperparameters.values) | {"grid"}
+    pruning = None if name is None else StoragePruning(storage_oracle, objective)
+    return storage_oracle, pruning
 
 
 def _fold_runner(spec, x, y, options):
@@ -382,8 +450,11 @@ def _oracle(objective, direction, space_obj, hyperparameters, options):
 # Step 2: search -----------------------------------------------------------------
 
 
-def run_search(plan):
-    """Creates (or resumes) the Keras Tuner search in its folder, prints the plan and runs it."""
+def run_search(plan, tracking=None):
+    """Creates (or resumes) the Keras Tuner search in its folder, prints the plan and runs it.
+
+    With `tracking` (the search's MLflow `TrackedRun`), each trial is logged as its child run.
+    """
     options = plan.options
     overwrite = options.overwrite
     if plan.role == "worker":
@@ -394,10 +465,13 @@ def run_search(plan):
         plan.oracle, plan.trial_runner, pool=plan.pool,
         worker_timeout=options.distribution.worker_timeout,
         chief_timeout=options.distribution.chief_timeout, print_fn=options.print, pruner=plan.pruner,
+        tracking=tracking,
         hypermodel=None if plan.space_obj is not None else plan.space,
         directory=str(options.directory), project_name=options.project_name, overwrite=overwrite)
     if plan.role != "worker":  # after the tuner: overwrite=True has cleared the folder by now
         atomic_write_json(plan.project_dir / SEARCH_FILE, plan.fingerprint)
+    if plan.options.storage is not None:
+        return _run_shared(plan, tuner_obj)
     if plan.pruner is not None and plan.role == "local":  # judged against the trials already run
         plan.pruner.load(finished_curves(tuner_obj))
     done = 0 if plan.role == "worker" else sum(
@@ -412,6 +486,22 @@ def run_search(plan):
     finally:
         if plan.pool is not None:
             plan.pool.close()
+    return tuner_obj
+
+
+def _run_shared(plan, tuner_obj):
+    """Runs this worker's share of a search kept in Optuna's storage; reads back every trial."""
+    options = plan.options
+    done, budget = plan.oracle.count()
+    folds = len(plan.runner.splits)
+    unit = f"{folds} folds" if plan.runner.cross_validated else "1 validation split"
+    tuner_obj.plan_text = (f"{budget} candidates × {unit} = {budget * folds} fits, shared through "
+                           f"{options.storage.url} (study {plan.oracle.study_name}, {done} done)")
+    pruning = f", {plan.oracle.optuna_pruner.__class__.__name__}" if plan.oracle.optuna_pruner else ""
+    options.print(f"Tuning ({options.tuner}, objective {plan.objective}, {plan.direction}{pruning}): "
+                  f"{tuner_obj.plan_text}")
+    tuner_obj.search(verbose=options.verbose)
+    plan.oracle.sync()
     return tuner_obj
 
 

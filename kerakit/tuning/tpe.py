@@ -38,7 +38,7 @@ def import_optuna():
     return optuna
 
 
-def _distribution(optuna, hp):
+def distribution_of(optuna, hp):
     """The Optuna distribution of a Keras Tuner hyperparameter (None for a fixed one)."""
     dists = optuna.distributions
     if isinstance(hp, keras_tuner.engine.hyperparameters.Fixed):
@@ -141,7 +141,7 @@ class TPESearch:
                 hps.values[hp.name] = values[hp.name]
             if not self._active(hps, hp):
                 continue
-            dist = _distribution(optuna, hp)
+            dist = distribution_of(optuna, hp)
             value = hps.values.get(hp.name)
             if dist is not None and _contains(optuna, dist, value):
                 out[hp.name] = (value, dist)
@@ -188,9 +188,9 @@ class TPESearch:
             hps.merge([hp])
             if not self._active(hps, hp):
                 continue  # inactive: keeps its default, and TPE never sees it
-            dist = _distribution(optuna, hp)
+            dist = distribution_of(optuna, hp)
             if dist is not None:
-                hps.values[hp.name] = _suggest(asked, hp.name, dist)
+                hps.values[hp.name] = suggest(asked, hp.name, dist)
         return asked, hps.values
 
     def populate_space(self, trial_id):
@@ -223,7 +223,7 @@ class TPESearch:
         self._study, self._asked, self._told = None, {}, set()  # rebuilt from the trials on first use
 
 
-def _suggest(asked, name, dist):
+def suggest(asked, name, dist):
     """One define-by-run suggestion through Optuna's public `suggest_*` calls."""
     optuna = import_optuna()
     dists = optuna.distributions

@@ -12,6 +12,7 @@ import numpy as np
 from kerakit.atomic import atomic_path, atomic_write_json
 from kerakit.crossval import FoldRunner
 from kerakit.errors import ConfigError
+from kerakit.tuning.checkpoints import TrialCheckpoint
 from kerakit.tuning.spaces import FIT_OPTIONS
 
 # build_model keywords a space may set; anything else is a hyperparameter
@@ -143,12 +144,17 @@ class TrialRunner:
             return self.space.decode(hp.values, self.settings["tuner"])
         return dict(hp.values)
 
-    def run(self, hp, trial_dir, tuner_id, warm_start=None, pruner=None):
+    def run(self, hp, trial_dir, tuner_id, warm_start=None, pruner=None, callbacks=()):
         """Trains `hp` on every fold; returns `(metrics for the oracle, fits)`.
 
         With `pruner` (a `SearchPruner`), the objective is reported at every
         epoch and a trial that trails the others stops at once, with
         `pruned: 1` among its metrics.
+
+        Every epoch ends with a checkpoint in `trial_dir`
+        (`kerakit.tuning.checkpoints`): a trial killed in the middle continues
+        from there when it runs again. The checkpoint is removed when the
+        trial ends (completed, pruned or failed).
         """
         import time
 
@@ -165,20 +171,26 @@ class TrialRunner:
             epochs = int(hp.values["tuner/epochs"])
             if warm_start is not None:
                 initial_epoch = int(hp.values.get("tuner/initial_epoch", 0))
-        callbacks = list(s["callbacks"])
+        callbacks = list(s["callbacks"]) + list(callbacks)
         reporter = pruner.begin(epochs) if pruner is not None else None
         if reporter is not None:
             callbacks.append(pruning_callback(reporter))
         start = time.perf_counter()
+        checkpoint = TrialCheckpoint(trial_dir)
         try:
             outcome = self.folds.run(
                 self.build, hp, batch_size=batch_size, epochs=epochs, monitor=s["objective"],
                 direction=s["direction"], patience=s["patience"], initial_epoch=initial_epoch,
                 warm_start=warm_start, save_weights=trial_dir if s["save_weights"] else None,
-                callbacks=callbacks)
+                callbacks=callbacks, checkpoint=checkpoint)
         except TrialPruned:
+            checkpoint.remove()
             pruner.end(reporter, None)
             return self._pruned(reporter, trial_dir, tuner_id, batch_size, time.perf_counter() - start)
+        except Exception:
+            checkpoint.remove()  # a failed trial that is retried starts over
+            raise
+        resumed = checkpoint.resume
         if reporter is not None:
             pruner.end(reporter, outcome.mean)
         if outcome.oof_predictions is not None:
@@ -190,7 +202,10 @@ class TrialRunner:
             "best_epochs": outcome.best_epochs, "seconds": outcome.seconds, "fits": outcome.fits,
             "batch_size": batch_size, "rss_mb": rss, "peak_rss_mb": peak,
             "curve": reporter.curve if reporter is not None else {},
+            "resumed_from": None if resumed is None else {"fold": resumed.fold,
+                                                          "epoch": resumed.next_epoch},
         })
+        checkpoint.remove()
         name = s["objective"]
         metrics = {name: outcome.mean, f"{name}_std": outcome.std,
                    "epochs": float(np.mean(outcome.best_epochs)), "seconds": outcome.seconds,
@@ -224,11 +239,11 @@ def _init_worker(payload):
     _WORKER_RUNNER = TrialRunner(folds, payload["build"], payload["space"], payload["settings"])
 
 
-def _run_in_worker(hp_config, trial_dir, tuner_id, warm_start):
+def _run_in_worker(hp_config, trial_dir, tuner_id, warm_start, callbacks=()):
     import keras_tuner
 
     hp = keras_tuner.HyperParameters.from_config(hp_config)
-    return _WORKER_RUNNER.run(hp, trial_dir, tuner_id, warm_start)
+    return _WORKER_RUNNER.run(hp, trial_dir, tuner_id, warm_start, callbacks=callbacks)
 
 
 class TrialPool:

@@ -22,8 +22,8 @@ def tuner_class():
         """A Keras Tuner `Tuner` whose trials are k-fold (or one-split) kerakit trainings."""
 
         def __init__(self, oracle, runner, pool=None, worker_timeout=60.0, chief_timeout=None,
-                     print_fn=print, pruner=None, **kwargs):
-            self.runner, self.pool, self.pruner = runner, pool, pruner
+                     print_fn=print, pruner=None, tracking=None, **kwargs):
+            self.runner, self.pool, self.pruner, self.tracking = runner, pool, pruner, tracking
             self.worker_timeout, self.chief_timeout, self.print_fn = worker_timeout, chief_timeout, print_fn
             self.fits, self.trials_run = 0, []
             # Keras Tuner reloads only when its tuner file exists, which is first
@@ -41,14 +41,26 @@ def tuner_class():
             return tuner_is_worker(self)
 
         def run_trial(self, trial, *args, **kwargs):
+            from kerakit.tracking import trial_run
+
             hp = trial.hyperparameters
             parent = hp.values.get("tuner/trial_id")
             warm = self.get_trial_dir(parent) if parent is not None else None
             trial_dir = self.get_trial_dir(trial.trial_id)
-            if self.pool is not None:
-                metrics, fits = self.pool.run(hp.get_config(), trial_dir, self.tuner_id, warm)
-            else:
-                metrics, fits = self.runner.run(hp, trial_dir, self.tuner_id, warm, pruner=self.pruner)
+            if hasattr(self.pruner, "trial_id"):  # a shared search's pruning: this trial's reports
+                self.pruner.trial_id = trial.trial_id
+            with trial_run(trial.trial_id, self.runner.values(hp), parent=self.tracking) as logged:
+                # The run pickles: a trial in a child process logs to it too.
+                callbacks = [logged.callback()] if logged is not None else []
+                if self.pool is not None:
+                    metrics, fits = self.pool.run(hp.get_config(), trial_dir, self.tuner_id, warm, callbacks)
+                else:
+                    metrics, fits = self.runner.run(hp, trial_dir, self.tuner_id, warm, pruner=self.pruner,
+                                                    callbacks=callbacks)
+                if logged is not None:
+                    logged.log_metrics({k: v for k, v in metrics.items() if k != "pruned"})
+                    if metrics.get("pruned"):
+                        logged.mark_pruned()
             self.fits += fits
             self.trials_run.append(trial.trial_id)
             return metrics

@@ -50,3 +50,45 @@ def tiny_recipe_dir(tmp_path):
     folder.mkdir()
     (folder / "tiny_cli.py").write_text(TINY)
     return folder
+
+
+@pytest.fixture
+def manifest_run(tmp_path):
+    """Makes a run folder with only a manifest (its model file is never read) and returns its path."""
+    import json
+
+    def make(suffix="abcd", target="species", feature_names=("mass", "height")):
+        run_dir = tmp_path / "runs" / "csv" / f"20250101-120000-{suffix}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "model.keras").write_bytes(b"never read")
+        (run_dir / "manifest.json").write_text(json.dumps(
+            {"recipe": "csv", "status": "completed",
+             "data": {"target": target, "feature_names": list(feature_names), "source": "p.csv"}}))
+        return run_dir
+
+    return make
+
+
+@pytest.fixture
+def cli_in_subprocess(tmp_path):
+    """Runs `kerakit ARGS` in a fresh Python in `tmp_path`; returns (exit code, TensorFlow loaded?, stderr)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    def run(argv):
+        script = textwrap.dedent(f"""
+            import contextlib, io, sys
+            from kerakit.cli import main
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main({[str(a) for a in argv]!r})
+            print(code, "tensorflow" in sys.modules, err.getvalue().strip(), sep=" | ")
+        """)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                timeout=120, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        code, tensorflow, message = result.stdout.strip().split(" | ", 2)
+        return int(code), tensorflow == "True", message
+
+    return run

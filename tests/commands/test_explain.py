@@ -24,3 +24,11 @@ def test_help_names_the_default_metric_each_task_uses(capsys):
                  ProblemSpec(task="multiclass", num_classes=3)):
         name, _ = get_metric("auto", spec)  # what explain uses when --metric is left out
         assert f"{name} for {spec.task}" in help_text
+
+
+def test_a_csv_without_the_label_column_is_refused_before_tensorflow(manifest_run, cli_in_subprocess, tmp_path):
+    run_dir = manifest_run()
+    (tmp_path / "rows.csv").write_text("mass,height\n1,2\n")
+    code, tensorflow, message = cli_in_subprocess(["explain", run_dir, "--csv", "rows.csv"])
+    assert (code, tensorflow) == (1, False)
+    assert "no label column 'species'" in message

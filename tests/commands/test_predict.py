@@ -40,3 +40,14 @@ def test_out_that_is_a_folder_is_refused_before_the_model_loads(tmp_path, capsys
     err = capsys.readouterr().err
     assert "kerakit predict: error: The output" in err and "is a folder" in err
     assert "Traceback" not in err and "IsADirectoryError" not in err
+
+
+def test_a_csv_without_the_runs_feature_columns_is_refused_before_tensorflow(
+        manifest_run, cli_in_subprocess, tmp_path):
+    run_dir = manifest_run(feature_names=("mass", "height"))
+    (tmp_path / "rows.csv").write_text("mass,heigth,colour\n1,2,red\n")
+    code, tensorflow, message = cli_in_subprocess(
+        ["predict", run_dir, "--csv", "rows.csv", "--out", "out.csv"])
+    assert (code, tensorflow) == (1, False)
+    assert "lacks 1 of the run's 2 feature column(s): height. Did you mean 'heigth'?" in message
+    assert not (tmp_path / "out.csv").exists()

@@ -162,3 +162,28 @@ def test_a_tpe_search_killed_mid_trial_resumes_from_the_command_line(tmp_path, c
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["trials"] == 4 and report["fits"] == 4 - done
     assert f"resuming: {done} done" in report["plan"] and report["best_hyperparameters"]["units"] in (4, 8)
+
+
+@pytest.mark.slow
+def test_kerakit_tune_with_storage_and_tracking_uri(tmp_path, capsys, monkeypatch):
+    from kerakit import cli
+
+    mlflow = pytest.importorskip("mlflow")
+    recipe = tmp_path / "tiny_binary.py"
+    recipe.write_text(RECIPE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    args = ["tune", str(recipe), "--tuner", "grid", "--epochs", "1", "--directory", str(tmp_path / "tuning"),
+            "--storage", str(tmp_path / "search.journal"), "--json"]
+    assert cli.main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["trials"] == 2 and report["fits"] == 2
+    assert "shared through" in report["plan"] and (tmp_path / "search.journal").exists()
+    # A second worker finds the budget spent: it trains nothing and reports the same trials.
+    assert cli.main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["fits"] == 0 and again["trials"] == 2 and again["best_trial"] == report["best_trial"]
+    runs = mlflow.MlflowClient(uri).search_runs(
+        [mlflow.MlflowClient(uri).get_experiment_by_name("kerakit").experiment_id])
+    kinds = sorted(r.data.tags.get("kerakit.kind") for r in runs)
+    assert kinds == ["search", "search", "trial", "trial"]  # one parent run per call

@@ -166,3 +166,16 @@ def test_many_trials_keep_no_clients_or_runs_open(uri):
     runs = client.search_runs([search.experiment_id])
     assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
     assert mlflow.active_run() is None
+
+
+def test_a_sqlite_store_keeps_artifacts_beside_its_file(uri, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # MLflow's own default would write ./mlruns here
+    with tracking.tracked_run(uri, "artifacts") as run:
+        note = tmp_path / "note.txt"
+        note.write_text("hello")
+        run.log_artifact(note)
+    assert not (elsewhere / "mlruns").exists()
+    assert list((tmp_path / "mlartifacts").rglob("note.txt"))
+    assert tracking.artifact_location("http://localhost:5000") is None

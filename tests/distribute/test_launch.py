@@ -102,8 +102,9 @@ model = kk.build_model(kk.infer_spec(y), input_shape=(5,), units=(8,), learning_
 history = kk.fit(model, x[mine], y[mine], validation_data=(x[mine][:10], y[mine][:10]), batch_size=8,
                  epochs=3, verbose=0)
 np.savez(os.path.join(sys.argv[1], f"weights_{index}.npz"), *model.get_weights())
+proba = kk.predict(model, x[:7], batch_size=4)  # each process predicts its own rows, alone
 print("RESULT " + json.dumps({"processes": jax.process_count(), "chief": kk.is_chief(),
-                              "history": history.history}), flush=True)
+                              "history": history.history, "proba": proba.tolist()}), flush=True)
 """
 
 
@@ -121,6 +122,21 @@ def test_two_jax_processes_on_loopback_finish_with_identical_weights(tmp_path):
     assert [r["chief"] for r in reports] == [True, False]
     assert reports[0]["history"] == reports[1]["history"]  # metrics reduced over both processes
     assert reports[0]["history"]["loss"][-1] < reports[0]["history"]["loss"][0]
+    assert np.shape(reports[0]["proba"]) == (7, 1) and reports[0]["proba"] == reports[1]["proba"]
     first, second = (np.load(tmp_path / f"weights_{i}.npz") for i in (0, 1))
     for name in first:
         np.testing.assert_array_equal(first[name], second[name])
+
+
+@pytest.mark.slow
+def test_a_recipe_runs_data_parallel_over_two_jax_processes_into_one_run_directory(tmp_path):
+    # Every process trains, evaluates (kk.predict on its own rows) and plots; only the chief keeps a run.
+    env = {"KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": ""}
+    command = [sys.executable, "-m", "kerakit.cli", "run", "breast-cancer", "--smoke", "--strategy",
+               "data_parallel", "--runs-dir", str(tmp_path / "runs"), "--json"]
+    results = kk.launch_local(command, 2, timeout=400, capture=True, env=env, cwd=str(ROOT))
+    assert [r.returncode for r in results] == [0, 0], [r.output[-3000:] for r in results]
+    runs = list((tmp_path / "runs" / "breast-cancer").iterdir())
+    assert len(runs) == 1
+    manifest = json.loads((runs[0] / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["metrics"]["accuracy"] > 0.5

@@ -38,3 +38,19 @@ def text_table_model():
     stats = data.StatsAccumulator(table.schema).update(columns).result()
     model, _ = data.build_table_model(table.schema, stats, encoder, seed=0)
     return model, frame
+
+
+@pytest.fixture(scope="module")
+def train():
+    """1,000 rows of 3 normal features with a linear binary label (the drift and metrics tests)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 3)).astype("float32")
+    return x, (x[:, 0] + x[:, 1] > 0).astype("int64")
+
+
+@pytest.fixture(scope="module")
+def model():
+    """An untrained binary model on 3 features; a test file may define its own `model`."""
+    import kerakit as kk
+
+    return kk.build_model(kk.ProblemSpec(task="binary"), input_shape=(3,), units=(4,), seed=0)

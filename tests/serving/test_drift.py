@@ -10,20 +10,6 @@ pytest.importorskip("prometheus_client")
 pytestmark = pytest.mark.backends
 
 
-@pytest.fixture(scope="module")
-def train():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(1000, 3)).astype("float32")
-    return x, (x[:, 0] + x[:, 1] > 0).astype("int64")
-
-
-@pytest.fixture(scope="module")
-def model():
-    import kerakit as kk
-
-    return kk.build_model(kk.ProblemSpec(task="binary"), input_shape=(3,), units=(4,), seed=0)
-
-
 def _client(service):
     from starlette.testclient import TestClient
 

@@ -36,7 +36,7 @@ def test_export_writes_numbered_versions_with_named_inputs(model, digits, tmp_pa
     assert kk.export(model, base, version=7) == base / "7"
     with pytest.raises(ValueError, match="Version 7 already exists"):
         kk.export(model, base, version=7)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="`version` must be >= 1"):
         kk.export(model, base, version=0)
     assert sorted(p.name for p in base.iterdir()) == ["1", "2", "7"]  # no temporary folders left
 

@@ -1,6 +1,5 @@
 """Prometheus metrics of a running service: requests, latency, batch sizes, refusals by reason."""
 
-import numpy as np
 import pytest
 
 pytest.importorskip("httpx")
@@ -8,20 +7,6 @@ pytest.importorskip("prometheus_client")
 
 # Backend-neutral: CI runs this file on TensorFlow and again on JAX (scripts/dev.py).
 pytestmark = pytest.mark.backends
-
-
-@pytest.fixture(scope="module")
-def train():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(1000, 3)).astype("float32")
-    return x, (x[:, 0] + x[:, 1] > 0).astype("int64")
-
-
-@pytest.fixture(scope="module")
-def model():
-    import kerakit as kk
-
-    return kk.build_model(kk.ProblemSpec(task="binary"), input_shape=(3,), units=(4,), seed=0)
 
 
 def _client(service):
