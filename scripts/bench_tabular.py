@@ -1,4 +1,4 @@
-"""Benchmark: kerakit's table models against gradient boosting and linear models, on 13 tables.
+"""Benchmark: kerakit's table models against gradient boosting and linear models, on 20 tables.
 
 Every table needs no download:
 
@@ -14,7 +14,17 @@ Every table needs no download:
   missing cells), `heavy_tail` (5,000 rows, a lognormal target with
   multiplicative interactions) and `categories` (8,000 rows, a binary label
   driven by an 80-level category, interactions between numbers and a second
-  category, 10 % missing cells in two columns).
+  category, 10 % missing cells in two columns);
+- tree-friendly generated tables with known thresholds, interactions and
+  exact-value lookups: `threshold_flag` (label = x1 > 0.3 AND flag, or
+  x2 > 1), `lookup50` (y from a lookup table on a 50-level category plus a
+  step), `steps` (a step function, and a 20-valued integer code whose values
+  each have their own effect) and `churn_like` (a telecom-churn-like label
+  from thresholds on charges together with a plan flag, and a 51-level state);
+- real tables from statsmodels with categories, in long form: `fertility`
+  (10,284 rows, births per woman by a 219-level country and year),
+  `grunfeld` (220 rows, investment of 11 firms) and `elnino` (732 rows,
+  sea temperature by year and a 12-level month).
 
 Fixed splits: `--folds 5` stratified (classification) or plain k-fold,
 shuffled with random_state 0 — the same folds for every model. It compares:
@@ -22,6 +32,8 @@ shuffled with random_state 0 — the same folds for every model. It compares:
 - `new`: `kk.fit_table` with its defaults (the "table" body, `TABLE_DEFAULTS`);
 - `old`: kerakit's previous default (`body="mlp"`, 50 epochs, patience 5,
   standardized target, batch 32 below 10,000 training rows else 256);
+- `epochs40`: `kk.fit_table` with the defaults before the epoch budget: 40
+  epochs, batches of at most 256 rows and 8 members at every size;
 - `hgb`: `HistGradientBoostingRegressor/Classifier()` with default settings
   (categories as pandas categoricals);
 - `linear`: RidgeCV / LogisticRegression on imputed, standardized numbers and
@@ -32,7 +44,15 @@ and its fit seconds; then per table the mean over folds, the average rank
 (1 is best), win/tie/loss against HistGradientBoosting (a tie is within
 0.01) and the targets of issue 13: an average rank better than
 HistGradientBoosting's, no table more than 1 accuracy point or 0.02 R² below
-it, and a fit on the 20,000-row tables within 60 seconds.
+it, and a fit on the 20,000-row tables within 60 seconds; then the median of the
+per-table fit-time ratios against HistGradientBoosting (issue 27: at most 10).
+
+`--fit-time` instead fits the models on one 80/20 split of a generated
+50,000-row x 10-column table (`fit_time_table`: 8 numbers, a 5- and a
+40-level category), side by side in one process, and prints each model's
+fit seconds (wall clock, and CPU seconds of all its threads: less
+sensitive to a busy machine), its R² and its seconds over HGB's (issue 27: the default within
+30 s on the 2-core machine, at unchanged quality).
 
 `--out FILE` appends each fit as a JSON line and skips fits already there,
 so an interrupted run resumes; `--summary FILE` prints the tables of a
@@ -42,13 +62,15 @@ seeded sample of N rows per table, for a quick comparison on a busy machine.
 
 Usage: python scripts/bench_tabular.py [--tables counts randhie ...] [--folds 5]
        [--models new old hgb linear] [--backend tensorflow|jax|torch] [--rows N]
-       [--out runs.jsonl] [--summary runs.jsonl]
+       [--out runs.jsonl] [--summary runs.jsonl] [--fit-time]
 """
 
 import argparse
 import json
 import os
 import time
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -177,6 +199,127 @@ def categories(rows=8_000, seed=2):
     return frame, "classification", ["store", "channel"]
 
 
+def threshold_flag(rows=6_000, seed=3):
+    """Tree-friendly: the label is `x1 > 0.3 AND flag`, or `x2 > 1`, with 8 % of labels flipped."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (rows, 5))
+    flag = rng.random(rows) < 0.5
+    y = ((x[:, 0] > 0.3) & flag) | (x[:, 1] > 1.0)
+    y = np.where(rng.random(rows) < 0.08, ~y, y).astype(int)
+    frame = pd.DataFrame({f"x{i + 1}": x[:, i].round(3) for i in range(5)})
+    frame["flag"], frame["target"] = flag, y
+    return frame, "classification", []
+
+
+def lookup50(rows=6_000, seed=4):
+    """Tree-friendly: y is a lookup table on a 50-level category, shifted by a step in a number."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    code = rng.integers(0, 50, rows)
+    value = rng.normal(0, 2, 50)
+    x1, x2 = rng.uniform(0, 10, (2, rows))
+    y = value[code] + 1.5 * (x1 > 7) + rng.normal(0, 0.3, rows)
+    frame = pd.DataFrame({"code": [f"c{i:02d}" for i in code], "x1": x1.round(2),
+                          "x2": x2.round(2), "target": y})
+    return frame, "regression", ["code"]
+
+
+def steps(rows=6_000, seed=5):
+    """Tree-friendly: a step function of one number, a 20-valued integer code and a threshold."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.uniform(0, 1, (2, rows))
+    level = rng.integers(0, 20, rows)  # a number with few distinct values, each its own effect
+    effect = rng.normal(0, 1, 20)
+    y = (np.floor(x1 * 6) + effect[level] + 2.0 * (x2 > 0.8) * (level % 2)
+         + rng.normal(0, 0.3, rows))
+    frame = pd.DataFrame({"x1": x1.round(3), "x2": x2.round(3), "level": level,
+                          "noise": rng.normal(0, 1, rows).round(3), "target": y})
+    return frame, "regression", []
+
+
+def churn_like(rows=6_000, seed=6):
+    """Like a telecom churn table: a 51-level state, plan flags and thresholds on charges."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 51, rows)
+    plan = rng.random(rows) < 0.1
+    mail = rng.random(rows) < 0.25
+    minutes = rng.normal(180, 55, rows).clip(0)
+    charge = (minutes * 0.17).round(2)
+    calls = rng.poisson(1.5, rows)
+    months = rng.integers(1, 240, rows)
+    state_risk = rng.normal(0, 0.4, 51)
+    logit = (-2.5 + 3.5 * (charge > 45) + 2.5 * plan * (charge < 40) - 4.0 * plan * (charge > 45)
+             + 3.0 * (calls >= 4) - 0.6 * mail + state_risk[state])
+    y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pd.DataFrame({"state": [f"st{i:02d}" for i in state], "plan": plan, "mail": mail,
+                          "minutes": minutes.round(1), "charge": charge, "calls": calls,
+                          "months": months, "target": y})
+    return frame, "classification", ["state"]
+
+
+def statsmodels_long(name):
+    """Real tables from statsmodels, long form; None where statsmodels is missing.
+
+    `fertility`: births per woman by country (219 levels) and year, 1960–2013;
+    `grunfeld`: investment of 11 US firms by year, value and capital;
+    `elnino`: sea-surface temperature by year and month (a 12-level category).
+    """
+    try:
+        from statsmodels import datasets
+    except ImportError:
+        return None
+    if name == "fertility":
+        wide = datasets.fertility.load_pandas().data
+        years = [c for c in wide.columns if str(c).isdigit()]
+        frame = wide.melt(id_vars=["Country Name"], value_vars=years, var_name="year",
+                          value_name="target").dropna().reset_index(drop=True)
+        frame = frame.rename(columns={"Country Name": "country"})
+        frame["year"] = frame["year"].astype(int)
+        frame["country"] = frame["country"].astype(str)
+        return frame, "regression", ["country"]
+    if name == "grunfeld":
+        frame = datasets.grunfeld.load_pandas().data.rename(columns={"invest": "target"})
+        frame["firm"] = frame["firm"].astype(str)
+        return frame, "regression", ["firm"]
+    wide = datasets.elnino.load_pandas().data
+    frame = wide.melt(id_vars=["YEAR"], var_name="month", value_name="target").rename(
+        columns={"YEAR": "year"})
+    frame["month"] = frame["month"].astype(str)
+    return frame.dropna().reset_index(drop=True), "regression", ["month"]
+
+
+def fit_time_table(rows=50_000, seed=7):
+    """The fit-time table: 50,000 rows x 10 columns, 8 numbers and a 5- and a 40-level category."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (rows, 8))
+    x[:, 1] = rng.lognormal(0, 1, rows)
+    x[:, 2] = rng.integers(0, 12, rows)
+    kind = rng.choice(list("abcde"), rows)
+    shop = rng.integers(0, 40, rows)
+    shop_effect = rng.normal(0, 1, 40)
+    kind_effect = dict(zip("abcde", [0.0, 0.5, -0.5, 1.0, -1.0], strict=True))
+    y = (np.sin(2 * x[:, 0]) + np.log1p(x[:, 1]) + 0.8 * (x[:, 2] > 6) * (kind == "d")
+         + x[:, 3] * x[:, 4] + 0.5 * np.abs(x[:, 5]) + shop_effect[shop]
+         + np.vectorize(kind_effect.get)(kind) + rng.normal(0, 0.5, rows))
+    frame = pd.DataFrame({f"x{i}": x[:, i].round(4) for i in range(8)})
+    frame["kind"], frame["shop"], frame["target"] = kind, [f"s{i}" for i in shop], y
+    return frame, "regression", ["kind", "shop"]
+
+
 TABLES = {
     "counts": counts,
     "randhie": lambda: statsmodels_table("randhie"),
@@ -191,6 +334,13 @@ TABLES = {
     "wine": lambda: sklearn_table("wine"),
     "iris": lambda: sklearn_table("iris"),
     "digits": lambda: sklearn_table("digits"),
+    "threshold_flag": threshold_flag,
+    "lookup50": lookup50,
+    "steps": steps,
+    "churn_like": churn_like,
+    "fertility": lambda: statsmodels_long("fertility"),
+    "grunfeld": lambda: statsmodels_long("grunfeld"),
+    "elnino": lambda: statsmodels_long("elnino"),
 }
 
 
@@ -257,9 +407,18 @@ def fit_old(train, test, task, seed, categorical):
                        target_transform="standardize", batch_size=32 if rows < 10_000 else 256)
 
 
+def fit_epochs40(train, test, task, seed, categorical):
+    """fit_table's defaults before the epoch budget: 40 epochs, batches of at most 256 rows, k=8."""
+    rows = len(train) - round(0.15 * len(train))
+    batch_size = int(min(256, max(32, 2 ** round(np.log2(max(1.0, rows / 64))))))
+    return fit_kerakit(train, test, task, seed, categorical, epochs=40, batch_size=batch_size,
+                       members=8)
+
+
 MODELS = {
     "new": lambda *a: fit_kerakit(*a),
     "old": fit_old,
+    "epochs40": fit_epochs40,
     "hgb": fit_hgb,
     "linear": fit_linear,
 }
@@ -350,6 +509,11 @@ def summary(rows, models):
         worst = min(gaps, key=gaps.get)
         lines.append(f"{m} vs hgb: {win} win / {len(gaps) - win - loss} tie / {loss} loss "
                      f"(worst gap {gaps[worst]:+.4f} on {worst}).")
+    for m in (m for m in models if m != "hgb"):
+        ratios = {t: cell(t, m, "seconds") / cell(t, "hgb", "seconds") for t in tables}
+        slowest = max(ratios, key=ratios.get)
+        lines.append(f"{m} fit seconds / hgb's: median {np.median(list(ratios.values())):.1f}x "
+                     f"(largest {ratios[slowest]:.1f}x on {slowest}).")
     if "new" in models:
         lines += ["", "Issue 13's targets for `new`:"]
         rank_new, rank_hgb = np.mean(ranks["new"]), np.mean(ranks["hgb"])
@@ -369,19 +533,51 @@ def summary(rows, models):
     return "\n".join(lines)
 
 
+def fit_time(models, rows=50_000):
+    """Each model fit on one 80/20 split of `fit_time_table`: seconds, R², and seconds over HGB's."""
+    frame, task, categorical = fit_time_table(rows)
+    order = np.random.default_rng(0).permutation(len(frame))
+    cut = int(0.8 * len(frame))
+    train, test = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    results = {}
+    for name in models:
+        start, cpu = time.perf_counter(), time.process_time()
+        predicted = MODELS[name](train, test, task, 0, categorical)
+        results[name] = (time.perf_counter() - start, time.process_time() - cpu,
+                         score(task, test["target"].to_numpy(), predicted))
+        print(f"fit-time {name:8s} {results[name][2]:.4f} {results[name][0]:7.1f}s "
+              f"(CPU {results[name][1]:.1f}s) {backend}", flush=True)
+    lines = [f"Fit time on a generated {len(frame):,}-row x {frame.shape[1] - 1}-column table, "
+             f"one 80/20 split, {backend}, {os.cpu_count()} CPUs:", "",
+             "| model | fit seconds | CPU seconds | R² | seconds / hgb's |",
+             "|---|---:|---:|---:|---:|"]
+    for name, (seconds, cpu, value) in results.items():
+        ratio = f"{seconds / results['hgb'][0]:.1f}x" if "hgb" in results else "–"
+        lines.append(f"| {name} | {seconds:.1f} | {cpu:.1f} | {value:.4f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
     parser.add_argument("--folds", type=int, default=5, help="k of the fixed k-fold splits")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["new", "old", "hgb", "linear"],
+                        choices=list(MODELS))
     parser.add_argument("--out", help="append each fit to this JSON-lines file; resume from it")
     parser.add_argument("--summary", help="print the summary of a finished JSON-lines file")
     parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
                         help="the Keras backend of kerakit's models (default: KERAS_BACKEND)")
     parser.add_argument("--rows", type=int, help="keep a seeded sample of this many rows per table")
+    parser.add_argument("--fit-time", action="store_true",
+                        help="fit the models on one split of a generated 50,000-row table (or "
+                             "--rows) and compare their fit seconds")
     args = parser.parse_args()
     if args.backend:  # before anything imports Keras
         os.environ["KERAS_BACKEND"] = args.backend
+    if args.fit_time:
+        print(fit_time(args.models, args.rows or 50_000))
+        return
     if args.summary:
         backend = os.environ.get("KERAS_BACKEND", "tensorflow")
         rows = [r for r in _done(args.summary) if r["model"] in args.models

@@ -7,6 +7,8 @@ BENCHMARKS.md):
 - numbers are scaled robustly (median and interquartile range) and smoothly
   clipped (RealMLP, Holzmüller et al. 2024), and also encoded piecewise-
   linearly over quantile bins of the training rows (Gorishniy et al. 2022);
+  optionally (`few_values`), a number with few distinct values also gets one
+  indicator per value;
 - a TabM-style ensemble (Gorishniy et al. 2025): k MLPs share each kernel
   through BatchEnsemble adapters, each has its own output layer, and the
   model averages their predictions;
@@ -34,6 +36,13 @@ class TableDefaults:
     Attributes:
         body: the default body ("table"; "mlp" is kerakit's earlier default).
         epochs: the most epochs; the learning-rate schedule spans them.
+        row_budget: rows the "auto" epochs pass over at most (`epochs_for`):
+            large tables train fewer epochs, small ones up to `epochs`.
+        min_epochs: the fewest epochs "auto" plans.
+        large_rows: from this many training rows on, `fit_table` trains
+            `large_members` members instead of `members` (`members_for`).
+        large_members: the ensemble size k for large tables.
+        max_batch_size: the largest "auto" batch size (`batch_size_for`).
         patience: epochs without validation improvement before stopping.
         members: ensemble members k.
         units: width of each shared hidden layer.
@@ -42,10 +51,20 @@ class TableDefaults:
         weight_decay: AdamW's decoupled weight decay.
         warmup: fraction of the planned steps spent warming up.
         bins: quantile bins of the piecewise-linear encoding per number.
+        few_values: a number with 3 to this many distinct training values
+            also gets one indicator per value (`ValueIndicators`); 0 (the
+            default) turns it off. Opt in with `fit_table(..., few_values=32)`:
+            measured on 7 tables it helped two (a step-coded table +0.043 R²,
+            randhie +0.009) and cost four others up to 0.011 (BENCHMARKS.md).
     """
 
     body: str = "table"
     epochs: int = 40
+    row_budget: int = 600_000
+    min_epochs: int = 6
+    large_rows: int = 16_000
+    large_members: int = 4
+    max_batch_size: int = 1024
     patience: int = 10
     members: int = 8
     units: tuple = (192, 192)
@@ -54,20 +73,48 @@ class TableDefaults:
     weight_decay: float = 1e-4
     warmup: float = 0.05
     bins: int = 16
+    few_values: int = 0
 
-    @staticmethod
-    def batch_size_for(rows):
-        """The "auto" batch size: about 64 steps per epoch, a power of two from 32 to 256.
+    def batch_size_for(self, rows):
+        """The "auto" batch size: about 64 steps per epoch, a power of two from 32 to 1024.
 
         Small tables get many small steps; from ~12,000 training rows on the
-        batch is 256 (RealMLP's and TabM's), so an epoch costs the same per
-        row at every size, without the jump of a fixed threshold.
+        batch is 256 (RealMLP's and TabM's), and from ~24,000 it grows to 512
+        and then 1024: on a CPU a step's fixed cost, not its arithmetic,
+        dominates a large table's epoch.
 
-        >>> [TABLE_DEFAULTS.batch_size_for(n) for n in (300, 3_000, 6_000, 20_000)]
-        [32, 64, 128, 256]
+        >>> [TABLE_DEFAULTS.batch_size_for(n) for n in (300, 3_000, 6_000, 20_000, 40_000)]
+        [32, 64, 128, 256, 512]
         """
         target = max(1.0, rows / 64)
-        return int(min(256, max(32, 2 ** round(np.log2(target)))))
+        return int(min(self.max_batch_size, max(32, 2 ** round(np.log2(target)))))
+
+    def epochs_for(self, rows):
+        """The "auto" epochs: `row_budget` rows in all, from `min_epochs` to `epochs`.
+
+        A fixed budget of rows seen (with `batch_size_for`, a fixed budget of
+        steps) instead of a fixed number of epochs: 50,000 training rows train
+        12 epochs, 20,000 train 30, and tables up to 15,000 training rows the
+        full 40 as before.
+
+        >>> [TABLE_DEFAULTS.epochs_for(n) for n in (5_000, 15_000, 20_000, 50_000, 500_000)]
+        [40, 40, 30, 12, 6]
+        """
+        return int(min(self.epochs, max(self.min_epochs, -(-self.row_budget // max(1, rows)))))
+
+    def members_for(self, rows):
+        """The ensemble size for `rows` training rows: `members`, or `large_members` on large tables.
+
+        Many rows leave less variance for an ensemble to average out; with
+        half the members, each epoch costs about half, so the row budget
+        buys twice the epochs (measured on the fit-time table of
+        `scripts/bench_tabular.py`, 34,000 training rows: R² 0.910 with k=8
+        for 9 epochs, 0.915 with k=4 for 18, at about the same CPU time).
+
+        >>> [TABLE_DEFAULTS.members_for(n) for n in (1_000, 15_999, 16_000)]
+        [8, 8, 4]
+        """
+        return self.large_members if rows >= self.large_rows else self.members
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v
@@ -126,12 +173,13 @@ def quantile_edges(sample, bins):
     return edges.tolist() if len(edges) >= 2 else []
 
 
-def _encode_number(column, stats, tensor, name, bins):
+def _encode_number(column, stats, tensor, name, bins, few_values):
     from kerakit.layers import (
         FillMissing,
         MissingIndicator,
         PiecewiseLinearEncoding,
         SmoothClip,
+        ValueIndicators,
     )
 
     sample = stats.get("sample")
@@ -141,12 +189,16 @@ def _encode_number(column, stats, tensor, name, bins):
     edges = quantile_edges(sample, bins)
     if len(edges) > 2:  # two edges would repeat the scaled value
         parts.append(PiecewiseLinearEncoding(edges, name=f"{name}_ple")(filled))
+    values = np.unique(sample) if sample is not None and len(sample) else []
+    if 2 < len(values) <= few_values:  # a code: each value may have its own effect
+        parts.append(ValueIndicators(values, name=f"{name}_values")(filled))
     if stats["missing"]:
         parts.append(MissingIndicator(name=f"{name}_missing")(tensor))
     return parts
 
 
-def table_preprocessor(schema, stats, crosses=(), cross_bins=64, bins=TABLE_DEFAULTS.bins):
+def table_preprocessor(schema, stats, crosses=(), cross_bins=64, bins=TABLE_DEFAULTS.bins,
+                       few_values=TABLE_DEFAULTS.few_values):
     """Like `make_preprocessor`, with robust scaling and piecewise-linear encodings for numbers."""
 
     from kerakit.data.preprocess import (
@@ -166,7 +218,8 @@ def table_preprocessor(schema, stats, crosses=(), cross_bins=64, bins=TABLE_DEFA
         for column in schema.columns:
             tensor, name = inputs[column.name], names[column.name]
             if column.kind == "numeric":
-                parts.extend(_encode_number(column, stats[column.name], tensor, name, bins))
+                parts.extend(_encode_number(column, stats[column.name], tensor, name, bins,
+                                            few_values))
             else:
                 parts.extend(ENCODERS[column.kind](column, stats[column.name], tensor, name))
         return join_features(parts, crosses, schema, stats, inputs, names, cross_bins)

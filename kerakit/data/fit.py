@@ -22,17 +22,14 @@ from kerakit.errors import ConfigError, DataError
 
 def _check_counts(epochs, batch_size, patience, max_categories, cross_bins):
     """Refuses counts that would train nothing, before any data is read."""
-    check_count("epochs", epochs)
+    if epochs != "auto":
+        check_count("epochs", epochs)
     if batch_size != "auto":
         check_count("batch_size", batch_size)
     if patience is not None:
         check_count("patience", patience, minimum=0)
     check_count("max_categories", max_categories)
     check_cross_bins(cross_bins)
-
-
-def _auto_batch_size(rows):
-    return TABLE_DEFAULTS.batch_size_for(rows)
 
 
 def fit_table(
@@ -49,7 +46,7 @@ def fit_table(
     test=0.15,
     seed=0,
     class_weight=None,
-    epochs=TABLE_DEFAULTS.epochs,
+    epochs="auto",
     batch_size="auto",
     patience=TABLE_DEFAULTS.patience,
     callbacks=None,
@@ -94,10 +91,12 @@ def fit_table(
         test: test fraction (0 for none). Defaults to 0.15.
         seed: seeds the split, the weights and the shuffle. Defaults to 0.
         class_weight: "balanced" or `{class label: weight}`.
-        epochs: maximum epochs (early stopping on `val_loss`). Defaults to
-            `TABLE_DEFAULTS.epochs` (shared with `kerakit run csv`).
+        epochs: maximum epochs (early stopping on `val_loss`); "auto" (the
+            default) plans a budget of 600,000 training rows, from 6 epochs
+            to `TABLE_DEFAULTS.epochs` (40; `TABLE_DEFAULTS.epochs_for`), so
+            50,000 training rows train 12 epochs and 15,000 train 40.
         batch_size: rows per step; "auto" aims at about 64 steps per epoch,
-            a power of two from 32 to 256 (`TABLE_DEFAULTS.batch_size_for`;
+            a power of two from 32 to 1024 (`TABLE_DEFAULTS.batch_size_for`;
             1024 when streaming).
             `epochs`, `batch_size` and `patience` are checked before any data
             is read.
@@ -119,7 +118,8 @@ def fit_table(
         **build_options: `body` ("table", the default, see
             `kerakit.data.bodies`; or "mlp", the earlier default, or any
             registered body) and its options: for "table" members, units,
-            dropout, learning_rate, weight_decay, warmup, bins; for the others
+            dropout, learning_rate, weight_decay, warmup, bins, few_values (members: 8, and 4
+            from 16,000 training rows on, `TABLE_DEFAULTS.members_for`); for the others
             those of `kerakit.build_model` (units, dropout, l2, optimizer, ...).
             The streaming path uses the same body ("table" unless `body` is given).
 
@@ -200,10 +200,10 @@ class ReadOptions:
 
 @dataclasses.dataclass
 class TrainOptions:
-    """How the model trains (see `kerakit.fit`); "auto" batch sizes follow TABLE_DEFAULTS."""
+    """How the model trains (see `kerakit.fit`); "auto" epochs and batch sizes follow TABLE_DEFAULTS."""
 
     class_weight: object = None
-    epochs: int = TABLE_DEFAULTS.epochs
+    epochs: object = "auto"
     batch_size: object = "auto"
     patience: int | None = TABLE_DEFAULTS.patience
     callbacks: list | None = None
@@ -249,8 +249,8 @@ def _fit_in_memory(data, target, y, options):
     inputs = to_inputs(table.frame, table.schema, table.where)
     take = {name: {k: v[idx] for k, v in inputs.items()} for name, idx in parts.items()}
     # Imported after the data checks, so a bad table is refused before TensorFlow loads.
-    model, train_model, batch_size = _build(table.schema, take["train"], encoder, options)
-    history = _train(model, train_model, take, encoder, parts, table, batch_size, options)
+    model, train_model, batch_size, epochs = _build(table.schema, take["train"], encoder, options)
+    history = _train(model, train_model, take, encoder, parts, table, batch_size, epochs, options)
     report = _report(model, take, labels, parts, encoder.spec_, options.training.verbose)
     return TableResult(model, table.schema, encoder.spec_, history, report,
                        {k: int(len(v)) for k, v in parts.items()},
@@ -276,18 +276,23 @@ def _build(schema, train_inputs, encoder, options):
     rows = len(next(iter(train_inputs.values())))
     batch_size = options.training.batch_size
     if batch_size == "auto":
-        batch_size = _auto_batch_size(rows)
+        batch_size = TABLE_DEFAULTS.batch_size_for(rows)
+    epochs = options.training.epochs
+    if epochs == "auto":
+        epochs = TABLE_DEFAULTS.epochs_for(rows)
     # The "table" body's learning-rate schedule spans every planned step.
-    steps = options.training.epochs * -(-rows // batch_size)
+    steps = epochs * -(-rows // batch_size)
     build_options = {"body": TABLE_DEFAULTS.body, **options.build_options}
+    if build_options["body"] == "table" and build_options.get("members") is None:
+        build_options["members"] = TABLE_DEFAULTS.members_for(rows)
     model, train_model = build_table_model(schema, stats, encoder, crosses=options.crosses,
                                            cross_bins=options.cross_bins,
                                            na_values=options.reading.na_values, seed=options.seed,
                                            steps=steps, **build_options)
-    return model, train_model, batch_size
+    return model, train_model, batch_size, epochs
 
 
-def _train(model, train_model, take, encoder, parts, table, batch_size, options):
+def _train(model, train_model, take, encoder, parts, table, batch_size, epochs, options):
     from kerakit.data.train import train_table_model
 
     spec, training = encoder.spec_, options.training
@@ -296,7 +301,7 @@ def _train(model, train_model, take, encoder, parts, table, batch_size, options)
     validation_data = (take["validation"], encoded[parts["validation"]]) if has_validation else None
     return train_table_model(
         model, train_model, take["train"], encoded[parts["train"]], spec=spec, encoder=encoder,
-        validation_data=validation_data, epochs=training.epochs, batch_size=batch_size,
+        validation_data=validation_data, epochs=epochs, batch_size=batch_size,
         class_weight=training.class_weight, callbacks=training.callbacks_for(spec, has_validation),
         seed=options.seed, verbose=training.verbose and 2)
 

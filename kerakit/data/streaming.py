@@ -383,8 +383,12 @@ def fit_csv_streaming(path, target, options):
     if verbose:
         print(scan.schema.summary(body=build_options.get("body", TABLE_DEFAULTS.body)))
     batch_size = 1024 if batch_size == "auto" else int(batch_size)
+    if epochs == "auto":
+        epochs = TABLE_DEFAULTS.epochs_for(scan.counts["train"])
     # The same default body as in memory; its learning-rate schedule spans every planned step.
     build_options = {"body": TABLE_DEFAULTS.body, **build_options}
+    if build_options["body"] == "table" and build_options.get("members") is None:
+        build_options["members"] = TABLE_DEFAULTS.members_for(scan.counts["train"])
     steps = epochs * -(-scan.counts["train"] // batch_size)
     model, train_model = build_table_model(scan.schema, scan.stats, scan.encoder, crosses=crosses,
                                            cross_bins=cross_bins, na_values=na_values, seed=seed,

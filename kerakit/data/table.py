@@ -243,8 +243,11 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
 
         bins = build_options.pop("bins", None)  # 0 turns the piecewise-linear encoding off
         bins = TABLE_DEFAULTS.bins if bins is None else bins
+        few_values = build_options.pop("few_values", None)
+        few_values = TABLE_DEFAULTS.few_values if few_values is None else int(few_values)
         train_model = build_table_network(
-            spec, inputs, table_preprocessor(schema, stats, crosses, cross_bins, bins=bins),
+            spec, inputs, table_preprocessor(schema, stats, crosses, cross_bins, bins=bins,
+                                             few_values=few_values),
             steps=steps, seed=seed, **objective, **build_options)
     else:
         from kerakit.builders import build_model

@@ -9,7 +9,7 @@ import it. Each layer is registered as `kerakit>Name`.
 - `WeightedAverage`: the last layer of `kerakit.ensemble`'s models;
 - raw-column models: `TableInput`, `CategoryLookup`, `CrossHash`,
   `FillMissing`, `MissingIndicator`, `SmoothClip`, `PiecewiseLinearEncoding`,
-  `TableOutput` and the `log_poisson` loss.
+  `ValueIndicators`, `TableOutput` and the `log_poisson` loss.
 """
 
 from kerakit.layers._base import PACKAGE
@@ -30,6 +30,7 @@ from kerakit.layers._table import (
     PiecewiseLinearEncoding,
     SmoothClip,
     TableOutput,
+    ValueIndicators,
     log_poisson,
 )
 from kerakit.layers._tabm import (
@@ -43,6 +44,6 @@ from kerakit.layers._tabm import (
 __all__ = [
     "PACKAGE", "WeightedAverage", "CategoryLookup", "CrossHash", "TableInput", "input_dtype", "table_input", "text_in_graph", "SpecOutput", "as_spec",
     "LOG_LINK_MAX", "FillMissing", "MissingIndicator", "PiecewiseLinearEncoding", "SmoothClip",
-    "TableOutput", "log_poisson", "EnsembleDense", "EnsembleHead", "EnsembleMean",
+    "TableOutput", "ValueIndicators", "log_poisson", "EnsembleDense", "EnsembleHead", "EnsembleMean",
     "ensemble_output", "ensemble_stack",
 ]

@@ -2,7 +2,7 @@
 
 Keras has normalization and discretization layers, but none that imputes a
 missing number, flags it, scales it robustly, encodes it piecewise-linearly,
-or carries a table's metadata (class names, target transform, column kinds)
+marks its exact values, or carries a table's metadata (class names, target transform, column kinds)
 inside the saved model. Its lookup and crossing layers run on TensorFlow
 only; `TableInput`, `CategoryLookup` and `CrossHash` do the same work on every
 backend (see `kerakit.layers._lookup`).
@@ -235,3 +235,41 @@ class PiecewiseLinearEncoding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "edges": self.edges}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ValueIndicators(keras.layers.Layer):
+    """One 0/1 indicator per known value of a number with few distinct values.
+
+    A number such as a 20-level code, whose values each have their own
+    effect, is hard to read from its scaled value and quantile bins; the
+    indicators let the network look each value up, as a tree's splits do.
+    A value not in `values` (or a missing one, once filled) gives all zeros.
+
+    Args:
+        values: the distinct training values (at least one).
+
+    Example:
+
+    >>> ops.convert_to_numpy(ValueIndicators([1.0, 2.0, 5.0])(np.array([[2.0], [3.0]])))
+    array([[0., 1., 0.],
+           [0., 0., 0.]], dtype=float32)
+    """
+
+    def __init__(self, values=(0.0,), **kwargs):
+        super().__init__(**kwargs)
+        self.values = [float(v) for v in values]
+        if not self.values:
+            raise ConfigError(f"`values` must hold at least one number. Received: "
+                              f"values={list(values)!r}")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")  # (batch, 1); the values compare in float32 too
+        known = ops.convert_to_tensor([self.values], "float32")
+        return ops.cast(ops.equal(x, known), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(self.values))
+
+    def get_config(self):
+        return {**super().get_config(), "values": self.values}

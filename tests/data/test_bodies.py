@@ -30,6 +30,7 @@ def _round_trip(layer, x, tmp_path):
     (lambda: layers.EnsembleDense(6, members=3, activation="relu", random_signs=True), (5, 4)),
     (lambda: layers.EnsembleHead(2, activation="softmax"), (5, 3, 4)),
     (lambda: layers.EnsembleMean(), (5, 3, 2)),
+    (lambda: layers.ValueIndicators([-1.0, 0.0, 2.5]), (5, 1)),
 ])
 def test_table_layers_predict_identically_after_load_model(make, shape, tmp_path):
     x = np.random.default_rng(0).normal(size=shape).astype("float32") * 3
@@ -84,7 +85,8 @@ def test_fit_table_and_the_csv_recipe_share_the_table_defaults():
     from kerakit import recipes
 
     defaults = inspect.signature(kk.fit_table).parameters
-    assert defaults["epochs"].default == TABLE_DEFAULTS.epochs
+    assert defaults["epochs"].default == "auto"  # TABLE_DEFAULTS.epochs_for, at most .epochs
+    assert TABLE_DEFAULTS.epochs_for(1) == TABLE_DEFAULTS.epochs
     assert defaults["patience"].default == TABLE_DEFAULTS.patience
     config = recipes.load("csv").Config()
     assert (config.body, config.epochs, config.patience, config.units, config.members,
@@ -331,3 +333,48 @@ def test_kk_ensemble_stays_the_averaging_function_once_the_table_layers_load():
     import kerakit.layers  # noqa: F401  a module named kerakit.ensemble would shadow kk.ensemble
 
     assert callable(kk.ensemble) and not inspect.ismodule(kk.ensemble)
+
+
+def test_auto_epochs_and_batches_follow_the_data_size():
+    # A budget of rows seen: small tables keep every epoch, large ones train fewer, larger steps.
+    sizes = (500, 5_000, 20_000, 50_000, 1_000_000)
+    epochs = [TABLE_DEFAULTS.epochs_for(n) for n in sizes]
+    assert epochs[:2] == [TABLE_DEFAULTS.epochs] * 2 and epochs == sorted(epochs, reverse=True)
+    assert epochs[-1] == TABLE_DEFAULTS.min_epochs < epochs[2]
+    batches = [TABLE_DEFAULTS.batch_size_for(n) for n in sizes]
+    assert batches == sorted(batches) and batches[-1] == TABLE_DEFAULTS.max_batch_size == 1024
+    assert TABLE_DEFAULTS.batch_size_for(20_000) == 256  # mid-sized tables as before
+
+
+@pytest.mark.backends
+def test_fit_table_plans_auto_epochs_from_the_row_budget(monkeypatch):
+    import dataclasses
+
+    from kerakit.data import fit
+
+    monkeypatch.setattr(fit, "TABLE_DEFAULTS",
+                        dataclasses.replace(TABLE_DEFAULTS, row_budget=120, min_epochs=2))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=80), "y": rng.normal(size=80)})
+    result = kk.fit_table(frame, target="y", units=(8,), members=2, patience=None)
+    assert result.splits["train"] == 56 and len(result.history.epoch) == 3  # ceil(120 / 56)
+    result = kk.fit_table(frame, target="y", units=(8,), members=2, patience=None, epochs=1)
+    assert len(result.history.epoch) == 1  # explicit epochs win
+
+
+@pytest.mark.backends
+def test_few_values_gives_numbers_with_few_distinct_values_value_indicators():
+    rng = np.random.default_rng(0)
+    code = rng.integers(0, 20, 300).astype(float)  # 20 values: a number, not a category
+    effect = rng.normal(0, 2, 20)
+    frame = pd.DataFrame({"code": code, "x": rng.normal(size=300), "y": effect[code.astype(int)]})
+    plain = kk.fit_table(frame, target="y", epochs=1, units=(8,), members=2)
+    assert not [layer for layer in plain.model.layers if layer.name.endswith("_values")]  # off
+    result = kk.fit_table(frame, target="y", epochs=1, units=(8,), members=2, few_values=32)
+    assert result.schema["code"].kind == "numeric"
+    names = [layer.name for layer in result.model.layers]
+    assert "code_values" in names and "x_values" not in names  # x has 300 distinct values
+    indicators = result.model.get_layer("code_values")
+    assert indicators.values == [float(v) for v in range(20)]  # the training rows' values
+    x = np.array([[3.0], [3.5]], dtype="float32")
+    assert np.asarray(indicators(x)).sum(axis=1).tolist() == [1.0, 0.0]  # unseen value: zeros
