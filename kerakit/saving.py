@@ -141,8 +141,11 @@ def unsafe_reason(config):
             return "it holds Python code (a Lambda layer), which loading would run"
         module = node.get("module")
         if "module" in node or "registered_name" in node:
-            if not isinstance(module, str) or not _module_allowed(
-                    module, node.get("registered_name"), custom_objects):
+            # A registered function (a custom loss such as kerakit>log_poisson) is written as
+            # {"module": "builtins", "class_name": "function", "config": "<registered name>"}:
+            # only a name in Keras's registry passes, never a builtin such as exec.
+            registered = node.get("config") if class_name == "function" else node.get("registered_name")
+            if not isinstance(module, str) or not _module_allowed(module, registered, custom_objects):
                 inner = node.get("config") if class_name == "function" else class_name
                 return (f"it names '{module}.{inner}', which is not a Keras or kerakit layer, "
                         f"function or object")
