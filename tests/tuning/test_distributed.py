@@ -117,7 +117,10 @@ def test_chief_and_two_workers_share_a_search(tmp_path):
 
     table = pd.read_csv(directory / "tiny-binary" / "trials.csv")
     assert set(table["status"]) == {"COMPLETED"} and sorted(table["units"]) == [4, 8, 12, 16]
-    assert set(table["worker"]) == {"w1", "w2"}  # trials ran on both workers
+    # Every trial ran on a worker and each worker's own count matches the table. Which
+    # worker gets how many is up to gRPC timing: on a loaded machine one worker can
+    # take all four trials before the other's first request arrives.
+    assert set(table["worker"]) <= {"w1", "w2"} and len(table) == 4
     for name, output in zip(("w1", "w2"), outputs, strict=True):
         ran = (table["worker"] == name).sum()
         assert "Worker done: ran trials" in output and f"({ran} fits)" in output
