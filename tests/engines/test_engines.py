@@ -178,11 +178,3 @@ def test_tensorflow_only_features_refuse_other_backends_by_name():
     x, y = _problem()
     with pytest.raises(kk.KerakitError, match=f"Keras is running on '{BACKEND}'"):
         kk.fit(_model(kk.infer_spec(y)), x, y, strategy="mirrored", verbose=0)
-
-
-@pytest.mark.skipif(BACKEND == "tensorflow", reason="checks the other backends")
-def test_streaming_a_csv_refuses_other_backends_by_name(tmp_path):
-    path = tmp_path / "table.csv"
-    path.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
-    with pytest.raises(kk.KerakitError, match=f"Keras is running on '{BACKEND}'.*streaming=False"):
-        kk.fit_table(str(path), target="y", streaming=True, epochs=1)
