@@ -59,3 +59,47 @@ def cancer_split():
 
     x, y = _standardized_cancer()
     return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def logistic_model(weights):
+    """A one-layer binary model (input "features") whose weights are set by hand; no bias."""
+    import keras
+
+    inputs = keras.Input((len(weights),), name="features")
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("output").set_weights([np.array(weights, dtype="float32")[:, None], np.zeros(1)])
+    return model
+
+
+@pytest.fixture(scope="session")
+def binary_runs():
+    """Factory: run directories of hand-weighted binary models and a held-out CSV.
+
+    `binary_runs(root, {"a": [2.0, 0.0, 0.3], ...}, csv_name)` returns
+    `(run dirs by label, csv path, x, y)`: 400 rows of 3 features named alpha,
+    beta, gamma with label = (2 alpha + beta > 0).
+    """
+    def make(root, weights_by_label, csv_name="test.csv"):
+        import pandas as pd
+
+        from kerakit.runs import Run
+
+        rng = np.random.default_rng(5)
+        x = rng.normal(size=(400, 3)).astype("float32")
+        y = (2 * x[:, 0] + x[:, 1] > 0).astype(int)
+        names = ["alpha", "beta", "gamma"]
+        dirs = {}
+        for label, weights in weights_by_label.items():
+            run = Run("toy", root=root, run_id=f"run-{label}", quiet=True)
+            run.save_model(logistic_model(weights))
+            run.write_manifest(spec={"task": "binary"}, data={"feature_names": names, "target": "label"})
+            dirs[label] = run.dir
+        frame = pd.DataFrame(x, columns=names)
+        frame["label"] = y
+        csv = root / csv_name
+        frame.to_csv(csv, index=False)
+        return dirs, csv, x, y
+
+    return make
+

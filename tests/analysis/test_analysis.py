@@ -334,40 +334,13 @@ def test_permutation_importance_on_a_raw_column_model(table_model):
 # The `kerakit compare` and `kerakit explain` commands ----------------------------------
 
 
-def _logistic(weights):
-    import keras
-
-    inputs = keras.Input((len(weights),), name="features")
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(inputs)
-    model = keras.Model(inputs, outputs)
-    model.get_layer("output").set_weights([np.array(weights, dtype="float32")[:, None], np.zeros(1)])
-    return model
-
-
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    """Run directories of two binary models (weights set by hand) and a held-out CSV."""
-    import pandas as pd
+def two_runs(tmp_path_factory, binary_runs):
+    """Run directories of two binary models (weights set by hand) and a held-out CSV.
 
-    from kerakit.runs import Run
-
-    root = tmp_path_factory.mktemp("runs")
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(400, 3)).astype("float32")
-    y = (2 * x[:, 0] + x[:, 1] > 0).astype(int)
-    names = ["alpha", "beta", "gamma"]
-    dirs = {}
-    # A ignores beta; B has the true weights. Both run directories record their spec.
-    for label, weights in (("a", [2.0, 0.0, 0.3]), ("b", [2.0, 1.0, 0.0])):
-        run = Run("toy", root=root, run_id=f"run-{label}", quiet=True)
-        run.save_model(_logistic(weights))
-        run.write_manifest(spec={"task": "binary"}, data={"feature_names": names, "target": "label"})
-        dirs[label] = run.dir
-    frame = pd.DataFrame(x, columns=names)
-    frame["label"] = y
-    csv = root / "test.csv"
-    frame.to_csv(csv, index=False)
-    return dirs, csv, x, y
+    A ignores beta; B has the true weights. Both run directories record their spec.
+    """
+    return binary_runs(tmp_path_factory.mktemp("runs"), {"a": [2.0, 0.0, 0.3], "b": [2.0, 1.0, 0.0]})
 
 
 def test_compare_command_on_two_run_directories(two_runs, capsys):
@@ -383,8 +356,8 @@ def test_compare_command_on_two_run_directories(two_runs, capsys):
     accuracy, auc = report["comparisons"]
     assert report["rows"] == 400
     assert accuracy["metric"] == "accuracy" and auc["metric"] == "auc"
-    expected = kk.compare_predictions(y, _proba(_logistic([2.0, 0.0, 0.3]), x),
-                                      _proba(_logistic([2.0, 1.0, 0.0]), x),
+    expected = kk.compare_predictions(y, _proba(kk.load_model(dirs["a"]), x),
+                                      _proba(kk.load_model(dirs["b"]), x),
                                       kk.ProblemSpec(task="binary"), resamples=500)
     assert accuracy["score_a"] == pytest.approx(expected.score_a)
     assert accuracy["p_value"] == pytest.approx(expected.p_value)
