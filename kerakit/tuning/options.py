@@ -247,12 +247,11 @@ class TuneOptions:
         check_count("trials_per_process", self.distribution.trials_per_process)
         check_pruner(self.pruner)
         self.storage = as_storage(self.storage)
-        if self.storage is not None and (self.overwrite or self.distribution.isolate):
+        if self.storage is not None and self.overwrite:
             raise ConfigError(
                 "A search kept in `storage` is shared by its workers: overwrite=True would clear "
-                "it under them, and isolate=True is not supported with it. Use another "
-                "project_name (a new study) and run trials in this process. Received: "
-                f"overwrite={self.overwrite!r}, isolate={self.distribution.isolate!r}"
+                "it under them. Use another project_name (a new study) instead. Received: "
+                f"overwrite={self.overwrite!r}"
             )
         if self.pruner is not None and self.distribution.isolate:
             raise ConfigError(

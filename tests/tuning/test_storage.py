@@ -177,3 +177,18 @@ def test_a_build_function_searched_through_storage(cancer, tmp_path):
                      refit=False, verbose=0)
     assert list(result.trials["status"]) == ["COMPLETED", "COMPLETED"]
     assert result.trials["units"].between(2, 16).all() and result.trials["units"].nunique() == 2
+
+
+@pytest.mark.slow
+def test_a_shared_search_runs_its_trials_in_renewed_processes(cancer, tmp_path):
+    """storage + isolate=True: the worker keeps the study and its heartbeat, a child process trains."""
+    from kerakit.tuning import Distribution
+
+    x, y = cancer
+    result = kk.tune(kk.ProblemSpec(task="binary"), x, y, space=SPACE, tuner="tpe", max_trials=3, epochs=1,
+                     directory=tmp_path / "search", storage=str(tmp_path / "search.journal"), refit=False,
+                     distribution=Distribution(isolate=True, trials_per_process=2), verbose=0)
+    assert list(result.trials["status"]) == ["COMPLETED"] * 3
+    infos = [json.loads(p.read_text()) for p in (tmp_path / "search").rglob("kerakit_trial.json")]
+    pids = {info["pid"] for info in infos}
+    assert len(infos) == 3 and os.getpid() not in pids and len(pids) == 2
