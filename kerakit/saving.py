@@ -232,6 +232,8 @@ def load_model(path_or_run):
 def _load_file(file, label):
     import keras
 
+    from kerakit.layers import quiet_input_names
+
     config = _read_config(file, label)
     register_layers()
     reason = unsafe_reason(config)
@@ -242,7 +244,8 @@ def _load_file(file, label):
             f"(keras.saving.register_keras_serializable for your own) and save it again."
         )
     try:
-        return keras.saving.load_model(file, safe_mode=True)
+        with quiet_input_names():
+            return keras.saving.load_model(file, safe_mode=True)
     except (TypeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RunError(

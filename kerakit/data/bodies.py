@@ -262,7 +262,7 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, loss
 
     from kerakit import heads
     from kerakit.backend import set_random_seed
-    from kerakit.layers import ensemble_output, ensemble_stack
+    from kerakit.layers import ensemble_output, ensemble_stack, quiet_input_names
     from kerakit.metadata import spec_output
 
     settings = table_options(**options)
@@ -271,7 +271,8 @@ def build_table_network(spec, inputs, preprocess, *, steps=None, seed=None, loss
     x = ensemble_stack(preprocess(inputs), settings["units"], settings["members"],
                        settings["dropout"])
     outputs = spec_output(ensemble_output(spec, x), spec)
-    model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
+    with quiet_input_names():
+        model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
     optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate_schedule(settings["learning_rate"], steps, settings["warmup"]),
         weight_decay=settings["weight_decay"])

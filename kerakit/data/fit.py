@@ -171,12 +171,13 @@ def fit_table(
 def _tracked(tracking_uri, fit, *args):
     """Runs `fit(*args)`, as an MLflow run when a tracking URI is set (kerakit.tracking)."""
     from kerakit import tracking
+    from kerakit.layers import quiet_input_names
 
     target, options = args[1], args[-1]
     params = {"target": target, **dataclasses.asdict(options.reading),
               **{k: v for k, v in vars(options).items() if k not in ("reading", "training")},
               **{k: v for k, v in vars(options.training).items() if k != "callbacks"}}
-    with tracking.tracked_run(tracking_uri, "fit_table", params) as run:
+    with tracking.tracked_run(tracking_uri, "fit_table", params) as run, quiet_input_names():
         if run is None:
             return fit(*args)
         options.training.callbacks = [*(options.training.callbacks or []), run.callback()]

@@ -227,7 +227,7 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
     import keras
 
     from kerakit.heads import make_metrics
-    from kerakit.layers import TableOutput
+    from kerakit.layers import TableOutput, quiet_input_names
 
     spec = target_encoder.spec_
     inputs = make_inputs(schema)
@@ -257,7 +257,8 @@ def build_table_model(schema, stats, target_encoder, *, crosses=(), cross_bins=6
             **build_options)
     metadata = _metadata(schema, target_encoder, na_values, body)
     outputs = TableOutput(metadata, name=OUTPUT_LAYER)(train_model.outputs[0])
-    model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
+    with quiet_input_names():
+        model = keras.Model(inputs, outputs, name=f"kerakit_table_{spec.task}")
     # One optimizer for both views: they hold the same variables, so the saved
     # file keeps the optimizer state that training built (for fine-tuning).
     model.compile(optimizer=train_model.optimizer, loss=train_model.loss,
@@ -292,6 +293,8 @@ def table_encoder(schema, stats, *, body="table", crosses=(), cross_bins=64):
     """
     import keras
 
+    from kerakit.layers import quiet_input_names
+
     inputs = make_inputs(schema)
     if body == "table":
         from kerakit.data.bodies import table_preprocessor
@@ -299,7 +302,8 @@ def table_encoder(schema, stats, *, body="table", crosses=(), cross_bins=64):
         preprocess = table_preprocessor(schema, stats, crosses, cross_bins)
     else:
         preprocess = make_preprocessor(schema, stats, crosses, cross_bins)
-    return keras.Model(inputs, preprocess(inputs), name="encode_rows")
+    with quiet_input_names():
+        return keras.Model(inputs, preprocess(inputs), name="encode_rows")
 
 
 def join_table_model(encoder_model, network, schema, target_encoder, *, na_values=(), body="table"):
@@ -312,12 +316,13 @@ def join_table_model(encoder_model, network, schema, target_encoder, *, na_value
     """
     import keras
 
-    from kerakit.layers import TableOutput
+    from kerakit.layers import TableOutput, quiet_input_names
 
     outputs = TableOutput(_metadata(schema, target_encoder, na_values, body),
                           name=OUTPUT_LAYER)(network(encoder_model.outputs[0]))
-    return keras.Model(encoder_model.input, outputs,
-                       name=f"kerakit_table_{target_encoder.spec_.task}")
+    with quiet_input_names():
+        return keras.Model(encoder_model.input, outputs,
+                           name=f"kerakit_table_{target_encoder.spec_.task}")
 
 
 def table_metadata(model):
@@ -344,8 +349,11 @@ def training_model(model):
     """The trainable view of a raw-column model: same layers, output before `TableOutput`."""
     import keras
 
+    from kerakit.layers import quiet_input_names
+
     layer = model.get_layer(OUTPUT_LAYER)
-    return keras.Model(model.input, layer.input)
+    with quiet_input_names():
+        return keras.Model(model.input, layer.input)
 
 
 def _rows_frame(rows, na_values=()):

@@ -42,7 +42,10 @@ def split_at_features(train_model):
         features = train_model.get_layer(FEATURES_LAYER).output
     except ValueError:
         return None, None
-    encode = keras.Model(train_model.input, features, name="encode_rows")
+    from kerakit.layers import quiet_input_names
+
+    with quiet_input_names():
+        encode = keras.Model(train_model.input, features, name="encode_rows")
     if encode.trainable_weights:
         return None, None
     return encode, keras.Model(features, train_model.outputs[0], name=f"{train_model.name}_core")

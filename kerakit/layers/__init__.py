@@ -19,6 +19,7 @@ from kerakit.layers._lookup import (
     CrossHash,
     TableInput,
     input_dtype,
+    quiet_input_names,
     table_input,
     text_in_graph,
 )
@@ -42,7 +43,7 @@ from kerakit.layers._tabm import (
 )
 
 __all__ = [
-    "PACKAGE", "WeightedAverage", "CategoryLookup", "CrossHash", "TableInput", "input_dtype", "table_input", "text_in_graph", "SpecOutput", "as_spec",
+    "PACKAGE", "WeightedAverage", "CategoryLookup", "CrossHash", "TableInput", "input_dtype", "quiet_input_names", "table_input", "text_in_graph", "SpecOutput", "as_spec",
     "LOG_LINK_MAX", "FillMissing", "MissingIndicator", "PiecewiseLinearEncoding", "SmoothClip",
     "TableOutput", "ValueIndicators", "log_poisson", "EnsembleDense", "EnsembleHead", "EnsembleMean",
     "ensemble_output", "ensemble_stack",

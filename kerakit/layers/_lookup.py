@@ -16,6 +16,9 @@ predicts the same on every backend. Integer categories and number buckets
 are compared and crossed with plain `keras.ops`, the same everywhere.
 """
 
+import contextlib
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -82,6 +85,23 @@ class TableInput(keras.layers.InputLayer):
         config = {**super().get_config(), "kind": self.kind}
         config.pop("dtype", None)
         return config
+
+
+# Keras warns once per input when a dict of inputs is keyed by other names than its
+# tensors': a table model is keyed by column name ("mean radius") and its inputs carry
+# a name fit for a SavedModel signature ("mean_radius"). Keras matches by key either way.
+INPUT_NAME_WARNING = "When providing `inputs` as a dict, all keys in the dict must match"
+
+
+@contextlib.contextmanager
+def quiet_input_names():
+    """Builds or loads a table model without Keras's warning about column-keyed inputs.
+
+    Only that message is hidden, and only inside the block.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=INPUT_NAME_WARNING, category=UserWarning)
+        yield
 
 
 def table_input(kind, name):
