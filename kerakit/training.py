@@ -20,7 +20,7 @@ from kerakit.metadata import spec_of
 from kerakit.spec import validate_labels
 
 __all__ = ["PREDICT_CHUNK", "class_weights", "evaluate", "fit", "metrics_report", "predict",
-           "predict_in_chunks", "prepare", "set_seed", "validate_features"]
+           "predict_in_chunks", "predict_padded", "prepare", "set_seed", "validate_features"]
 
 
 def set_seed(seed, deterministic=True):
@@ -219,6 +219,50 @@ def predict_in_chunks(model, x, batch_size=PREDICT_CHUNK):
             parts.append(np.asarray(keras.ops.convert_to_numpy(out))[:size])
     if not parts:
         raise DataError("There are no rows to predict. Pass at least one row.")
+    return np.concatenate(parts)
+
+
+def predict_padded(model, x, batch_size=1024):
+    """`model.predict_on_batch` over chunks of at most `batch_size` rows, each padded to a power of two.
+
+    The compiled counterpart of `predict_in_chunks`, for bulk and served
+    predictions: the model's predict step is traced (TensorFlow) or compiled
+    (JAX) once per chunk shape, and padding with copies of the last row keeps
+    the shapes to a handful (1, 2, 4, ... `batch_size`) whatever the row
+    counts callers bring. The padding is dropped from the answer.
+
+    Args:
+        model: a `keras.Model`.
+        x: an array, or a dict of arrays for a model with named inputs,
+            already in the form the model takes (`prepare`, `table_inputs`).
+        batch_size: the most rows per call. Defaults to 1024.
+
+    Returns:
+        The outputs as a NumPy array, or a dict of them for a model with
+        named outputs.
+
+    Example:
+
+    ```python
+    proba = predict_padded(model, table_inputs(model, rows))
+    ```
+    """
+    checks.check_count("batch_size", batch_size)
+    n = checks.rows(x)
+    if n == 0:
+        raise DataError("There are no rows to predict. Pass at least one row.")
+    parts = []
+    for start in range(0, n, batch_size):
+        chunk = _map(x, lambda v, s=start: v[s:s + batch_size])
+        size = min(batch_size, n - start)
+        padded = min(int(batch_size), 1 << (size - 1).bit_length())
+        if padded > size:  # copies of the last row, dropped again below
+            chunk = _map(chunk, lambda v, extra=padded - size: _pad(v, extra))
+        out = model.predict_on_batch(chunk)
+        parts.append({k: np.asarray(v)[:size] for k, v in out.items()} if isinstance(out, dict)
+                     else np.asarray(out)[:size])
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return np.concatenate(parts)
 
 

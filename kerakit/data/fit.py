@@ -310,13 +310,12 @@ def _train(model, train_model, take, encoder, parts, table, batch_size, epochs, 
 def _report(model, take, labels, parts, spec, verbose):
     """Held-out metrics on the validation and test splits (the test split is used only here)."""
     from kerakit.data.preprocess import backend_inputs
-    from kerakit.data.table import predict_in_chunks
-    from kerakit.training import metrics_report
+    from kerakit.training import metrics_report, predict_padded
 
     # Chunks padded to a power of two rows: the splits share one compiled predict
     # function with each other and with later `predict_table` calls (one XLA compile on JAX).
     report = {name: metrics_report(spec, labels[parts[name]],
-                                   predict_in_chunks(model, backend_inputs(model, take[name]), 1024))
+                                   predict_padded(model, backend_inputs(model, take[name]), 1024))
               for name in ("validation", "test") if name in parts}
     if verbose:
         for name, metrics in report.items():

@@ -436,7 +436,7 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
         proba: for classification, return class probabilities
             (n, classes) instead of labels. Defaults to False.
         threshold: binary decision threshold. Defaults to 0.5.
-        batch_size: rows per `predict` step. Defaults to 1024.
+        batch_size: the most rows per predict call (`kerakit.training.predict_padded`). Defaults to 1024.
 
     Returns:
         a NumPy array: labels as the target column wrote them (text, integers
@@ -449,9 +449,11 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
     # array([312000.5, 198500.1, 455020.0], dtype=float32)
     ```
     """
+    from kerakit.training import predict_padded
+
     metadata = table_metadata(model)
     inputs = table_inputs(model, rows)
-    output = predict_in_chunks(model, inputs, batch_size)
+    output = predict_padded(model, inputs, batch_size)
     if metadata["task"] == "regression":
         return output[:, 0] if output.shape[1] == 1 else output
     names = np.asarray(metadata["class_names"], dtype=object)
@@ -459,30 +461,6 @@ def predict_table(model, rows, *, proba=False, threshold=0.5, batch_size=1024):
         probabilities = np.concatenate([1 - output, output], axis=1)
         return probabilities if proba else names[(output[:, 0] >= threshold).astype(int)]
     return output if proba else names[output.argmax(axis=1)]
-
-
-def predict_in_chunks(model, inputs, batch_size):
-    """`predict_on_batch` over chunks padded to a power of two rows (at most `batch_size`).
-
-    `model.predict` traces its step function again for each new number of
-    batches in a `steps_per_execution` group, so a few calls with different
-    row counts make TensorFlow warn about retracing. Chunks of a few fixed
-    sizes, each one step, keep the traces (and JAX's compilations) to a handful.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-    rows = len(next(iter(inputs.values())))
-    if rows == 0:
-        raise DataError("There are no rows to predict. Pass at least one row.")
-    outputs = []
-    for start in range(0, rows, batch_size):
-        chunk = {k: v[start:start + batch_size] for k, v in inputs.items()}
-        size = len(next(iter(chunk.values())))
-        padded = min(int(batch_size), 1 << (size - 1).bit_length())
-        if padded > size:  # copies of the last row, dropped again below
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], padded - size, axis=0)]) for k, v in chunk.items()}
-        outputs.append(np.asarray(model.predict_on_batch(chunk))[:size])
-    return np.concatenate(outputs)
 
 
 def save_table_model(model, path):

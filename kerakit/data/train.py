@@ -54,7 +54,7 @@ def split_at_features(train_model):
 def encode_rows(encode, x):
     """Runs the preprocessing once over raw rows (a dict of columns) → a float32 matrix.
 
-    On TensorFlow through `predict` (a graph; text is looked up in it). On
+    On TensorFlow through `predict_padded` (a graph; text is looked up in it). On
     JAX and PyTorch eagerly, chunk by chunk, with text as host codes: the
     encoding runs once, and compiling it with XLA costs more than running it.
     """
@@ -62,10 +62,11 @@ def encode_rows(encode, x):
 
     from kerakit.backend import name as backend_name
     from kerakit.data.preprocess import backend_inputs
+    from kerakit.training import predict_padded
 
     x = backend_inputs(encode, x)
     if backend_name() == "tensorflow":
-        return np.asarray(encode.predict(x, batch_size=ENCODE_BATCH, verbose=0), dtype=np.float32)
+        return np.asarray(predict_padded(encode, x, ENCODE_BATCH), dtype=np.float32)
     rows = len(next(iter(x.values())))
     chunks = [encode({k: v[i:i + ENCODE_BATCH] for k, v in x.items()}, training=False)
               for i in range(0, rows, ENCODE_BATCH)]

@@ -277,13 +277,16 @@ def _padded_call(model, arrange):
     bounds the shapes micro-batching produces to a handful.
     """
 
+    import types
+
+    from kerakit.training import predict_padded
+
+    by_name = types.SimpleNamespace(predict_on_batch=lambda feeds: _name_outputs(
+        model.predict_on_batch(arrange(feeds))))
+
     def call(feeds):
         rows = len(next(iter(feeds.values())))
-        size = 1 << max(rows - 1, 0).bit_length()
-        if size > rows:
-            feeds = {k: np.concatenate([v, np.repeat(v[-1:], size - rows, axis=0)]) for k, v in feeds.items()}
-        outputs = _name_outputs(model.predict_on_batch(arrange(feeds)))
-        return {k: np.asarray(v)[:rows] for k, v in outputs.items()}
+        return predict_padded(by_name, feeds, batch_size=1 << max(rows - 1, 0).bit_length())
 
     return call
 
