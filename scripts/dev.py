@@ -13,7 +13,7 @@ starts at once. Extra arguments go to the command, e.g. `dev.py test -k spec`.
 `test` first runs the lint step (ruff, the import floors of
 pyproject's [tool.importlinter], the wrapped-message check, and the docs
 build `mkdocs build --strict` where mkdocs.yml exists), then the whole suite
-on TensorFlow (the default backend), then the backend-neutral tests (marker `backends`) again on every other Keras backend
+on TensorFlow (the default backend), then the backend-neutral tests (marker `backends`, less those marked `once`) again on every other Keras backend
 installed in the environment: JAX always (a dev dependency), PyTorch where
 it is installed (its default wheel is several GB; it is skipped with a note
 otherwise). `KERAKIT_TEST_BACKENDS=tensorflow` runs only the first pass.
@@ -115,7 +115,8 @@ def run_tests(extra, env, fast=False):
     workers = os.environ.get("KERAKIT_TEST_WORKERS", "2")
     if workers not in ("", "0", "1"):
         pytest += ["-n", workers]
-    first, others = (["-m", "not slow"], ["-m", "backends and not slow"]) if fast else ([], ["-m", "backends"])
+    first, others = ((["-m", "not slow"], ["-m", "backends and not once and not slow"]) if fast
+                     else ([], ["-m", "backends and not once"]))
     codes = []
     if "tensorflow" in wanted:
         codes.append(subprocess.run(pytest + first + list(extra), cwd=ROOT,

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.backends
 # Simulation -------------------------------------------------------------------------
 
 
+@pytest.mark.once
 def test_simulate_uses_only_the_pool_to_choose_queries(digit_pool):
     x0, y0, pool, y_pool, x_test, y_test = digit_pool
     seen = []

@@ -68,6 +68,7 @@ def test_a_table_wider_than_the_limit_is_refused_up_front(tmp_path):
         read_table(str(path), target="y")
 
 
+@pytest.mark.once
 @pytest.mark.slow
 def test_run_csv_reads_a_utf16_file(tmp_path):
     path = tmp_path / "shops.csv"

@@ -190,6 +190,7 @@ def _python(code, backend, *args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.once
 @pytest.mark.slow
 @pytest.mark.parametrize("saved_on, loaded_on", [("tensorflow", "jax"), ("jax", "tensorflow")])
 def test_a_file_saved_on_one_backend_predicts_the_same_on_the_other(saved_on, loaded_on, tmp_path):
@@ -209,6 +210,7 @@ print(json.dumps(kk.predict_table(model, rows, proba=True).tolist()))
     np.testing.assert_allclose(loaded, saved, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.once
 @pytest.mark.slow
 def test_jax_trains_and_serves_text_tables_without_tensorflow(tmp_path):
     pytest.importorskip("jax")

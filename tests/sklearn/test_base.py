@@ -41,6 +41,7 @@ def count_fits(monkeypatch):
     return calls
 
 
+@pytest.mark.once
 @pytest.mark.slow
 def test_source_notes_flow_pipeline_grid_search_15_candidates_45_fits(count_fits):
     """GridSearchCV(Pipeline([...]), param_grid, cv=3, scoring="neg_root_mean_squared_error")."""
@@ -81,6 +82,7 @@ def test_source_notes_flow_pipeline_grid_search_15_candidates_45_fits(count_fits
     assert rmse < 0.9 * baseline
 
 
+@pytest.mark.once
 @pytest.mark.slow
 def test_randomized_search_samples_scipy_distributions(iris, count_fits):
     x_train, x_test, y_train, y_test = iris

@@ -73,6 +73,7 @@ def test_a_prebuilt_keras_model_is_cloned_and_compiled_like_the_original_at_each
     assert isinstance(copy_.model, keras.Model) and copy_.fit(x, y).model_.loss == "mae"
 
 
+@pytest.mark.once
 def test_grid_search_tunes_routed_parameters_of_a_build_function(small, quick):
     """SciKeras: GridSearchCV(clf, {"optimizer__momentum": [...], "model__width": [...]})."""
     import keras

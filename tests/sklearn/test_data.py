@@ -12,6 +12,7 @@ from kerakit.sklearn import _data as data
 pytestmark = pytest.mark.backends
 
 
+@pytest.mark.once
 def test_scipy_sparse_x_is_densified_in_blocks_with_a_memory_guard(small, monkeypatch, quick):
     """SciKeras: clf.fit(scipy.sparse.csr_matrix(X), y) (refused before)."""
     from scipy import sparse

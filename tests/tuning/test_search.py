@@ -31,6 +31,7 @@ def three_digits():
 # Searches -----------------------------------------------------------------
 
 
+@pytest.mark.once
 def test_union_of_grids_runs_exactly_45_fits_with_out_of_fold_predictions(three_digits, tmp_path, capsys):
     x, y = three_digits
     spec = kk.ProblemSpec(task="multiclass", num_classes=3)
@@ -66,6 +67,7 @@ def test_a_grid_with_dropout_1_is_refused_before_any_fit(three_digits, tmp_path)
     assert not list(tmp_path.glob("search/trial_*"))
 
 
+@pytest.mark.once
 def test_scipy_distributions_are_sampled(cancer, tmp_path):
     import scipy.stats
 
@@ -82,8 +84,8 @@ def test_scipy_distributions_are_sampled(cancer, tmp_path):
 
 @pytest.mark.parametrize("tuner, options", [
     ("random", dict(max_trials=2)),
-    ("bayesian", dict(max_trials=2, refit=Refit(ensemble=True), cv=2)),
-    ("hyperband", dict(max_trials=4, cv=2, epochs=3)),
+    pytest.param("bayesian", dict(max_trials=2, refit=Refit(ensemble=True), cv=2), marks=pytest.mark.once),
+    pytest.param("hyperband", dict(max_trials=4, cv=2, epochs=3), marks=pytest.mark.once),
 ])
 def test_each_tuner_searches_the_default_space(cancer, tmp_path, tuner, options):
     x, y = cancer
@@ -144,6 +146,7 @@ def test_objectives_are_checked_before_the_first_trial(cancer, tmp_path):
     assert not list(tmp_path.rglob("trial_*"))
 
 
+@pytest.mark.once
 def test_resuming_a_different_search_in_the_same_folder_is_refused(cancer, tmp_path):
     x, y = cancer
     spec = kk.ProblemSpec(task="binary")

@@ -103,8 +103,8 @@ def test_a_killed_worker_s_trial_is_marked_failed_and_run_again(tmp_path):
     doomed.send_signal(signal.SIGKILL)  # mid-trial: its first epoch sleeps 30 s
     doomed.wait(timeout=30)
     # The survivor runs the two other trials, waits until the dead trial's heartbeat is
-    # 30 s old (the budget counts it meanwhile), then marks it failed and runs it again.
-    result = _result(_start(tmp_path, url, 3, grace=30))
+    # 10 s old (the budget counts it meanwhile), then marks it failed and runs it again.
+    result = _result(_start(tmp_path, url, 3, grace=10))
     rows = {r["trial"]: r for r in result["rows"]}
     failed = [r for r in rows.values() if r["status"] == "FAILED"]
     assert len(failed) == 1 and failed[0]["trial"] == "0000"
