@@ -34,7 +34,7 @@ Usage: python scripts/bench_tune.py [--trials 10] [--epochs 10] [--repeats 1]
        python scripts/bench_tune.py --compare-oracles [--budgets 10 25] [--seeds 2]
        [--oracle-epochs 3] [--log runs.jsonl] [--json]
        python scripts/bench_tune.py --compare-pruning [--pruning-trials 20] [--seeds 2]
-       [--pruning-epochs 15] [--json]
+       [--pruning-epochs 40] [--json]
 """
 
 import argparse
@@ -354,7 +354,7 @@ def main():
     parser.add_argument("--compare-pruning", action="store_true",
                         help="TPE with the median pruner vs without: time and best score")
     parser.add_argument("--pruning-trials", type=int, default=20)
-    parser.add_argument("--pruning-epochs", type=int, default=15)
+    parser.add_argument("--pruning-epochs", type=int, default=40)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench_tune_")
 
