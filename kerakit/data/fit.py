@@ -6,7 +6,7 @@ import os
 
 from kerakit.checks import check_count
 from kerakit.data.bodies import TABLE_DEFAULTS
-from kerakit.data.preprocess import StatsAccumulator, check_cross_bins
+from kerakit.data.preprocess import MAX_CATEGORIES, StatsAccumulator, check_cross_bins
 from kerakit.data.schema import to_inputs
 from kerakit.data.table import (
     STREAMING_BYTES,
@@ -54,7 +54,7 @@ def fit_table(
     drop_missing_target=False,
     na_values=(),
     encoding="utf-8",
-    max_categories=100,
+    max_categories=MAX_CATEGORIES,
     cross_bins=64,
     verbose=0,
     tracking_uri=None,
@@ -107,7 +107,9 @@ def fit_table(
         drop_missing_target: drop rows without a target instead of refusing.
         na_values: extra cell texts meaning "missing".
         encoding: the CSV's encoding. Defaults to "utf-8".
-        max_categories: vocabulary cap per categorical column. Defaults to 100.
+        max_categories: vocabulary cap per categorical column: its most
+            frequent training values are kept, the rest share one
+            out-of-vocabulary slot. Defaults to 1000.
         cross_bins: hash buckets per cross. Defaults to 64.
         verbose: 0 silent; 1 prints the schema, the Keras progress and the report.
         tracking_uri: an MLflow tracking URI (e.g. "sqlite:///mlflow.db"):
@@ -196,7 +198,7 @@ class ReadOptions:
     drop_missing_target: bool = False
     na_values: object = ()
     encoding: str = "utf-8"
-    max_categories: int = 100
+    max_categories: int = MAX_CATEGORIES
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 
 from kerakit.data.csvfile import NA_TOKENS, CsvReader
-from kerakit.data.preprocess import StatsAccumulator
+from kerakit.data.preprocess import MAX_CATEGORIES, StatsAccumulator
 from kerakit.data.schema import check_target, infer_schema, parse_numbers, row_labels, to_inputs
 from kerakit.data.targets import LOG_LINK, TARGET_TRANSFORMS, TargetEncoder, class_value, resolve_task
 from kerakit.errors import ConfigError, DataError, DataTypeError
@@ -151,7 +151,7 @@ class _Targets:
 
 def scan_csv(path, target, *, types=None, ignore=None, task="auto", target_transform="auto",
              validation=0.15, test=0.15, seed=0, drop_missing_target=False, na_values=(),
-             max_categories=100):
+             max_categories=MAX_CATEGORIES):
     """The checking pass: schema from the first block, then stats and split from every block.
 
     Returns a `CsvScan`. Raises a kerakit error, before anything trains, for
