@@ -53,7 +53,7 @@ def test_test_command_lints_first_and_fast_skips_slow(monkeypatch, tmp_path):
     assert len(lint) == 3 and len(tests) == 2 and max(lint) < min(tests)  # lint before any test
     assert "-n 2" in joined[tests[0]] and "-n 2" in joined[tests[1]]  # two xdist workers
     assert "-m not slow -k spec" in joined[tests[0]]  # TensorFlow: everything not slow
-    assert "-m backends and not slow -k spec" in joined[tests[1]]  # JAX: the backend-neutral ones
+    assert "-m backends and not once and not slow -k spec" in joined[tests[1]]  # JAX: the backend-neutral ones
     calls.clear()
     dev.main(["test"])
     joined = [" ".join(map(str, command)) for command in calls]
