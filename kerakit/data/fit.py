@@ -108,8 +108,9 @@ def fit_table(
         na_values: extra cell texts meaning "missing".
         encoding: the CSV's encoding. Defaults to "utf-8".
         max_categories: vocabulary cap per categorical column: its most
-            frequent training values are kept, the rest share one
-            out-of-vocabulary slot. Defaults to 1000.
+            frequent training values are kept, the rest (and values seen in
+            one training row only) share one out-of-vocabulary slot.
+            Defaults to 1000.
         cross_bins: hash buckets per cross. Defaults to 64.
         verbose: 0 silent; 1 prints the schema, the Keras progress and the report.
         tracking_uri: an MLflow tracking URI (e.g. "sqlite:///mlflow.db"):

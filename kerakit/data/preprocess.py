@@ -28,6 +28,11 @@ MAX_TRACKED = 50_000
 # country column (a 5-fold R² of 0.53 where 1,000 gives 0.997, BENCHMARKS.md);
 # a one-hot of 1,000 into the first hidden layer costs little.
 MAX_CATEGORIES = 1000
+# A value needs this many training rows to get its own slot: a value seen once
+# teaches its weight from one row, and an identifier column (every value once)
+# would otherwise fill the vocabulary with noise. Rarer values share the
+# out-of-vocabulary slot with unseen ones.
+MIN_CATEGORY_ROWS = 2
 
 
 class StatsAccumulator:
@@ -37,6 +42,7 @@ class StatsAccumulator:
         schema: the `TableSchema`.
         max_categories: vocabulary size cap per categorical column (most
             frequent values kept; the rest fall in the OOV bucket).
+            Values seen in fewer than `MIN_CATEGORY_ROWS` (2) rows fall in it too.
 
     Example:
 
@@ -94,7 +100,8 @@ class StatsAccumulator:
             counter = self._counts[column.name]
             if counter:
                 ranked = sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))
-                stats["vocabulary"] = [value for value, _ in ranked[: self.max_categories]]
+                stats["vocabulary"] = [value for value, count in ranked[: self.max_categories]
+                                       if count >= MIN_CATEGORY_ROWS]
             out[column.name] = stats
         return out
 
