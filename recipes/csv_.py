@@ -37,10 +37,10 @@ class Config:
     class_weight: Literal["none", "balanced"] = "none"  # re-weight classes for imbalanced targets
     # The model and training defaults are fit_table's (kerakit.data.bodies.TABLE_DEFAULTS).
     body: Literal["table", "mlp"] = TABLE_DEFAULTS.body  # table: TabM-style ensemble; mlp: the old one
-    epochs: int = TABLE_DEFAULTS.epochs  # upper bound; the learning-rate schedule spans it
-    batch_size: int | None = None  # rows per step; none: about 64 steps per epoch, 32 to 256
+    epochs: int | None = None  # upper bound; none: fit_table's plan (600,000 rows seen, 6 to 40 epochs)
+    batch_size: int | None = None  # rows per step; none: about 64 steps per epoch, 32 to 1024
     units: tuple[int, ...] = TABLE_DEFAULTS.units  # width of each hidden layer
-    members: int = TABLE_DEFAULTS.members  # ensemble members (table body)
+    members: int | None = None  # ensemble members (table body); none: 8, or 4 from 16,000 training rows
     dropout: float = TABLE_DEFAULTS.dropout  # dropout rate after each hidden layer
     l2: float | None = None  # L2 weight penalty, mlp body only (default 1e-4); the table body uses AdamW's weight decay
     learning_rate: float = TABLE_DEFAULTS.learning_rate  # peak step size (mlp: Adam's)
@@ -219,6 +219,17 @@ def history_units(data):
             f"{transform['scale']:.4g})")
 
 
+def plan(config, rows):
+    """(batch size, epochs, members) for `rows` training rows: the config's, or fit_table's plan.
+
+    A setting left at None follows `TABLE_DEFAULTS`, as `kk.fit_table` does:
+    large tables train fewer epochs of larger batches with fewer members.
+    """
+    batch_size = config.batch_size or TABLE_DEFAULTS.batch_size_for(rows)
+    epochs = 2 if config.smoke else (config.epochs or TABLE_DEFAULTS.epochs_for(rows))
+    return batch_size, epochs, config.members or TABLE_DEFAULTS.members_for(rows)
+
+
 def run(config, data, run):
     """Builds the raw-column model, trains on the encoded target, reports on the test split."""
     import kerakit as kk
@@ -229,11 +240,10 @@ def run(config, data, run):
     run.print(schema.summary(body=config.body))
     stats = StatsAccumulator(schema).update(data["x_train"]).result()
     rows = len(data["y_train"])
-    batch_size = config.batch_size or TABLE_DEFAULTS.batch_size_for(rows)
-    epochs = 2 if config.smoke else config.epochs
+    batch_size, epochs, members = plan(config, rows)
     options = dict(units=config.units, dropout=config.dropout, learning_rate=config.learning_rate)
     if config.body == "table":
-        options.update(members=config.members, steps=epochs * -(-rows // batch_size))
+        options.update(members=members, steps=epochs * -(-rows // batch_size))
     else:
         options.update(l2=MLP_L2 if config.l2 is None else config.l2)
     # What the chosen body was built with: only the options it uses.

@@ -34,7 +34,8 @@ def _whole_number(minimum, none=False):
 # Config fields many recipes share, and what they must hold. Checked before
 # TensorFlow loads and before a run directory exists.
 FIELD_RULES = {
-    "epochs": _whole_number(1),
+    "epochs": _whole_number(1, none=True),
+    "members": _whole_number(1, none=True),
     "batch_size": _whole_number(1, none=True),
     "patience": _whole_number(0),
 }

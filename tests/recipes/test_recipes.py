@@ -500,3 +500,17 @@ def test_csv_recipe_refuses_l2_with_the_table_body(tmp_path, capsys):
     assert module.unused_config(module.Config(body="table")) == {
         "l2": "the table body has no L2 penalty; it uses AdamW's weight decay"}
     assert "l2" not in module.unused_config(module.Config(body="mlp", l2=0.01))
+
+
+def test_csv_recipe_plans_epochs_batches_and_members_by_rows_as_fit_table_does():
+    """A large file trains fewer epochs of larger batches with fewer members; flags still win."""
+    from kerakit.data.bodies import TABLE_DEFAULTS
+
+    csv_module = _csv_recipe()
+    config = recipes.make_config(csv_module, path="x.csv", target="y")
+    assert csv_module.plan(config, 500) == (TABLE_DEFAULTS.batch_size_for(500), 40, 8)
+    assert csv_module.plan(config, 38_000) == (512, TABLE_DEFAULTS.epochs_for(38_000), 4)
+    assert TABLE_DEFAULTS.epochs_for(38_000) < 40
+    given = recipes.make_config(csv_module, path="x.csv", target="y", epochs=5, batch_size=64, members=2)
+    assert csv_module.plan(given, 38_000) == (64, 5, 2)
+    assert csv_module.plan(recipes.make_config(csv_module, smoke=True), 38_000)[1] == 2
