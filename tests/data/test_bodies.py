@@ -89,10 +89,11 @@ def test_fit_table_and_the_csv_recipe_share_the_table_defaults():
     assert TABLE_DEFAULTS.epochs_for(1) == TABLE_DEFAULTS.epochs
     assert defaults["patience"].default == TABLE_DEFAULTS.patience
     config = recipes.load("csv").Config()
-    assert (config.body, config.epochs, config.patience, config.units, config.members,
+    # epochs, batch size and members: None, fit_table's plan by row count (the recipe's `plan`).
+    assert (config.body, config.epochs, config.batch_size, config.patience, config.units, config.members,
             config.learning_rate, config.dropout) == (
-        TABLE_DEFAULTS.body, TABLE_DEFAULTS.epochs, TABLE_DEFAULTS.patience,
-        TABLE_DEFAULTS.units, TABLE_DEFAULTS.members, TABLE_DEFAULTS.learning_rate,
+        TABLE_DEFAULTS.body, None, None, TABLE_DEFAULTS.patience,
+        TABLE_DEFAULTS.units, None, TABLE_DEFAULTS.learning_rate,
         TABLE_DEFAULTS.dropout)
     assert TABLE_DEFAULTS.body == "table"
     # build_model's "table" body starts from the same network.
