@@ -417,8 +417,8 @@ def fit_epochs40(train, test, task, seed, categorical):
 
 MODELS = {
     "new": lambda *a: fit_kerakit(*a),
-    # The default plus one indicator per value for numbers with 3 to 32 distinct values.
-    "few32": lambda *a: fit_kerakit(*a, few_values=32),
+    # The default without the indicators per value for numbers with 3 to 32 distinct values.
+    "few_off": lambda *a: fit_kerakit(*a, few_values=0),
     "old": fit_old,
     "epochs40": fit_epochs40,
     "hgb": fit_hgb,

@@ -7,8 +7,8 @@ BENCHMARKS.md):
 - numbers are scaled robustly (median and interquartile range) and smoothly
   clipped (RealMLP, Holzmüller et al. 2024), and also encoded piecewise-
   linearly over quantile bins of the training rows (Gorishniy et al. 2022);
-  optionally (`few_values`), a number with few distinct values also gets one
-  indicator per value;
+  a number with few distinct values (3 to `few_values`, 32) also gets one
+  indicator per value, so a code's values can each have their own effect;
 - a TabM-style ensemble (Gorishniy et al. 2025): k MLPs share each kernel
   through BatchEnsemble adapters, each has its own output layer, and the
   model averages their predictions;
@@ -52,10 +52,11 @@ class TableDefaults:
         warmup: fraction of the planned steps spent warming up.
         bins: quantile bins of the piecewise-linear encoding per number.
         few_values: a number with 3 to this many distinct training values
-            also gets one indicator per value (`ValueIndicators`); 0 (the
-            default) turns it off. Opt in with `fit_table(..., few_values=32)`:
-            measured on 7 tables it helped two (a step-coded table +0.043 R²,
-            randhie +0.009) and cost four others up to 0.011 (BENCHMARKS.md).
+            also gets one indicator per value (`ValueIndicators`); 0 turns
+            it off. On the 5-fold benchmark it changes 7 of 20 tables: a
+            step-coded table +0.022 R² (5 of 5 folds), randhie +0.015,
+            digits +0.002; fair, anes96, iris and grunfeld 0.001-0.007 lower,
+            within their spread over folds (BENCHMARKS.md).
     """
 
     body: str = "table"
@@ -73,7 +74,7 @@ class TableDefaults:
     weight_decay: float = 1e-4
     warmup: float = 0.05
     bins: int = 16
-    few_values: int = 0
+    few_values: int = 32
 
     def batch_size_for(self, rows):
         """The "auto" batch size: about 64 steps per epoch, a power of two from 32 to 1024.

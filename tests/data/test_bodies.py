@@ -369,9 +369,9 @@ def test_few_values_gives_numbers_with_few_distinct_values_value_indicators():
     code = rng.integers(0, 20, 300).astype(float)  # 20 values: a number, not a category
     effect = rng.normal(0, 2, 20)
     frame = pd.DataFrame({"code": code, "x": rng.normal(size=300), "y": effect[code.astype(int)]})
-    plain = kk.fit_table(frame, target="y", epochs=1, units=(8,), members=2)
+    plain = kk.fit_table(frame, target="y", epochs=1, units=(8,), members=2, few_values=0)
     assert not [layer for layer in plain.model.layers if layer.name.endswith("_values")]  # off
-    result = kk.fit_table(frame, target="y", epochs=1, units=(8,), members=2, few_values=32)
+    result = kk.fit_table(frame, target="y", epochs=1, units=(8,), members=2)  # on by default
     assert result.schema["code"].kind == "numeric"
     names = [layer.name for layer in result.model.layers]
     assert "code_values" in names and "x_values" not in names  # x has 300 distinct values
